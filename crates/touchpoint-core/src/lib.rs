@@ -1,0 +1,13 @@
+//! Touchpoint core: domain types and pure logic.
+//!
+//! This crate computes; it does no network or database I/O (no tokio, sqlx or
+//! axum). Readers and writers it takes are plain `std::io` traits.
+#![warn(missing_docs)]
+
+pub mod clv;
+pub mod demo;
+pub mod identity;
+pub mod ingest;
+pub mod types;
+
+pub use types::*;
