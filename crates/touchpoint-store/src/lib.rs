@@ -1,1 +1,255 @@
-//! placeholder
+//! Touchpoint store: one async API over SQLite (embedded, the default) and
+//! PostgreSQL (server deployments).
+//!
+//! The backend is chosen once, from the URL scheme: `sqlite://PATH`,
+//! `sqlite::memory:` or `postgres://...` / `postgresql://...`. Any other
+//! scheme is an error that lists the accepted ones; it never creates a file.
+//! Each backend has its own migrations folder with the same file names, and
+//! every query is written once in portable SQL (see [`db`]).
+//!
+//! # Errors
+//! [`StoreError`] is this layer's error type. Database errors keep their
+//! source so the binary can log the whole chain; user mistakes (a bad URL, an
+//! unknown member) have their own variants with a message that says what to do.
+#![warn(missing_docs)]
+
+pub mod db;
+pub mod import;
+pub mod members;
+mod writes;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
+
+pub use db::{Conn, RowRef, Val};
+
+/// Errors of the store layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no supported backend.
+    #[error("unsupported database URL {url:?}: use sqlite://PATH (embedded; e.g. sqlite://touchpoint.db) or postgres://USER@HOST:PORT/DATABASE")]
+    UnsupportedUrl {
+        /// The URL as given (password removed).
+        url: String,
+    },
+    /// The URL has a supported scheme but cannot be parsed.
+    #[error("invalid database URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given (password removed).
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// A database error.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Something asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// Stored data that cannot be read back (a bug or a hand-edited database).
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+/// Which backend a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Embedded SQLite.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// The store: a connection pool of one backend.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// SQLite.
+    Sqlite(SqlitePool),
+    /// PostgreSQL.
+    Postgres(PgPool),
+}
+
+/// A URL with any password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Store {
+    /// Connect to the database named by `url` and apply pending migrations.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let store = Self::connect_without_migrating(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connect without applying migrations.
+    pub async fn connect_without_migrating(url: &str) -> Result<Store, StoreError> {
+        let scheme = url.split(':').next().unwrap_or("").to_ascii_lowercase();
+        match scheme.as_str() {
+            "sqlite" => {
+                let opts = SqliteConnectOptions::from_str(url)
+                    .map_err(|e| StoreError::InvalidUrl {
+                        url: redact_url(url),
+                        reason: e.to_string(),
+                    })?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .busy_timeout(Duration::from_secs(30))
+                    .foreign_keys(true);
+                let memory = url.contains(":memory:");
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(if memory { 1 } else { 4 })
+                    .connect_with(opts)
+                    .await?;
+                Ok(Store::Sqlite(pool))
+            }
+            "postgres" | "postgresql" => {
+                let opts =
+                    PgConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl {
+                        url: redact_url(url),
+                        reason: e.to_string(),
+                    })?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(opts)
+                    .await?;
+                Ok(Store::Postgres(pool))
+            }
+            _ => Err(StoreError::UnsupportedUrl {
+                url: redact_url(url),
+            }),
+        }
+    }
+
+    /// Apply pending migrations (idempotent).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await?,
+            Store::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
+        }
+        Ok(())
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Store::Sqlite(_) => Backend::Sqlite,
+            Store::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Start a transaction.
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Store::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Store::Postgres(p) => Tx::Pg(p.begin().await?),
+        })
+    }
+
+    /// Borrow a pooled connection for reads.
+    pub async fn acquire(&self) -> Result<Handle, StoreError> {
+        Ok(match self {
+            Store::Sqlite(p) => Handle::Sqlite(p.acquire().await?),
+            Store::Postgres(p) => Handle::Pg(p.acquire().await?),
+        })
+    }
+
+    /// Close the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(p) => p.close().await,
+            Store::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+/// A transaction of either backend.
+pub enum Tx {
+    /// SQLite.
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    /// PostgreSQL.
+    Pg(sqlx::Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    /// The connection to run statements on.
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Tx::Sqlite(t) => Conn::Sqlite(&mut **t),
+            Tx::Pg(t) => Conn::Pg(&mut **t),
+        }
+    }
+    /// Commit.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Pg(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+/// A pooled connection of either backend.
+pub enum Handle {
+    /// SQLite.
+    Sqlite(sqlx::pool::PoolConnection<Sqlite>),
+    /// PostgreSQL.
+    Pg(sqlx::pool::PoolConnection<Postgres>),
+}
+
+impl Handle {
+    /// The connection to run statements on.
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            Handle::Sqlite(c) => Conn::Sqlite(&mut **c),
+            Handle::Pg(c) => Conn::Pg(&mut **c),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://bob:secret@db:5432/x"),
+            "postgres://bob:***@db:5432/x"
+        );
+        assert_eq!(redact_url("sqlite://a.db"), "sqlite://a.db");
+    }
+
+    #[tokio::test]
+    async fn unknown_scheme_is_an_error_that_lists_accepted_ones() {
+        let err = Store::connect("mysql://root@localhost/x").await.unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, StoreError::UnsupportedUrl { .. }));
+        assert!(msg.contains("sqlite://") && msg.contains("postgres://"), "{msg}");
+        assert!(!std::path::Path::new("mysql").exists());
+    }
+}

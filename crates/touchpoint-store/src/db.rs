@@ -1,0 +1,232 @@
+//! One way to run a query on either backend.
+//!
+//! SQL is written once with `$1`, `$2`, ... placeholders, which both SQLite
+//! (through sqlx) and PostgreSQL accept. Values go in as [`Val`] and rows come
+//! out through [`RowRef`], so code above this module does not care which
+//! backend it talks to. Keep SQL portable: BIGINT for every integer, TEXT for
+//! strings, explicit casts on aggregates (`CAST(SUM(x) AS BIGINT)`).
+
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{PgConnection, Row, SqliteConnection};
+
+use crate::StoreError;
+
+/// A bound value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val {
+    /// An integer.
+    I(i64),
+    /// An integer or NULL.
+    OI(Option<i64>),
+    /// A string.
+    T(String),
+    /// A string or NULL.
+    OT(Option<String>),
+}
+
+impl From<i64> for Val {
+    fn from(v: i64) -> Self {
+        Val::I(v)
+    }
+}
+impl From<Option<i64>> for Val {
+    fn from(v: Option<i64>) -> Self {
+        Val::OI(v)
+    }
+}
+impl From<String> for Val {
+    fn from(v: String) -> Self {
+        Val::T(v)
+    }
+}
+impl From<&str> for Val {
+    fn from(v: &str) -> Self {
+        Val::T(v.to_string())
+    }
+}
+impl From<Option<String>> for Val {
+    fn from(v: Option<String>) -> Self {
+        Val::OT(v)
+    }
+}
+
+/// A row of either backend.
+pub enum RowRef<'r> {
+    /// SQLite.
+    Sqlite(&'r SqliteRow),
+    /// PostgreSQL.
+    Pg(&'r PgRow),
+}
+
+impl RowRef<'_> {
+    /// Column `i` as an integer.
+    pub fn i64(&self, i: usize) -> Result<i64, StoreError> {
+        Ok(match self {
+            RowRef::Sqlite(r) => r.try_get::<i64, _>(i)?,
+            RowRef::Pg(r) => r.try_get::<i64, _>(i)?,
+        })
+    }
+    /// Column `i` as an integer or NULL.
+    pub fn opt_i64(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(match self {
+            RowRef::Sqlite(r) => r.try_get::<Option<i64>, _>(i)?,
+            RowRef::Pg(r) => r.try_get::<Option<i64>, _>(i)?,
+        })
+    }
+    /// Column `i` as text.
+    pub fn text(&self, i: usize) -> Result<String, StoreError> {
+        Ok(match self {
+            RowRef::Sqlite(r) => r.try_get::<String, _>(i)?,
+            RowRef::Pg(r) => r.try_get::<String, _>(i)?,
+        })
+    }
+    /// Column `i` as text or NULL.
+    pub fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        Ok(match self {
+            RowRef::Sqlite(r) => r.try_get::<Option<String>, _>(i)?,
+            RowRef::Pg(r) => r.try_get::<Option<String>, _>(i)?,
+        })
+    }
+    /// Column `i` as a float (for averages; cast in SQL to a double).
+    pub fn f64(&self, i: usize) -> Result<f64, StoreError> {
+        Ok(match self {
+            RowRef::Sqlite(r) => r.try_get::<f64, _>(i)?,
+            RowRef::Pg(r) => r.try_get::<f64, _>(i)?,
+        })
+    }
+}
+
+macro_rules! bind_vals {
+    ($q:expr, $vals:expr) => {{
+        let mut q = $q;
+        for v in $vals {
+            q = match v {
+                Val::I(x) => q.bind(*x),
+                Val::OI(x) => q.bind(*x),
+                Val::T(x) => q.bind(x.as_str()),
+                Val::OT(x) => q.bind(x.as_deref()),
+            };
+        }
+        q
+    }};
+}
+
+/// A connection of either backend (usually inside a transaction).
+pub enum Conn<'c> {
+    /// SQLite.
+    Sqlite(&'c mut SqliteConnection),
+    /// PostgreSQL.
+    Pg(&'c mut PgConnection),
+}
+
+impl Conn<'_> {
+    /// Run a statement; the number of rows it changed.
+    pub async fn exec(&mut self, sql: &str, vals: &[Val]) -> Result<u64, StoreError> {
+        Ok(match self {
+            Conn::Sqlite(c) => bind_vals!(sqlx::query(sql), vals)
+                .execute(&mut **c)
+                .await?
+                .rows_affected(),
+            Conn::Pg(c) => bind_vals!(sqlx::query(sql), vals)
+                .execute(&mut **c)
+                .await?
+                .rows_affected(),
+        })
+    }
+
+    /// Run a query and decode every row.
+    pub async fn fetch<T>(
+        &mut self,
+        sql: &str,
+        vals: &[Val],
+        mut decode: impl FnMut(RowRef<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        match self {
+            Conn::Sqlite(c) => {
+                let rows = bind_vals!(sqlx::query(sql), vals)
+                    .fetch_all(&mut **c)
+                    .await?;
+                rows.iter().map(|r| decode(RowRef::Sqlite(r))).collect()
+            }
+            Conn::Pg(c) => {
+                let rows = bind_vals!(sqlx::query(sql), vals)
+                    .fetch_all(&mut **c)
+                    .await?;
+                rows.iter().map(|r| decode(RowRef::Pg(r))).collect()
+            }
+        }
+    }
+
+    /// Run a query expected to return at most one row.
+    pub async fn fetch_opt<T>(
+        &mut self,
+        sql: &str,
+        vals: &[Val],
+        decode: impl FnMut(RowRef<'_>) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        Ok(self.fetch(sql, vals, decode).await?.into_iter().next())
+    }
+
+    /// Insert many rows with one multi-row `INSERT` per batch.
+    ///
+    /// `head` is `INSERT INTO t (a, b, c)`, `tail` what follows the `VALUES`
+    /// list (an `ON CONFLICT` clause or empty). Each row has `width` values.
+    pub async fn insert_many(
+        &mut self,
+        head: &str,
+        tail: &str,
+        width: usize,
+        vals: &[Val],
+    ) -> Result<u64, StoreError> {
+        if vals.is_empty() {
+            return Ok(0);
+        }
+        debug_assert_eq!(vals.len() % width, 0);
+        // Stay well under SQLite's 32,766 and PostgreSQL's 65,535 parameters.
+        let rows_per_stmt = (8_000 / width).max(1);
+        let mut changed = 0;
+        for chunk in vals.chunks(rows_per_stmt * width) {
+            let sql = values_sql(head, tail, width, chunk.len() / width);
+            changed += self.exec(&sql, chunk).await?;
+        }
+        Ok(changed)
+    }
+}
+
+/// `head VALUES ($1, $2), ($3, $4) tail`.
+fn values_sql(head: &str, tail: &str, width: usize, rows: usize) -> String {
+    let mut s = String::with_capacity(head.len() + tail.len() + rows * width * 6);
+    s.push_str(head);
+    s.push_str(" VALUES ");
+    let mut n = 1;
+    for r in 0..rows {
+        if r > 0 {
+            s.push(',');
+        }
+        s.push('(');
+        for c in 0..width {
+            if c > 0 {
+                s.push(',');
+            }
+            s.push('$');
+            s.push_str(&n.to_string());
+            n += 1;
+        }
+        s.push(')');
+    }
+    s.push(' ');
+    s.push_str(tail);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn values_sql_numbers_placeholders_in_order() {
+        assert_eq!(
+            super::values_sql("INSERT INTO t (a, b)", "", 2, 2),
+            "INSERT INTO t (a, b) VALUES ($1,$2),($3,$4) "
+        );
+    }
+}

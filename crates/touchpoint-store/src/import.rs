@@ -1,0 +1,531 @@
+//! The import path: order files -> normalised orders -> identity resolution ->
+//! store, streaming, in chunks of one transaction each.
+//!
+//! A reader thread parses the file and hands chunks of orders over a bounded
+//! channel, so memory holds a few chunks and the identity index, never the
+//! file. Each chunk is written in one transaction together with the identity
+//! changes it caused, so a crash leaves the store as it was after the last
+//! whole chunk, and running the import again finishes the job: every write is
+//! keyed (orders by channel + order id, lines by line number, identifiers by
+//! kind + value), and an order whose content did not change is not touched.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde::Serialize;
+use touchpoint_core::identity::{
+    EventKind, IdentityConfig, IdentityGraph, IdentityOp, IdentityStats, NodeId, RecordRef,
+};
+use touchpoint_core::ingest::{self, FileError, InputFormat, OrderRecord, ReadOptions, Rejected, RowError};
+
+use crate::writes::{self, PreparedOrder, WriteCounts};
+use crate::{now_ms, Store, StoreError};
+
+/// How to import.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// The files' format.
+    pub format: InputFormat,
+    /// Normalisation settings (channel, country, currency, time zone, encoding).
+    pub read: ReadOptions,
+    /// Identity resolution settings.
+    pub identity: IdentityConfig,
+    /// Import nothing if any row is bad.
+    pub strict: bool,
+    /// Where to write rejected rows (with several input files, one file each:
+    /// `STEM-INPUTNAME`).
+    pub rejects: Option<PathBuf>,
+    /// Orders per transaction.
+    pub chunk_orders: usize,
+}
+
+/// Errors that stop an import.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// A file could not be opened.
+    #[error("{path}: {source}")]
+    Open {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file is not in the format at all.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        source: FileError,
+    },
+    /// Writing the rejects file failed.
+    #[error("cannot write rejects file {path}: {source}")]
+    Rejects {
+        /// The rejects file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Counts of orders.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct OrderCounts {
+    /// New orders.
+    pub inserted: u64,
+    /// Orders that existed with other content (a status change, a refund).
+    pub updated: u64,
+    /// Orders that existed with the same content.
+    pub unchanged: u64,
+    /// Orders rejected (all rows of a rejected order are rejected).
+    pub rejected: u64,
+}
+
+/// Counts of order lines.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LineCounts {
+    /// Lines of new orders.
+    pub inserted: u64,
+    /// Lines of updated orders.
+    pub updated: u64,
+    /// Lines of unchanged orders.
+    pub unchanged: u64,
+    /// Rows rejected.
+    pub rejected: u64,
+}
+
+impl OrderCounts {
+    fn add(&mut self, w: WriteCounts) {
+        self.inserted += w.inserted;
+        self.updated += w.updated;
+        self.unchanged += w.unchanged;
+    }
+}
+impl LineCounts {
+    fn add(&mut self, w: WriteCounts) {
+        self.inserted += w.inserted;
+        self.updated += w.updated;
+        self.unchanged += w.unchanged;
+    }
+}
+
+/// One rejected order, for the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct RejectedOrder {
+    /// The order id if it could be read.
+    pub order_id: Option<String>,
+    /// Every problem, each with line, column, value and accepted form.
+    pub errors: Vec<RowError>,
+}
+
+/// What happened to one file.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileReport {
+    /// The file as given.
+    pub path: String,
+    /// Orders.
+    pub orders: OrderCounts,
+    /// Lines.
+    pub lines: LineCounts,
+    /// Every rejected order with its errors.
+    pub rejected: Vec<RejectedOrder>,
+    /// Where its rejected rows were written.
+    pub rejects_file: Option<String>,
+}
+
+/// The result of `touchpoint import orders`. Serialised as the documented JSON
+/// shape of `--output json` (see docs/import.md).
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    /// The format.
+    pub format: InputFormat,
+    /// Per file.
+    pub files: Vec<FileReport>,
+    /// Totals of orders.
+    pub orders: OrderCounts,
+    /// Totals of lines.
+    pub lines: LineCounts,
+    /// Identity changes.
+    pub identity: IdentityStats,
+    /// Identifiers marked shared during this import, as `kind value`.
+    pub shared_identifiers: Vec<String>,
+    /// `--strict` found bad rows, so nothing was imported.
+    pub strict_aborted: bool,
+}
+
+impl ImportReport {
+    /// Exit status convention: 0 all rows in, 2 some rejected (or strict abort).
+    pub fn has_rejects(&self) -> bool {
+        self.orders.rejected > 0
+    }
+}
+
+/// Progress of an import, for a progress bar.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    /// A file is starting; its size in bytes.
+    File {
+        /// The file.
+        path: String,
+        /// Its size.
+        bytes: u64,
+    },
+    /// Bytes of the current file read so far.
+    Read(u64),
+}
+
+type Chunk = Vec<Result<OrderRecord, Rejected>>;
+
+fn open_reader(
+    path: &Path,
+    options: &ImportOptions,
+) -> Result<Box<dyn ingest::OrderReader>, ImportError> {
+    let shown = path.display().to_string();
+    let file = File::open(path).map_err(|source| ImportError::Open {
+        path: shown.clone(),
+        source,
+    })?;
+    ingest::open(
+        options.format,
+        Box::new(BufReader::with_capacity(256 * 1024, file)),
+        &shown,
+        &options.read,
+    )
+    .map_err(|source| ImportError::File {
+        path: shown,
+        source,
+    })
+}
+
+/// Read a file on a thread, sending chunks; returns the header through the channel's first message.
+fn spawn_reader(
+    path: PathBuf,
+    options: ImportOptions,
+    read_bytes: Arc<AtomicU64>,
+) -> (
+    tokio::sync::mpsc::Receiver<Result<(Vec<String>, Chunk), ImportError>>,
+    std::thread::JoinHandle<()>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let handle = std::thread::spawn(move || {
+        let mut reader = match open_reader(&path, &options) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        };
+        let header = reader.header().to_vec();
+        let mut chunk = Vec::with_capacity(options.chunk_orders);
+        while let Some(item) = reader.next() {
+            chunk.push(item);
+            if chunk.len() >= options.chunk_orders {
+                read_bytes.store(reader.bytes_read(), Ordering::Relaxed);
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(options.chunk_orders));
+                if tx.blocking_send(Ok((header.clone(), full))).is_err() {
+                    return;
+                }
+            }
+        }
+        read_bytes.store(reader.bytes_read(), Ordering::Relaxed);
+        let _ = tx.blocking_send(Ok((header, chunk)));
+    });
+    (rx, handle)
+}
+
+/// Writes the rejected rows of one input file, creating the file on first use.
+struct RejectsWriter {
+    path: PathBuf,
+    writer: Option<csv::Writer<File>>,
+}
+
+impl RejectsWriter {
+    fn write(&mut self, header: &[String], rejected: &Rejected) -> Result<(), ImportError> {
+        let err = |source| ImportError::Rejects {
+            path: self.path.display().to_string(),
+            source,
+        };
+        if self.writer.is_none() {
+            let file = File::create(&self.path).map_err(err)?;
+            let mut w = csv::WriterBuilder::new().flexible(true).from_writer(file);
+            if !header.is_empty() {
+                w.write_record(header).map_err(|e| err(e.into()))?;
+            }
+            self.writer = Some(w);
+        }
+        let w = self.writer.as_mut().expect("just created");
+        if header.is_empty() {
+            // JSONL: write each raw line as it was.
+            use std::io::Write;
+            let inner = w.get_mut();
+            for row in &rejected.raw_rows {
+                for field in row {
+                    writeln!(inner, "{field}").map_err(err)?;
+                }
+            }
+        } else {
+            for row in &rejected.raw_rows {
+                w.write_record(row).map_err(|e| err(e.into()))?;
+            }
+        }
+        Ok(())
+    }
+    fn finish(self) -> Result<Option<String>, ImportError> {
+        match self.writer {
+            Some(mut w) => {
+                use std::io::Write;
+                w.flush().map_err(|source| ImportError::Rejects {
+                    path: self.path.display().to_string(),
+                    source,
+                })?;
+                Ok(Some(self.path.display().to_string()))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+fn rejects_path(base: &Path, input: &Path, several: bool) -> PathBuf {
+    if !several {
+        return base.to_path_buf();
+    }
+    let stem = base
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "rejects".into());
+    let name = input
+        .file_name()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_default();
+    base.with_file_name(format!("{stem}-{name}"))
+}
+
+fn tally(ops: &[IdentityOp], stats: &mut IdentityStats, shared: &mut Vec<String>) {
+    for op in ops {
+        match op {
+            IdentityOp::NewMember { .. } => stats.members_created += 1,
+            IdentityOp::NewIdentifier { .. } => stats.identifiers_created += 1,
+            IdentityOp::Merge { .. } => stats.merges += 1,
+            IdentityOp::Split { .. } => stats.splits += 1,
+            IdentityOp::MarkShared { .. } => stats.shared_marked += 1,
+            IdentityOp::Event(e) => {
+                if e.kind == EventKind::Link {
+                    stats.links += 1;
+                }
+                if e.kind == EventKind::Shared {
+                    shared.push(format!("{} {}", e.identifier.kind(), e.identifier.value()));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Import order files into the store. Stops at the first file that is not in
+/// the format (before importing anything: every file's header is checked
+/// first) or on a store failure; bad rows are reported and skipped.
+pub async fn import_files(
+    store: &Store,
+    paths: &[PathBuf],
+    options: &ImportOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<ImportReport, ImportError> {
+    // Every header first, so a wrong file fails before anything is written.
+    for p in paths {
+        let o = options.clone();
+        let p2 = p.clone();
+        tokio::task::spawn_blocking(move || open_reader(&p2, &o).map(|_| ()))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("reader thread failed: {e}")))??;
+    }
+    let mut report = ImportReport {
+        format: options.format,
+        files: Vec::new(),
+        orders: OrderCounts::default(),
+        lines: LineCounts::default(),
+        identity: IdentityStats::default(),
+        shared_identifiers: Vec::new(),
+        strict_aborted: false,
+    };
+
+    if options.strict {
+        let mut any = false;
+        for p in paths {
+            let fr = check_file(p, options).await?;
+            any |= fr.orders.rejected > 0;
+            report.orders.rejected += fr.orders.rejected;
+            report.lines.rejected += fr.lines.rejected;
+            report.files.push(fr);
+        }
+        if any {
+            report.strict_aborted = true;
+            return Ok(report);
+        }
+        report.files.clear();
+        report.orders = OrderCounts::default();
+        report.lines = LineCounts::default();
+    }
+
+    let mut graph: Option<(IdentityGraph, i64)> = None;
+    let mut tried_profiles = HashSet::new();
+    for path in paths {
+        let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        progress(Progress::File {
+            path: path.display().to_string(),
+            bytes,
+        });
+        let read = Arc::new(AtomicU64::new(0));
+        let (mut rx, handle) = spawn_reader(path.clone(), options.clone(), read.clone());
+        let mut fr = FileReport {
+            path: path.display().to_string(),
+            orders: OrderCounts::default(),
+            lines: LineCounts::default(),
+            rejected: Vec::new(),
+            rejects_file: None,
+        };
+        let mut rejects = options.rejects.as_ref().map(|base| RejectsWriter {
+            path: rejects_path(base, path, paths.len() > 1),
+            writer: None,
+        });
+        while let Some(msg) = rx.recv().await {
+            let (header, chunk) = msg?;
+            let mut good = Vec::with_capacity(chunk.len());
+            for item in chunk {
+                match item {
+                    Ok(r) => good.push(r),
+                    Err(rej) => {
+                        fr.orders.rejected += 1;
+                        fr.lines.rejected += rej.raw_rows.len() as u64;
+                        if let Some(w) = rejects.as_mut() {
+                            w.write(&header, &rej)?;
+                        }
+                        fr.rejected.push(RejectedOrder {
+                            order_id: rej.order_id,
+                            errors: rej.errors,
+                        });
+                    }
+                }
+            }
+            let (o, l) = write_chunk(
+                store,
+                &mut graph,
+                options.identity,
+                &good,
+                &mut report.identity,
+                &mut report.shared_identifiers,
+                &mut tried_profiles,
+            )
+            .await?;
+            fr.orders.add(o);
+            fr.lines.add(l);
+            progress(Progress::Read(read.load(Ordering::Relaxed)));
+        }
+        let _ = handle.join();
+        if let Some(w) = rejects {
+            fr.rejects_file = w.finish()?;
+        }
+        report.orders.inserted += fr.orders.inserted;
+        report.orders.updated += fr.orders.updated;
+        report.orders.unchanged += fr.orders.unchanged;
+        report.orders.rejected += fr.orders.rejected;
+        report.lines.inserted += fr.lines.inserted;
+        report.lines.updated += fr.lines.updated;
+        report.lines.unchanged += fr.lines.unchanged;
+        report.lines.rejected += fr.lines.rejected;
+        report.files.push(fr);
+    }
+    Ok(report)
+}
+
+/// Parse a whole file without writing, for `--strict`.
+async fn check_file(path: &Path, options: &ImportOptions) -> Result<FileReport, ImportError> {
+    let p = path.to_path_buf();
+    let o = options.clone();
+    tokio::task::spawn_blocking(move || {
+        let reader = open_reader(&p, &o)?;
+        let mut fr = FileReport {
+            path: p.display().to_string(),
+            orders: OrderCounts::default(),
+            lines: LineCounts::default(),
+            rejected: Vec::new(),
+            rejects_file: None,
+        };
+        for item in reader {
+            if let Err(rej) = item {
+                fr.orders.rejected += 1;
+                fr.lines.rejected += rej.raw_rows.len() as u64;
+                fr.rejected.push(RejectedOrder {
+                    order_id: rej.order_id,
+                    errors: rej.errors,
+                });
+            }
+        }
+        Ok(fr)
+    })
+    .await
+    .map_err(|e| StoreError::Corrupt(format!("reader thread failed: {e}")))?
+}
+
+/// Resolve and write one chunk of good orders in one transaction.
+async fn write_chunk(
+    store: &Store,
+    graph: &mut Option<(IdentityGraph, i64)>,
+    config: IdentityConfig,
+    orders: &[OrderRecord],
+    stats: &mut IdentityStats,
+    shared: &mut Vec<String>,
+    tried_profiles: &mut HashSet<(touchpoint_core::MemberId, u8)>,
+) -> Result<(WriteCounts, WriteCounts), ImportError> {
+    if orders.is_empty() {
+        return Ok(Default::default());
+    }
+    let now = now_ms();
+    let mut tx = store.begin().await?;
+    let mut conn = tx.conn();
+    let version = writes::lock_identity(&mut conn).await?;
+    let stale = !matches!(graph, Some((_, v)) if *v == version);
+    if stale {
+        *graph = Some((writes::load_identity(&mut conn, config).await?, version));
+    }
+    let (g, v) = graph.as_mut().expect("loaded above");
+    let mut nodes: Vec<Vec<NodeId>> = Vec::with_capacity(orders.len());
+    for r in orders {
+        let rec = RecordRef {
+            channel: r.channel.as_str().to_string(),
+            record_id: r.order_id.clone(),
+        };
+        let res = g.resolve(&rec, &r.customer.identifiers);
+        nodes.push(res.map(|x| x.nodes).unwrap_or_default());
+    }
+    let ops = g.take_ops();
+    let changed_identity = !ops.is_empty();
+    tally(&ops, stats, shared);
+    writes::apply_identity_ops(&mut conn, ops, now).await?;
+    let prepared: Vec<PreparedOrder<'_>> = orders
+        .iter()
+        .zip(&nodes)
+        .filter_map(|(r, n)| {
+            let member = g.member_of_nodes(n)?;
+            Some(PreparedOrder {
+                record: r,
+                member,
+                nodes: n,
+                hash: writes::content_hash(r),
+            })
+        })
+        .collect();
+    let counts = writes::write_orders(&mut conn, &prepared, now).await?;
+    writes::fill_profiles(&mut conn, &prepared, tried_profiles).await?;
+    if changed_identity {
+        *v = writes::bump_identity_version(&mut conn).await?;
+    }
+    tx.commit().await?;
+    Ok(counts)
+}

@@ -1,0 +1,593 @@
+//! Writes of the import path: the identity index, identity operations, orders.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use touchpoint_core::identity::{
+    IdentityConfig, IdentityGraph, IdentityOp, NodeId, RecordRef, StoredIdentifier,
+};
+use touchpoint_core::ingest::OrderRecord;
+use touchpoint_core::{Identifier, IdentifierKind, MemberId};
+
+use crate::db::{Conn, Val};
+use crate::StoreError;
+
+/// Take the identity write lock for this transaction and return the identity
+/// version. On SQLite the first write takes the database write lock; on
+/// PostgreSQL the row lock serialises identity writers.
+pub(crate) async fn lock_identity(conn: &mut Conn<'_>) -> Result<i64, StoreError> {
+    conn.exec(
+        "UPDATE identity_state SET version = version WHERE id = 1",
+        &[],
+    )
+    .await?;
+    let v = conn
+        .fetch_opt("SELECT version FROM identity_state WHERE id = 1", &[], |r| {
+            r.i64(0)
+        })
+        .await?;
+    v.ok_or_else(|| StoreError::Corrupt("identity_state row is missing".into()))
+}
+
+pub(crate) async fn bump_identity_version(conn: &mut Conn<'_>) -> Result<i64, StoreError> {
+    conn.exec(
+        "UPDATE identity_state SET version = version + 1 WHERE id = 1",
+        &[],
+    )
+    .await?;
+    lock_identity(conn).await
+}
+
+/// Read the whole identity index into memory.
+pub(crate) async fn load_identity(
+    conn: &mut Conn<'_>,
+    config: IdentityConfig,
+) -> Result<IdentityGraph, StoreError> {
+    let idents = conn
+        .fetch(
+            "SELECT id, kind, value, member_id, origin_member_id, shared, first_channel, first_record_id \
+             FROM identifiers ORDER BY id",
+            &[],
+            |r| {
+                let kind = IdentifierKind::parse(&r.text(1)?)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok(StoredIdentifier {
+                    id: r.i64(0)?,
+                    identifier: Identifier::from_stored(kind, r.text(2)?),
+                    member: MemberId::from_i64(r.i64(3)?),
+                    origin_member: MemberId::from_i64(r.i64(4)?),
+                    shared: r.i64(5)? != 0,
+                    first_seen: RecordRef {
+                        channel: r.text(6)?,
+                        record_id: r.text(7)?,
+                    },
+                })
+            },
+        )
+        .await?;
+    let links = conn
+        .fetch("SELECT a_id, b_id FROM identifier_links", &[], |r| {
+            Ok((r.i64(0)?, r.i64(1)?))
+        })
+        .await?;
+    let accounts = conn
+        .fetch("SELECT channel, identifier_id FROM accounts", &[], |r| {
+            Ok((r.text(0)?, r.i64(1)?))
+        })
+        .await?;
+    let retired = conn
+        .fetch(
+            "SELECT id FROM members WHERE merged_into IS NOT NULL",
+            &[],
+            |r| Ok(MemberId::from_i64(r.i64(0)?)),
+        )
+        .await?;
+    let max_member = conn
+        .fetch_opt("SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM members", &[], |r| r.i64(0))
+        .await?
+        .unwrap_or(0);
+    Ok(IdentityGraph::load(
+        config, idents, links, accounts, retired, max_member,
+    ))
+}
+
+#[derive(Default)]
+struct Pending {
+    members: Vec<Val>,
+    identifiers: Vec<Val>,
+    links: Vec<Val>,
+    accounts: Vec<Val>,
+    events: Vec<Val>,
+}
+
+impl Pending {
+    async fn flush(&mut self, conn: &mut Conn<'_>) -> Result<(), StoreError> {
+        conn.insert_many(
+            "INSERT INTO members (id, created_at)",
+            "ON CONFLICT (id) DO NOTHING",
+            2,
+            &self.members,
+        )
+        .await?;
+        conn.insert_many(
+            "INSERT INTO identifiers (id, kind, value, member_id, origin_member_id, shared, first_channel, first_record_id, created_at)",
+            "",
+            9,
+            &self.identifiers,
+        )
+        .await?;
+        conn.insert_many(
+            "INSERT INTO identifier_links (a_id, b_id, channel, record_id, created_at)",
+            "ON CONFLICT (a_id, b_id) DO NOTHING",
+            5,
+            &self.links,
+        )
+        .await?;
+        conn.insert_many(
+            "INSERT INTO accounts (channel, identifier_id, member_id)",
+            "ON CONFLICT (channel, identifier_id) DO NOTHING",
+            3,
+            &self.accounts,
+        )
+        .await?;
+        conn.insert_many(
+            "INSERT INTO identity_events (at, kind, member_id, other_member_id, identifier_kind, identifier_value, channel, record_id, prior_channel, prior_record_id, detail)",
+            "",
+            11,
+            &self.events,
+        )
+        .await?;
+        *self = Pending::default();
+        Ok(())
+    }
+}
+
+/// Persist identity operations, in order. Inserts are batched between the
+/// operations that rewrite existing rows (merges, splits, shared marks).
+pub(crate) async fn apply_identity_ops(
+    conn: &mut Conn<'_>,
+    ops: Vec<IdentityOp>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut p = Pending::default();
+    for op in ops {
+        match op {
+            IdentityOp::NewMember { id } => p.members.extend([id.get().into(), now.into()]),
+            IdentityOp::NewIdentifier {
+                id,
+                identifier,
+                member,
+                first_seen,
+            } => p.identifiers.extend([
+                id.into(),
+                identifier.kind().as_str().into(),
+                identifier.value().into(),
+                member.get().into(),
+                member.get().into(),
+                0i64.into(),
+                first_seen.channel.into(),
+                first_seen.record_id.into(),
+                now.into(),
+            ]),
+            IdentityOp::NewLink { a, b, evidence } => p.links.extend([
+                a.into(),
+                b.into(),
+                evidence.channel.into(),
+                evidence.record_id.into(),
+                now.into(),
+            ]),
+            IdentityOp::NewAccount {
+                channel,
+                identifier,
+                member,
+            } => p
+                .accounts
+                .extend([channel.into(), identifier.into(), member.get().into()]),
+            IdentityOp::Event(e) => p.events.extend([
+                now.into(),
+                e.kind.as_str().into(),
+                e.member.get().into(),
+                e.other_member.map(|m| m.get()).into(),
+                e.identifier.kind().as_str().into(),
+                e.identifier.value().into(),
+                e.record.channel.into(),
+                e.record.record_id.into(),
+                e.prior.as_ref().map(|r| r.channel.clone()).into(),
+                e.prior.map(|r| r.record_id).into(),
+                e.detail.into(),
+            ]),
+            IdentityOp::Merge { kept, absorbed } => {
+                p.flush(conn).await?;
+                let (k, a) = (Val::I(kept.get()), Val::I(absorbed.get()));
+                for sql in [
+                    "UPDATE identifiers SET member_id = $1 WHERE member_id = $2",
+                    "UPDATE accounts SET member_id = $1 WHERE member_id = $2",
+                    "UPDATE orders SET member_id = $1 WHERE member_id = $2",
+                    "UPDATE members SET merged_into = $1 WHERE merged_into = $2",
+                ] {
+                    conn.exec(sql, &[k.clone(), a.clone()]).await?;
+                }
+                conn.exec(
+                    "UPDATE members SET merged_into = $1 WHERE id = $2",
+                    &[k.clone(), a.clone()],
+                )
+                .await?;
+                // The kept member takes profile fields it lacks from the absorbed one.
+                conn.exec(
+                    "UPDATE members SET \
+                       name = COALESCE(name, (SELECT m.name FROM members m WHERE m.id = $2)), \
+                       gender = COALESCE(gender, (SELECT m.gender FROM members m WHERE m.id = $2)), \
+                       birthday = COALESCE(birthday, (SELECT m.birthday FROM members m WHERE m.id = $2)), \
+                       region = COALESCE(region, (SELECT m.region FROM members m WHERE m.id = $2)) \
+                     WHERE id = $1",
+                    &[k, a],
+                )
+                .await?;
+            }
+            IdentityOp::MarkShared { id } => {
+                p.flush(conn).await?;
+                conn.exec(
+                    "UPDATE identifiers SET shared = 1 WHERE id = $1",
+                    &[id.into()],
+                )
+                .await?;
+            }
+            IdentityOp::Split {
+                from,
+                assignments,
+                revived,
+            } => {
+                p.flush(conn).await?;
+                apply_split(conn, from, &assignments, &revived, now).await?;
+            }
+        }
+    }
+    p.flush(conn).await
+}
+
+async fn apply_split(
+    conn: &mut Conn<'_>,
+    from: MemberId,
+    assignments: &[(NodeId, MemberId)],
+    revived: &[MemberId],
+    now: i64,
+) -> Result<(), StoreError> {
+    for m in revived {
+        conn.exec(
+            "UPDATE members SET merged_into = NULL WHERE id = $1",
+            &[m.get().into()],
+        )
+        .await?;
+    }
+    // New member ids of the split were announced by NewMember ops already.
+    let owner: HashMap<NodeId, MemberId> = assignments.iter().copied().collect();
+    for (node, m) in assignments {
+        conn.exec(
+            "UPDATE identifiers SET member_id = $1 WHERE id = $2",
+            &[m.get().into(), (*node).into()],
+        )
+        .await?;
+        conn.exec(
+            "UPDATE accounts SET member_id = $1 WHERE identifier_id = $2",
+            &[m.get().into(), (*node).into()],
+        )
+        .await?;
+    }
+    // Orders follow their identifiers: the first non-shared one, else the first.
+    let shared: HashSet<NodeId> = conn
+        .fetch(
+            "SELECT id FROM identifiers WHERE shared = 1",
+            &[],
+            |r| r.i64(0),
+        )
+        .await?
+        .into_iter()
+        .collect();
+    let orders = conn
+        .fetch(
+            "SELECT channel, order_id, identifier_ids FROM orders WHERE member_id = $1",
+            &[from.get().into()],
+            |r| Ok((r.text(0)?, r.text(1)?, r.text(2)?)),
+        )
+        .await?;
+    let mut by_member: BTreeMap<i64, Vec<(String, String)>> = BTreeMap::new();
+    for (channel, order_id, ids) in orders {
+        let nodes = parse_node_list(&ids);
+        let pick = nodes
+            .iter()
+            .find(|n| !shared.contains(n) && owner.contains_key(n))
+            .or_else(|| nodes.iter().find(|n| owner.contains_key(n)));
+        if let Some(m) = pick.and_then(|n| owner.get(n)) {
+            if *m != from {
+                by_member
+                    .entry(m.get())
+                    .or_default()
+                    .push((channel, order_id));
+            }
+        }
+    }
+    for (m, orders) in by_member {
+        for (channel, order_id) in orders {
+            conn.exec(
+                "UPDATE orders SET member_id = $1, updated_at = $2 WHERE channel = $3 AND order_id = $4",
+                &[m.into(), now.into(), channel.into(), order_id.into()],
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Identifier node ids of an order, stored as space-separated integers.
+pub(crate) fn format_node_list(nodes: &[NodeId]) -> String {
+    nodes
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub(crate) fn parse_node_list(s: &str) -> Vec<NodeId> {
+    s.split_ascii_whitespace()
+        .filter_map(|t| t.parse().ok())
+        .collect()
+}
+
+/// A stable 64-bit hash (FNV-1a) of an order's content, to tell an unchanged
+/// re-import from an updated one. The file line is not part of it.
+pub(crate) fn content_hash(r: &OrderRecord) -> i64 {
+    #[derive(serde::Serialize)]
+    struct View<'a> {
+        r: &'a OrderRecord,
+    }
+    let mut copy = r.clone();
+    copy.source_line = 0;
+    let bytes = serde_json::to_vec(&View { r: &copy }).unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
+}
+
+/// An order ready to be written.
+pub(crate) struct PreparedOrder<'a> {
+    pub record: &'a OrderRecord,
+    pub member: MemberId,
+    pub nodes: &'a [NodeId],
+    pub hash: i64,
+}
+
+/// What writing a chunk of orders did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct WriteCounts {
+    /// New.
+    pub inserted: u64,
+    /// Existed with other content; replaced.
+    pub updated: u64,
+    /// Existed with the same content.
+    pub unchanged: u64,
+}
+
+/// Upsert orders, their lines, their products and channels.
+pub(crate) async fn write_orders(
+    conn: &mut Conn<'_>,
+    orders: &[PreparedOrder<'_>],
+    now: i64,
+) -> Result<(WriteCounts, WriteCounts), StoreError> {
+    let mut order_counts = WriteCounts::default();
+    let mut line_counts = WriteCounts::default();
+    if orders.is_empty() {
+        return Ok((order_counts, line_counts));
+    }
+    // Channels.
+    let channels: BTreeMap<&str, ()> = orders
+        .iter()
+        .map(|o| (o.record.channel.as_str(), ()))
+        .collect();
+    let mut vals = Vec::new();
+    for c in channels.keys() {
+        vals.extend([Val::from(*c), now.into()]);
+    }
+    conn.insert_many(
+        "INSERT INTO channels (name, created_at)",
+        "ON CONFLICT (name) DO NOTHING",
+        2,
+        &vals,
+    )
+    .await?;
+
+    // Existing hashes, per channel.
+    let mut existing: HashMap<(String, String), i64> = HashMap::new();
+    for c in channels.keys() {
+        let ids: Vec<&str> = orders
+            .iter()
+            .filter(|o| o.record.channel.as_str() == *c)
+            .map(|o| o.record.order_id.as_str())
+            .collect();
+        for batch in ids.chunks(2_000) {
+            let mut sql = String::from(
+                "SELECT order_id, content_hash FROM orders WHERE channel = $1 AND order_id IN (",
+            );
+            let mut vals: Vec<Val> = vec![(*c).into()];
+            for (i, id) in batch.iter().enumerate() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("${}", i + 2));
+                vals.push((*id).into());
+            }
+            sql.push(')');
+            for (id, h) in conn
+                .fetch(&sql, &vals, |r| Ok((r.text(0)?, r.i64(1)?)))
+                .await?
+            {
+                existing.insert((c.to_string(), id), h);
+            }
+        }
+    }
+
+    let mut order_vals = Vec::new();
+    let mut line_vals = Vec::new();
+    let mut replaced: Vec<&PreparedOrder<'_>> = Vec::new();
+    let mut products: BTreeMap<&str, [Val; 4]> = BTreeMap::new();
+    let mut seen_in_chunk: HashSet<(&str, &str)> = HashSet::new();
+    for o in orders {
+        let r = o.record;
+        let key = (r.channel.as_str().to_string(), r.order_id.clone());
+        let lines = r.lines.len() as u64;
+        match existing.get(&key) {
+            Some(h) if *h == o.hash => {
+                order_counts.unchanged += 1;
+                line_counts.unchanged += lines;
+                continue;
+            }
+            Some(_) => {
+                order_counts.updated += 1;
+                line_counts.updated += lines;
+                replaced.push(o);
+            }
+            None => {
+                order_counts.inserted += 1;
+                line_counts.inserted += lines;
+            }
+        }
+        // The same order twice in one chunk: the later one wins.
+        if !seen_in_chunk.insert((r.channel.as_str(), r.order_id.as_str())) {
+            replaced.push(o);
+        }
+        existing.insert(key, o.hash);
+        order_vals.extend([
+            Val::from(r.channel.as_str()),
+            r.order_id.as_str().into(),
+            o.member.get().into(),
+            r.status.as_str().into(),
+            r.ordered_at.timestamp_millis().into(),
+            r.paid_at.map(|t| t.timestamp_millis()).into(),
+            r.currency.as_str().into(),
+            r.gross_amount().minor().into(),
+            r.order_discount.minor().into(),
+            r.refunded.minor().into(),
+            (r.lines.len() as i64).into(),
+            format_node_list(o.nodes).into(),
+            o.hash.into(),
+            now.into(),
+            now.into(),
+        ]);
+        for (n, l) in r.lines.iter().enumerate() {
+            line_vals.extend([
+                Val::from(r.channel.as_str()),
+                r.order_id.as_str().into(),
+                (n as i64 + 1).into(),
+                l.sku.as_str().into(),
+                l.quantity.into(),
+                l.unit_price.minor().into(),
+                l.unit_cost.map(|c| c.minor()).into(),
+                l.discount.minor().into(),
+            ]);
+            products.insert(
+                l.sku.as_str(),
+                [
+                    l.product_name.clone().into(),
+                    l.brand.clone().into(),
+                    l.category.clone().into(),
+                    l.unit_cost.map(|c| c.minor()).into(),
+                ],
+            );
+        }
+    }
+
+    for o in &replaced {
+        conn.exec(
+            "DELETE FROM order_lines WHERE channel = $1 AND order_id = $2",
+            &[o.record.channel.as_str().into(), o.record.order_id.as_str().into()],
+        )
+        .await?;
+    }
+    // Orders, deduplicated within one statement (PostgreSQL refuses to update a row twice).
+    let width = 15;
+    let mut last: HashMap<(String, String), usize> = HashMap::new();
+    for (i, row) in order_vals.chunks(width).enumerate() {
+        if let (Val::T(c), Val::T(id)) = (&row[0], &row[1]) {
+            last.insert((c.clone(), id.clone()), i);
+        }
+    }
+    let mut keep: Vec<usize> = last.into_values().collect();
+    keep.sort_unstable();
+    let deduped: Vec<Val> = keep
+        .iter()
+        .flat_map(|&i| order_vals[i * width..(i + 1) * width].iter().cloned())
+        .collect();
+    conn.insert_many(
+        "INSERT INTO orders (channel, order_id, member_id, status, ordered_at, paid_at, currency, gross_amount, order_discount, refunded_amount, line_count, identifier_ids, content_hash, created_at, updated_at)",
+        "ON CONFLICT (channel, order_id) DO UPDATE SET member_id = excluded.member_id, status = excluded.status, \
+         ordered_at = excluded.ordered_at, paid_at = excluded.paid_at, currency = excluded.currency, \
+         gross_amount = excluded.gross_amount, order_discount = excluded.order_discount, \
+         refunded_amount = excluded.refunded_amount, line_count = excluded.line_count, \
+         identifier_ids = excluded.identifier_ids, content_hash = excluded.content_hash, updated_at = excluded.updated_at",
+        width,
+        &deduped,
+    )
+    .await?;
+    conn.insert_many(
+        "INSERT INTO order_lines (channel, order_id, line_no, sku, quantity, unit_price, unit_cost, discount)",
+        "ON CONFLICT (channel, order_id, line_no) DO UPDATE SET sku = excluded.sku, quantity = excluded.quantity, \
+         unit_price = excluded.unit_price, unit_cost = excluded.unit_cost, discount = excluded.discount",
+        8,
+        &line_vals,
+    )
+    .await?;
+    let mut pvals = Vec::new();
+    for (sku, [name, brand, category, cost]) in products {
+        pvals.extend([Val::from(sku), name, brand, category, cost, now.into()]);
+    }
+    conn.insert_many(
+        "INSERT INTO products (sku, name, brand, category, unit_cost, updated_at)",
+        "ON CONFLICT (sku) DO UPDATE SET name = COALESCE(excluded.name, products.name), \
+         brand = COALESCE(excluded.brand, products.brand), category = COALESCE(excluded.category, products.category), \
+         unit_cost = COALESCE(excluded.unit_cost, products.unit_cost), updated_at = excluded.updated_at \
+         WHERE (excluded.name IS NOT NULL AND excluded.name IS DISTINCT FROM products.name) \
+            OR (excluded.brand IS NOT NULL AND excluded.brand IS DISTINCT FROM products.brand) \
+            OR (excluded.category IS NOT NULL AND excluded.category IS DISTINCT FROM products.category) \
+            OR (excluded.unit_cost IS NOT NULL AND excluded.unit_cost IS DISTINCT FROM products.unit_cost)",
+        6,
+        &pvals,
+    )
+    .await?;
+    Ok((order_counts, line_counts))
+}
+
+/// Fill empty profile fields of members from the orders of this chunk (the
+/// first value seen wins; later values never overwrite).
+pub(crate) async fn fill_profiles(
+    conn: &mut Conn<'_>,
+    orders: &[PreparedOrder<'_>],
+    tried: &mut HashSet<(MemberId, u8)>,
+) -> Result<(), StoreError> {
+    for o in orders {
+        let c = &o.record.customer;
+        let mask = u8::from(c.name.is_some())
+            | u8::from(c.gender.is_some()) << 1
+            | u8::from(c.birthday.is_some()) << 2
+            | u8::from(c.region.is_some()) << 3;
+        // One attempt per member and set of fields per import is enough: the
+        // first value wins and later ones never overwrite it.
+        if mask == 0 || !tried.insert((o.member, mask)) {
+            continue;
+        }
+        conn.exec(
+            "UPDATE members SET name = COALESCE(name, $2), gender = COALESCE(gender, $3), \
+             birthday = COALESCE(birthday, $4), region = COALESCE(region, $5) \
+             WHERE id = $1 AND (name IS NULL OR gender IS NULL OR birthday IS NULL OR region IS NULL)",
+            &[
+                o.member.get().into(),
+                c.name.clone().into(),
+                c.gender.clone().into(),
+                c.birthday.map(|d| d.to_string()).into(),
+                c.region.clone().into(),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
