@@ -1,11 +1,580 @@
-//! canonical format reader.
-use super::*;
+//! The canonical format: Touchpoint's own CSV (or JSONL), one row per order
+//! line. See `docs/import.md` for the column reference.
+//!
+//! Rows of one order must be adjacent (they are grouped by `order_id` as they
+//! come); the order-level fields (channel, `ordered_at`, status, currency,
+//! customer fields...) are read from the order's first row, the line fields
+//! and identifiers from every row. The reader holds one order's rows at a time.
 
-/// Open a reader.
+use std::io::{BufRead, BufReader, Read};
+
+use super::common::{
+    decode, decode_lossy, detect_encoding, encoding_hint, encoding_name, field, missing_columns,
+    peek, Adjacent, CsvRows, Errs, IdSet, RawRow,
+};
+use super::*;
+use crate::types::{Email, Phone};
+
+/// Columns every canonical CSV file must have.
+pub const REQUIRED_COLUMNS: [&str; 5] = ["order_id", "ordered_at", "sku", "quantity", "unit_price"];
+
+/// Identifier columns: a CSV header must have at least one, and every order at
+/// least one value among them.
+pub const IDENTIFIER_COLUMNS: [&str; 5] = [
+    "member_no",
+    "phone",
+    "email",
+    "platform_user_id",
+    "wechat_unionid",
+];
+
+/// Optional columns.
+pub const OPTIONAL_COLUMNS: [&str; 15] = [
+    "channel",
+    "status",
+    "paid_at",
+    "currency",
+    "product_name",
+    "brand",
+    "category",
+    "unit_cost",
+    "discount",
+    "order_discount",
+    "refunded",
+    "name",
+    "gender",
+    "birthday",
+    "region",
+];
+
+/// The accepted forms of `ordered_at` / `paid_at`.
+pub const DATE_FORM: &str =
+    "a date such as 2024-11-11 10:00:00, 2024-11-11T10:00:00+08:00 or 2024-11-11";
+
+const FORMAT: &str = "canonical";
+
+fn all_columns() -> impl Iterator<Item = &'static str> {
+    REQUIRED_COLUMNS
+        .into_iter()
+        .chain(IDENTIFIER_COLUMNS)
+        .chain(OPTIONAL_COLUMNS)
+}
+
+fn col_index(name: &str) -> usize {
+    all_columns()
+        .position(|c| c == name)
+        .expect("a canonical column name")
+}
+
+/// One row (CSV record or JSONL line) with the canonical fields picked out.
+struct CRow {
+    line: u64,
+    /// Trimmed non-empty values, indexed like `all_columns()`.
+    vals: Vec<Option<String>>,
+    /// Problems that make the row's values unusable (encoding, field count,
+    /// JSON syntax).
+    errors: Vec<RowError>,
+    raw: Vec<String>,
+}
+
+impl CRow {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.vals[col_index(name)].as_deref()
+    }
+}
+
+/// Canonical CSV rows.
+struct CsvSource<'a> {
+    rows: CsvRows<'a>,
+    idx: Vec<Option<usize>>,
+}
+
+impl Iterator for CsvSource<'_> {
+    type Item = CRow;
+    fn next(&mut self) -> Option<CRow> {
+        let row: RawRow = self.rows.next()?;
+        let vals = self
+            .idx
+            .iter()
+            .map(|i| field(&row, *i).map(str::to_string))
+            .collect();
+        Some(CRow {
+            line: row.line,
+            vals,
+            errors: row.errors,
+            raw: row.fields,
+        })
+    }
+}
+
+/// Canonical JSONL rows: one object per line; blank lines are skipped.
+struct JsonlSource<'a> {
+    input: BufReader<Box<dyn Read + 'a>>,
+    enc: Encoding,
+    line: u64,
+    bytes: u64,
+    buf: Vec<u8>,
+    finished: bool,
+}
+
+impl Iterator for JsonlSource<'_> {
+    type Item = CRow;
+    fn next(&mut self) -> Option<CRow> {
+        let n = all_columns().count();
+        loop {
+            if self.finished {
+                return None;
+            }
+            self.buf.clear();
+            self.line += 1;
+            let line = self.line;
+            match self.input.read_until(b'\n', &mut self.buf) {
+                Ok(0) => {
+                    self.finished = true;
+                    return None;
+                }
+                Ok(k) => self.bytes += k as u64,
+                Err(e) => {
+                    self.finished = true;
+                    return Some(CRow {
+                        line,
+                        vals: vec![None; n],
+                        errors: vec![RowError {
+                            line,
+                            column: None,
+                            value: None,
+                            message: format!("could not read the file from here on: {e}"),
+                        }],
+                        raw: Vec::new(),
+                    });
+                }
+            }
+            let bytes = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
+            let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+            if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+                continue;
+            }
+            let mut row = CRow {
+                line,
+                vals: vec![None; n],
+                errors: Vec::new(),
+                raw: Vec::new(),
+            };
+            let Some(text) = decode(self.enc, bytes) else {
+                let lossy = decode_lossy(self.enc, bytes);
+                row.errors.push(RowError {
+                    line,
+                    column: None,
+                    value: Some(lossy.clone()),
+                    message: format!(
+                        "line {line} is not valid {}; {}",
+                        encoding_name(self.enc),
+                        encoding_hint(self.enc)
+                    ),
+                });
+                row.raw.push(lossy);
+                return Some(row);
+            };
+            let obj = match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(serde_json::Value::Object(o)) => Some(o),
+                Ok(_) => None,
+                Err(e) => {
+                    row.errors.push(RowError {
+                        line,
+                        column: None,
+                        value: None,
+                        message: format!(
+                            "line {line} is not valid JSON ({e}); expected one object per line such as {{\"order_id\": \"A1\", \"sku\": \"S1\", ...}}"
+                        ),
+                    });
+                    row.raw.push(text);
+                    return Some(row);
+                }
+            };
+            let Some(obj) = obj else {
+                row.errors.push(RowError {
+                    line,
+                    column: None,
+                    value: None,
+                    message: "expected a JSON object such as {\"order_id\": \"A1\", ...}".into(),
+                });
+                row.raw.push(text);
+                return Some(row);
+            };
+            let mut bad = Vec::new();
+            for (i, name) in all_columns().enumerate() {
+                let v = obj.get(name).or_else(|| {
+                    obj.iter()
+                        .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+                        .map(|(_, v)| v)
+                });
+                row.vals[i] = match v {
+                    None | Some(serde_json::Value::Null) => None,
+                    Some(serde_json::Value::String(s)) => {
+                        let t = s.trim();
+                        (!t.is_empty()).then(|| t.to_string())
+                    }
+                    // The number's decimal text (serde_json prints the
+                    // shortest text that reads back as the same value), so
+                    // `129.9` stays "129.9"; amounts are never computed in
+                    // floating point.
+                    Some(serde_json::Value::Number(x)) => Some(x.to_string()),
+                    Some(serde_json::Value::Bool(b)) => Some(b.to_string()),
+                    Some(other) => {
+                        bad.push(RowError {
+                            line,
+                            column: Some(name.to_string()),
+                            value: Some(other.to_string()),
+                            message: "expected a string or a number".into(),
+                        });
+                        None
+                    }
+                };
+            }
+            // Unusable values are ordinary row errors (checked with the rest),
+            // but they are reported here because they never reach a field.
+            row.errors.extend(bad);
+            row.raw.push(text);
+            return Some(row);
+        }
+    }
+}
+
+enum Source<'a> {
+    Csv(CsvSource<'a>),
+    Jsonl(JsonlSource<'a>),
+}
+
+impl Iterator for Source<'_> {
+    type Item = CRow;
+    fn next(&mut self) -> Option<CRow> {
+        match self {
+            Source::Csv(s) => s.next(),
+            Source::Jsonl(s) => s.next(),
+        }
+    }
+}
+
+fn order_key(r: &CRow) -> Option<String> {
+    r.get("order_id").map(str::to_string)
+}
+
+/// The canonical reader (CSV or JSONL).
+pub struct CanonicalReader<'a> {
+    groups: Adjacent<Source<'a>, fn(&CRow) -> Option<String>>,
+    header: Vec<String>,
+    options: ReadOptions,
+}
+
+/// Open a canonical reader. `path_hint` ending in `.jsonl` or `.ndjson`, or
+/// content whose first non-blank byte is `{`, selects JSONL; otherwise CSV.
+///
+/// CSV fails at once if a required column is missing, if no identifier
+/// column is present, or if there is neither a `channel` column nor
+/// `options.channel`.
 pub fn open<'a>(
-    _input: Box<dyn std::io::Read + 'a>,
-    _path_hint: &str,
-    _options: &ReadOptions,
+    input: Box<dyn std::io::Read + 'a>,
+    path_hint: &str,
+    options: &ReadOptions,
 ) -> Result<Box<dyn OrderReader + 'a>, FileError> {
-    Err(FileError::Empty { expected: vec![] })
+    let peeked = peek(input)?;
+    let hint = path_hint.to_ascii_lowercase();
+    let first = peeked
+        .sample
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .copied();
+    let expected: Vec<&str> = all_columns().collect();
+    let is_jsonl = hint.ends_with(".jsonl") || hint.ends_with(".ndjson") || first == Some(b'{');
+    let (source, header) = if is_jsonl {
+        if first.is_none() {
+            return Err(FileError::Empty {
+                expected: expected.iter().map(|s| s.to_string()).collect(),
+            });
+        }
+        let enc = options
+            .encoding
+            .unwrap_or_else(|| detect_encoding(&peeked.sample));
+        let src = JsonlSource {
+            input: BufReader::new(peeked.input),
+            enc,
+            line: 0,
+            bytes: peeked.skipped,
+            buf: Vec::new(),
+            finished: false,
+        };
+        (Source::Jsonl(src), Vec::new())
+    } else {
+        let rows = CsvRows::from_peeked(peeked, options.encoding, &expected)?;
+        let header = rows.header().to_vec();
+        let optional: Vec<&str> = IDENTIFIER_COLUMNS
+            .into_iter()
+            .chain(OPTIONAL_COLUMNS)
+            .collect();
+        missing_columns(FORMAT, &REQUIRED_COLUMNS, &optional, &header, |c| {
+            rows.column(c).is_some()
+        })?;
+        if IDENTIFIER_COLUMNS.iter().all(|c| rows.column(c).is_none()) {
+            return Err(FileError::MissingColumns {
+                format: FORMAT,
+                missing: vec![format!("one of {}", IDENTIFIER_COLUMNS.join(", "))],
+                expected: expected.iter().map(|s| s.to_string()).collect(),
+                found: header,
+            });
+        }
+        if options.channel.is_none() && rows.column("channel").is_none() {
+            return Err(FileError::NoChannel {
+                format: FORMAT,
+                hint: "pass --channel (e.g. --channel pos) or add a channel column".into(),
+            });
+        }
+        let idx = all_columns().map(|c| rows.column(c)).collect();
+        (Source::Csv(CsvSource { rows, idx }), header)
+    };
+    Ok(Box::new(CanonicalReader {
+        groups: Adjacent::new(source, order_key as fn(&CRow) -> Option<String>),
+        header,
+        options: options.clone(),
+    }))
+}
+
+impl OrderReader for CanonicalReader<'_> {
+    fn header(&self) -> &[String] {
+        &self.header
+    }
+    fn bytes_read(&self) -> u64 {
+        match &self.groups.inner {
+            Source::Csv(s) => s.rows.bytes_read(),
+            Source::Jsonl(s) => s.bytes,
+        }
+    }
+}
+
+impl Iterator for CanonicalReader<'_> {
+    type Item = Result<OrderRecord, Rejected>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let group = self.groups.next()?;
+        Some(build(group, &self.options))
+    }
+}
+
+fn text(v: Option<&str>) -> Option<String> {
+    v.map(str::to_string)
+}
+
+fn build(group: Vec<CRow>, opts: &ReadOptions) -> Result<OrderRecord, Rejected> {
+    let first = &group[0];
+    let mut errors: Vec<RowError> = Vec::new();
+    let mut e = Errs::new(first.line);
+    let usable = first.errors.is_empty();
+
+    // Order-level fields, from the first row.
+    let order_id = e.required(
+        "order_id",
+        first.get("order_id"),
+        "an order id such as A1001",
+    );
+    let channel = match first.get("channel") {
+        Some(v) => match ChannelName::parse(v) {
+            Ok(c) => Some(c),
+            Err(err) => {
+                e.push("channel", v, format!("expected {err}"));
+                None
+            }
+        },
+        None => {
+            if opts.channel.is_none() {
+                e.push(
+                    "channel",
+                    "",
+                    "channel is empty and no --channel was given; expected a channel name such as tmall or pos",
+                );
+            }
+            opts.channel.clone()
+        }
+    };
+    let ordered_at = e
+        .required("ordered_at", first.get("ordered_at"), DATE_FORM)
+        .and_then(|v| e.datetime("ordered_at", v, opts.business_tz, DATE_FORM));
+    let paid_at = first
+        .get("paid_at")
+        .and_then(|v| e.datetime("paid_at", v, opts.business_tz, DATE_FORM));
+    let status = match first.get("status") {
+        None => Some(OrderStatus::Paid),
+        Some(v) => match OrderStatus::parse(v) {
+            Ok(s) => Some(s),
+            Err(err) => {
+                e.push("status", v, format!("unknown status; expected {err}"));
+                None
+            }
+        },
+    };
+    let currency = match first.get("currency") {
+        None => Some(opts.default_currency.clone()),
+        Some(v) => match Currency::parse(v) {
+            Ok(c) => Some(c),
+            Err(err) => {
+                e.push("currency", v, format!("expected {err}"));
+                None
+            }
+        },
+    };
+    let order_discount = first
+        .get("order_discount")
+        .map(|v| e.money("order_discount", v));
+    let refunded = first.get("refunded").map(|v| e.money_nonneg("refunded", v));
+    let birthday = first.get("birthday").and_then(|v| {
+        let d = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").ok();
+        if d.is_none() {
+            e.push("birthday", v, "expected a date such as 1990-05-17");
+        }
+        d
+    });
+    let customer_fields = (
+        text(first.get("name")),
+        text(first.get("gender")),
+        text(first.get("region")),
+    );
+    if usable {
+        errors.append(&mut e.list);
+    }
+
+    // Lines and identifiers, from every row.
+    let mut ids = IdSet::default();
+    let mut any_id_value = false;
+    let mut lines = Vec::with_capacity(group.len());
+    for row in &group {
+        if !row.errors.is_empty() {
+            errors.extend(row.errors.iter().cloned());
+            continue;
+        }
+        let mut e = Errs::new(row.line);
+        let sku = e.required("sku", row.get("sku"), "a product code such as SKU-1");
+        let quantity = e
+            .required(
+                "quantity",
+                row.get("quantity"),
+                "a whole number of 1 or more",
+            )
+            .and_then(|v| e.quantity("quantity", v));
+        let unit_price = e
+            .required(
+                "unit_price",
+                row.get("unit_price"),
+                "an amount such as 129.90",
+            )
+            .and_then(|v| e.money_nonneg("unit_price", v));
+        let unit_cost = match row.get("unit_cost") {
+            None => Ok(None),
+            Some(v) => e.money_nonneg("unit_cost", v).map(Some).ok_or(()),
+        };
+        let discount = match row.get("discount") {
+            None => Some(Money::ZERO),
+            Some(v) => e.money("discount", v),
+        };
+        for col in IDENTIFIER_COLUMNS {
+            let Some(v) = row.get(col) else { continue };
+            any_id_value = true;
+            let id = match col {
+                "phone" => Phone::parse(v, &opts.default_country).map(|p| Identifier::phone(&p)),
+                "email" => Email::parse(v).map(|m| Identifier::email(&m)),
+                "member_no" => Identifier::member_no(v),
+                "wechat_unionid" => Identifier::wechat_unionid(v),
+                _ => match &channel {
+                    Some(c) => Identifier::platform_user_id(c, v),
+                    // The channel error is already reported.
+                    None => continue,
+                },
+            };
+            match id {
+                Ok(id) => ids.add(id),
+                Err(err) => e.push(col, v, format!("expected {err}")),
+            }
+        }
+        if let (Some(sku), Some(quantity), Some(unit_price), Ok(unit_cost), Some(discount)) =
+            (sku, quantity, unit_price, unit_cost, discount)
+        {
+            lines.push(OrderLine {
+                sku: sku.to_string(),
+                product_name: text(row.get("product_name")),
+                brand: text(row.get("brand")),
+                category: text(row.get("category")),
+                quantity,
+                unit_price,
+                unit_cost,
+                discount,
+            });
+        }
+        errors.append(&mut e.list);
+    }
+    if !any_id_value && group.iter().all(|r| r.errors.is_empty()) {
+        errors.push(RowError {
+            line: first.line,
+            column: None,
+            value: None,
+            message: format!(
+                "the order has no identifier; expected a value in at least one of {}",
+                IDENTIFIER_COLUMNS.join(", ")
+            ),
+        });
+    }
+
+    let rejected = |errors: Vec<RowError>| Rejected {
+        order_id: first.get("order_id").map(str::to_string),
+        errors,
+        raw_rows: group.iter().map(|r| r.raw.clone()).collect(),
+    };
+    if !errors.is_empty() {
+        return Err(rejected(errors));
+    }
+    match (
+        order_id,
+        channel,
+        ordered_at,
+        status,
+        currency,
+        order_discount.unwrap_or(Some(Money::ZERO)),
+        refunded.unwrap_or(Some(Money::ZERO)),
+    ) {
+        (
+            Some(order_id),
+            Some(channel),
+            Some(ordered_at),
+            Some(status),
+            Some(currency),
+            Some(order_discount),
+            Some(refunded_value),
+        ) => {
+            let mut order = OrderRecord {
+                channel,
+                order_id: order_id.to_string(),
+                ordered_at,
+                paid_at,
+                status,
+                currency,
+                order_discount,
+                refunded: refunded_value,
+                customer: Customer {
+                    identifiers: ids.list,
+                    name: customer_fields.0,
+                    gender: customer_fields.1,
+                    birthday,
+                    region: customer_fields.2,
+                },
+                lines,
+                source_line: first.line,
+            };
+            if refunded.is_none() && status == OrderStatus::Refunded {
+                order.refunded = order.gross_amount();
+            }
+            Ok(order)
+        }
+        // Every `None` above pushed an error.
+        _ => Err(rejected(vec![RowError {
+            line: first.line,
+            column: None,
+            value: None,
+            message: "the order could not be read".into(),
+        }])),
+    }
 }

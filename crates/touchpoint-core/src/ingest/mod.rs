@@ -216,6 +216,15 @@ pub enum FileError {
         /// What to do.
         hint: String,
     },
+    /// The format needs a channel and neither `--channel` nor (canonical
+    /// CSV) a `channel` column gives one.
+    #[error("no channel for {format} orders: {hint}")]
+    NoChannel {
+        /// The format name.
+        format: &'static str,
+        /// What to do.
+        hint: String,
+    },
     /// Reading failed.
     #[error("read error: {0}")]
     Io(#[from] std::io::Error),
