@@ -578,3 +578,446 @@ fn build(group: Vec<CRow>, opts: &ReadOptions) -> Result<OrderRecord, Rejected> 
         }])),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::common::testutil::{ids, opts, read, Out};
+    use super::*;
+    use proptest::prelude::*;
+
+    const HEADER: &str = "order_id,ordered_at,sku,quantity,unit_price,phone,email,status,discount,refunded,currency,channel";
+
+    fn csv(body: &str) -> Result<Out, FileError> {
+        read(
+            InputFormat::Canonical,
+            format!("{HEADER}\n{body}").as_bytes(),
+            "orders.csv",
+            &opts(Some("pos")),
+        )
+    }
+
+    fn only_error(out: &Out) -> &RowError {
+        assert_eq!(out.rejected.len(), 1, "{:?}", out.rejected);
+        assert_eq!(
+            out.rejected[0].errors.len(),
+            1,
+            "{:?}",
+            out.rejected[0].errors
+        );
+        &out.rejected[0].errors[0]
+    }
+
+    #[test]
+    fn reads_multi_line_orders() {
+        let body = "\
+A1,2024-11-11 10:00:00,S1,2,50.00,13800000001,Li@Example.com,,,,,
+A1,2024-11-11 10:00:00,S2,1,30,+86 138 0000 0001,,,5,,,
+A2,2024-11-12T08:00:00+08:00,S1,1,50,,b@example.com,refunded,,,usd,tmall
+A3,2024-11-13,S3,3,10,13900000002,,partially_refunded,,4.50,,
+";
+        let out = csv(body).unwrap();
+        assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+        assert_eq!(ids(&out.orders), ["A1", "A2", "A3"]);
+        let a1 = &out.orders[0];
+        assert_eq!(a1.lines.len(), 2);
+        assert_eq!(a1.status, OrderStatus::Paid);
+        assert_eq!(a1.channel.as_str(), "pos");
+        assert_eq!(a1.source_line, 2);
+        assert_eq!(a1.ordered_at.to_rfc3339(), "2024-11-11T02:00:00+00:00");
+        assert_eq!(a1.customer.identifiers.len(), 2, "phone deduplicated");
+        assert_eq!(a1.customer.identifiers[0].value(), "+8613800000001");
+        assert_eq!(a1.customer.identifiers[1].value(), "li@example.com");
+        assert_eq!(a1.lines[1].discount.minor(), 500);
+        assert_eq!(a1.gross_amount().minor(), 10000 + 3000 - 500);
+        let a2 = &out.orders[1];
+        assert_eq!(a2.channel.as_str(), "tmall");
+        assert_eq!(a2.currency.as_str(), "USD");
+        assert_eq!(a2.status, OrderStatus::Refunded);
+        assert_eq!(
+            a2.refunded.minor(),
+            5000,
+            "refunded defaults to the full amount"
+        );
+        assert_eq!(a2.ordered_at.to_rfc3339(), "2024-11-12T00:00:00+00:00");
+        let a3 = &out.orders[2];
+        assert_eq!(a3.refunded.minor(), 450);
+        assert_eq!(a3.currency.as_str(), "CNY");
+        assert_eq!(a3.ordered_at.to_rfc3339(), "2024-11-12T16:00:00+00:00");
+        assert_eq!(out.bytes_read, (HEADER.len() + 1 + body.len()) as u64);
+    }
+
+    #[test]
+    fn header_names_are_trimmed_and_case_insensitive() {
+        let text = " Order_ID ,ORDERED_AT,Sku,Quantity,Unit_Price, Member_No ,Platform_User_Id\n\
+                    A1,2024-11-11,S1,1,9.9,M01,buyer1\n";
+        let out = read(
+            InputFormat::Canonical,
+            text.as_bytes(),
+            "x.csv",
+            &opts(Some("jd")),
+        )
+        .unwrap();
+        assert_eq!(out.orders.len(), 1);
+        let idents: Vec<_> = out.orders[0]
+            .customer
+            .identifiers
+            .iter()
+            .map(|i| i.value().to_string())
+            .collect();
+        assert_eq!(idents, ["M01", "jd:buyer1"]);
+    }
+
+    #[test]
+    fn missing_column_fails_at_open() {
+        let text = "order_id,ordered_at,sku,quantity,phone\nA1,2024-11-11,S1,1,13800000001\n";
+        let Err(FileError::MissingColumns {
+            missing,
+            found,
+            expected,
+            ..
+        }) = read(
+            InputFormat::Canonical,
+            text.as_bytes(),
+            "x.csv",
+            &opts(Some("pos")),
+        )
+        else {
+            panic!("expected MissingColumns");
+        };
+        assert_eq!(missing, ["unit_price"]);
+        assert_eq!(
+            found,
+            ["order_id", "ordered_at", "sku", "quantity", "phone"]
+        );
+        assert!(expected.contains(&"unit_price".to_string()));
+
+        let text = "order_id,ordered_at,sku,quantity,unit_price\n";
+        let Err(FileError::MissingColumns { missing, .. }) = read(
+            InputFormat::Canonical,
+            text.as_bytes(),
+            "x.csv",
+            &opts(Some("pos")),
+        ) else {
+            panic!("expected MissingColumns for identifiers");
+        };
+        assert!(missing[0].contains("member_no"), "{missing:?}");
+    }
+
+    #[test]
+    fn no_channel_fails_at_open_or_per_row() {
+        let text = "order_id,ordered_at,sku,quantity,unit_price,phone\n";
+        assert!(matches!(
+            read(
+                InputFormat::Canonical,
+                text.as_bytes(),
+                "x.csv",
+                &opts(None)
+            ),
+            Err(FileError::NoChannel { .. })
+        ));
+        let text = "order_id,ordered_at,sku,quantity,unit_price,phone,channel\n\
+                    A1,2024-11-11,S1,1,1,13800000001,\n\
+                    A2,2024-11-11,S1,1,1,13800000001,pos\n";
+        let out = read(
+            InputFormat::Canonical,
+            text.as_bytes(),
+            "x.csv",
+            &opts(None),
+        )
+        .unwrap();
+        assert_eq!(ids(&out.orders), ["A2"]);
+        let e = only_error(&out);
+        assert_eq!((e.line, e.column.as_deref()), (2, Some("channel")));
+    }
+
+    #[test]
+    fn empty_and_header_only_files() {
+        for text in ["", "\n\n", "  \r\n"] {
+            assert!(
+                matches!(
+                    read(
+                        InputFormat::Canonical,
+                        text.as_bytes(),
+                        "x.csv",
+                        &opts(Some("pos"))
+                    ),
+                    Err(FileError::Empty { .. })
+                ),
+                "{text:?}"
+            );
+        }
+        assert!(matches!(
+            read(InputFormat::Canonical, b"", "x.jsonl", &opts(Some("pos"))),
+            Err(FileError::Empty { .. })
+        ));
+        let out = csv("").unwrap();
+        assert!(out.orders.is_empty() && out.rejected.is_empty());
+        assert_eq!(out.header.len(), 12);
+    }
+
+    #[test]
+    fn bad_date_rejects_only_its_order() {
+        let out = csv("A1,2024-11-11,S1,1,1,13800000001,,,,,,\n\
+             A2,11/11/2024,S1,1,1,13800000001,,,,,,\n\
+             A2,11/11/2024,S2,1,1,13800000001,,,,,,\n\
+             A3,2024-11-11,S1,1,1,13800000001,,,,,,\n")
+        .unwrap();
+        assert_eq!(ids(&out.orders), ["A1", "A3"]);
+        let e = only_error(&out);
+        assert_eq!(e.line, 3);
+        assert_eq!(e.column.as_deref(), Some("ordered_at"));
+        assert_eq!(e.value.as_deref(), Some("11/11/2024"));
+        assert!(e.message.contains("2024-11-11 10:00:00"), "{}", e.message);
+        let r = &out.rejected[0];
+        assert_eq!(r.order_id.as_deref(), Some("A2"));
+        assert_eq!(r.raw_rows.len(), 2);
+        assert_eq!(r.raw_rows[1][2], "S2");
+    }
+
+    #[test]
+    fn bad_numbers_are_row_errors() {
+        let out = csv("A1,2024-11-11,S1,1,1,13800000001,,,,,,\n\
+             A2,2024-11-11,S1,two,1,13800000001,,,,,,\n\
+             A2,2024-11-11,S2,1,1.999,13800000001,,,,,,\n\
+             A3,2024-11-11,S1,0,1,13800000001,,,,,,\n\
+             A4,2024-11-11,S1,1,1,13800000001,,,,,,\n")
+        .unwrap();
+        assert_eq!(ids(&out.orders), ["A1", "A4"]);
+        assert_eq!(out.rejected.len(), 2);
+        let errs = &out.rejected[0].errors;
+        assert_eq!(errs.len(), 2);
+        assert_eq!(
+            (errs[0].line, errs[0].column.as_deref()),
+            (3, Some("quantity"))
+        );
+        assert!(errs[0].message.contains("whole number"));
+        assert_eq!(
+            (errs[1].line, errs[1].column.as_deref()),
+            (4, Some("unit_price"))
+        );
+        assert_eq!(errs[1].value.as_deref(), Some("1.999"));
+        assert!(errs[1].message.contains("two decimals"));
+        assert_eq!(out.rejected[1].errors[0].line, 5);
+    }
+
+    #[test]
+    fn unknown_status_and_bad_identifiers() {
+        let out = csv("A1,2024-11-11,S1,1,1,13800000001,,shipped,,,,\n\
+             A2,2024-11-11,S1,1,1,12,,,,,,\n\
+             A3,2024-11-11,S1,1,1,,not-an-email,,,,,\n\
+             A4,2024-11-11,S1,1,1,,,,,,,\n\
+             A5,2024-11-11,S1,1,1,13800000001,,cancelled,,,,\n")
+        .unwrap();
+        assert_eq!(ids(&out.orders), ["A5"]);
+        assert_eq!(out.orders[0].status, OrderStatus::Cancelled);
+        let e: Vec<_> = out.rejected.iter().map(|r| &r.errors[0]).collect();
+        assert_eq!((e[0].line, e[0].column.as_deref()), (2, Some("status")));
+        assert!(e[0].message.contains("partially_refunded"));
+        assert_eq!((e[1].line, e[1].column.as_deref()), (3, Some("phone")));
+        assert_eq!((e[2].line, e[2].column.as_deref()), (4, Some("email")));
+        assert_eq!((e[3].line, e[3].column.as_deref()), (5, None));
+        assert!(e[3].message.contains("no identifier"));
+    }
+
+    #[test]
+    fn ragged_row_is_a_row_error() {
+        let out = csv("A1,2024-11-11,S1,1,1,13800000001,,,,,,\n\
+             A2,2024-11-11,S1,1,1,13800000001\n\
+             A3,2024-11-11,S1,1,1,13800000001,,,,,,,extra\n\
+             A4,2024-11-11,S1,1,1,13800000001,,,,,,\n")
+        .unwrap();
+        assert_eq!(ids(&out.orders), ["A1", "A4"]);
+        assert_eq!(out.rejected[0].errors[0].line, 3);
+        assert!(out.rejected[0].errors[0].message.contains("6 fields"));
+        assert_eq!(out.rejected[1].errors[0].line, 4);
+        assert_eq!(out.rejected[1].raw_rows[0].len(), 13);
+    }
+
+    #[test]
+    fn quoted_fields_spanning_lines_keep_physical_line_numbers() {
+        let text = "order_id,ordered_at,sku,quantity,unit_price,phone,product_name\n\
+                    A1,2024-11-11,S1,1,1,13800000001,\"two\nlines\"\n\
+                    A2,2024-11-11,S1,x,1,13800000001,p\n";
+        let out = read(
+            InputFormat::Canonical,
+            text.as_bytes(),
+            "x.csv",
+            &opts(Some("pos")),
+        )
+        .unwrap();
+        assert_eq!(
+            out.orders[0].lines[0].product_name.as_deref(),
+            Some("two\nlines")
+        );
+        assert_eq!(out.rejected[0].errors[0].line, 4);
+    }
+
+    #[test]
+    fn invalid_utf8_row_names_its_line_and_suggests_gbk() {
+        let mut bytes = format!("{HEADER}\nA1,2024-11-11,S1,1,1,13800000001,,,,,,\n").into_bytes();
+        let (gbk, _, _) = encoding_rs::GBK.encode("A2,2024-11-11,订单,1,1,13800000001,,,,,,\n");
+        bytes.extend_from_slice(&gbk);
+        bytes.extend_from_slice(b"A3,2024-11-11,S1,1,1,13800000001,,,,,,\n");
+        let mut o = opts(Some("pos"));
+        o.encoding = Some(Encoding::Utf8);
+        let out = read(InputFormat::Canonical, &bytes, "x.csv", &o).unwrap();
+        assert_eq!(ids(&out.orders), ["A1", "A3"]);
+        let e = only_error(&out);
+        assert_eq!(e.line, 3);
+        assert_eq!(e.column.as_deref(), Some("sku"));
+        assert_eq!(
+            e.message,
+            "line 3 is not valid UTF-8; if the file is GBK use --encoding gbk"
+        );
+        assert_eq!(out.rejected[0].order_id.as_deref(), Some("A2"));
+        // Detected: the same file is GBK (the only non-ASCII text is GBK).
+        let out = read(InputFormat::Canonical, &bytes, "x.csv", &opts(Some("pos"))).unwrap();
+        assert_eq!(ids(&out.orders), ["A1", "A2", "A3"]);
+        assert_eq!(out.orders[1].lines[0].sku, "订单");
+    }
+
+    #[test]
+    fn bom_is_stripped() {
+        let text = format!("\u{feff}{HEADER}\nA1,2024-11-11,S1,1,1,13800000001,,,,,,\n");
+        let out = read(
+            InputFormat::Canonical,
+            text.as_bytes(),
+            "x.csv",
+            &opts(Some("pos")),
+        )
+        .unwrap();
+        assert_eq!(out.header[0], "order_id");
+        assert_eq!(ids(&out.orders), ["A1"]);
+        assert_eq!(out.bytes_read, text.len() as u64);
+    }
+
+    #[test]
+    fn jsonl_reads_numbers_as_decimal_text() {
+        let text = r#"{"order_id":"J1","ordered_at":"2024-11-11 10:00:00","sku":"S1","quantity":2,"unit_price":129.9,"phone":13800000001,"channel":"tmall"}
+{"order_id":"J1","ordered_at":"2024-11-11 10:00:00","sku":"S2","quantity":"1","unit_price":"0.10","email":"a@b.com"}
+
+{"order_id":"J2","ordered_at":"2024-11-11","sku":"S1","quantity":1,"unit_price":1.234,"phone":"13800000001"}
+not json
+{"order_id":"J3","ordered_at":"2024-11-11","sku":"S1","quantity":1,"unit_price":1e2,"member_no":"M1","status":"pending"}
+"#;
+        let out = read(
+            InputFormat::Canonical,
+            text.as_bytes(),
+            "orders.jsonl",
+            &opts(Some("pos")),
+        )
+        .unwrap();
+        assert!(out.header.is_empty());
+        assert_eq!(ids(&out.orders), ["J1", "J3"]);
+        assert_eq!(out.orders[0].channel.as_str(), "tmall");
+        assert_eq!(out.orders[0].lines[0].unit_price.minor(), 12990);
+        assert_eq!(out.orders[1].channel.as_str(), "pos");
+        assert_eq!(out.orders[1].lines[0].unit_price.minor(), 10000);
+        assert_eq!(out.orders[1].status, OrderStatus::Pending);
+        assert_eq!(out.rejected.len(), 2);
+        assert_eq!(out.bytes_read, text.len() as u64);
+        let j2 = &out.rejected[0];
+        assert_eq!(j2.order_id.as_deref(), Some("J2"));
+        assert_eq!(j2.errors.len(), 1);
+        let e = &j2.errors[0];
+        assert_eq!(
+            (e.line, e.column.as_deref(), e.value.as_deref()),
+            (4, Some("unit_price"), Some("1.234"))
+        );
+        assert_eq!(
+            j2.raw_rows,
+            vec![vec![text.lines().nth(3).unwrap().to_string()]]
+        );
+        let bad = &out.rejected[1];
+        assert_eq!(bad.order_id, None);
+        assert_eq!(bad.errors[0].line, 5);
+        assert!(bad.errors[0].message.contains("not valid JSON"));
+        assert_eq!(bad.raw_rows, vec![vec!["not json".to_string()]]);
+    }
+
+    #[test]
+    fn jsonl_multi_line_order_with_row_channel() {
+        let text = r#"{"order_id":"J1","ordered_at":"2024-11-11 10:00:00","sku":"S1","quantity":2,"unit_price":129.9,"phone":13800000001,"channel":"tmall","platform_user_id":"nick"}
+{"order_id":"J1","ordered_at":"2024-11-11 10:00:00","sku":"S2","quantity":"1","unit_price":"0.10","email":"a@b.com"}
+"#;
+        // Sniffed as JSONL from the first byte, whatever the name.
+        let out = read(
+            InputFormat::Canonical,
+            text.as_bytes(),
+            "upload",
+            &opts(None),
+        )
+        .unwrap();
+        assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+        let o = &out.orders[0];
+        assert_eq!(o.lines[0].unit_price.minor(), 12990);
+        assert_eq!(o.lines[1].unit_price.minor(), 10);
+        assert_eq!(o.gross_amount().minor(), 2 * 12990 + 10);
+        let idents: Vec<_> = o.customer.identifiers.iter().map(|i| i.value()).collect();
+        assert_eq!(idents, ["+8613800000001", "tmall:nick", "a@b.com"]);
+    }
+
+    fn arb_order() -> impl Strategy<Value = (String, i64, Vec<(String, i64, i64, i64)>, u8, String)>
+    {
+        (
+            "[A-Z][0-9]{1,6}",
+            0i64..2_000_000_000,
+            prop::collection::vec(
+                (
+                    "[A-Za-z0-9][A-Za-z0-9 ,\"-]{0,11}",
+                    1i64..50,
+                    0i64..10_000_000,
+                    0i64..1000,
+                ),
+                1..4,
+            ),
+            0u8..5,
+            "[a-z]{1,8}",
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn csv_round_trip(orders in prop::collection::vec(arb_order(), 0..8)) {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record(["order_id", "ordered_at", "sku", "quantity", "unit_price", "discount", "status", "email", "product_name"]).unwrap();
+            let mut want = Vec::new();
+            for (i, (id, secs, lines, st, email)) in orders.iter().enumerate() {
+                let id = format!("{id}-{i}");
+                let at = chrono::DateTime::from_timestamp(*secs, 0).unwrap();
+                let status = OrderStatus::ALL[*st as usize];
+                for (sku, q, price, disc) in lines {
+                    w.write_record([
+                        id.clone(),
+                        at.to_rfc3339(),
+                        sku.clone(),
+                        q.to_string(),
+                        Money::from_minor(*price).to_decimal_string(),
+                        Money::from_minor(*disc).to_decimal_string(),
+                        status.as_str().to_string(),
+                        format!("{email}@example.com"),
+                        format!("name {sku}"),
+                    ]).unwrap();
+                }
+                want.push((id, at, status, lines.clone()));
+            }
+            let bytes = w.into_inner().unwrap();
+            let out = read(InputFormat::Canonical, &bytes, "x.csv", &opts(Some("pos"))).unwrap();
+            prop_assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+            prop_assert_eq!(out.orders.len(), want.len());
+            for (o, (id, at, status, lines)) in out.orders.iter().zip(&want) {
+                prop_assert_eq!(&o.order_id, id);
+                prop_assert_eq!(o.ordered_at, *at);
+                prop_assert_eq!(o.status, *status);
+                prop_assert_eq!(o.lines.len(), lines.len());
+                for (l, (sku, q, price, disc)) in o.lines.iter().zip(lines) {
+                    prop_assert_eq!(&l.sku, sku.trim());
+                    prop_assert_eq!(l.quantity, *q);
+                    prop_assert_eq!(l.unit_price.minor(), *price);
+                    prop_assert_eq!(l.discount.minor(), *disc);
+                }
+            }
+            prop_assert_eq!(out.bytes_read, bytes.len() as u64);
+        }
+    }
+}

@@ -18,14 +18,46 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// Detect the encoding of the start of a file: UTF-8 if the sample decodes as
 /// UTF-8 (a byte-order mark is allowed, and a sample cut in the middle of a
 /// character still counts as UTF-8), else GBK.
+///
+/// When the sample is valid in neither (a damaged file), the encoding with
+/// fewer malformed sequences wins, so that one bad byte in a UTF-8 file gives
+/// a row error instead of the whole file read as GBK mojibake.
 pub fn detect_encoding(sample: &[u8]) -> Encoding {
     let sample = sample.strip_prefix(UTF8_BOM).unwrap_or(sample);
-    match std::str::from_utf8(sample) {
-        Ok(_) => Encoding::Utf8,
-        // `error_len() == None` means the input ended inside a character
-        // that was valid so far: the sample was cut, not wrong.
-        Err(e) if e.error_len().is_none() => Encoding::Utf8,
-        Err(_) => Encoding::Gbk,
+    let utf8_errors = utf8_error_count(sample);
+    if utf8_errors == 0 {
+        return Encoding::Utf8;
+    }
+    let (text, _) = encoding_rs::GBK.decode_without_bom_handling(sample);
+    let mut gbk_errors = text.chars().filter(|c| *c == '\u{fffd}').count();
+    // A sample cut after the first byte of a two-byte character.
+    if gbk_errors > 0 && text.ends_with('\u{fffd}') && sample.last().is_some_and(|b| *b >= 0x81) {
+        gbk_errors -= 1;
+    }
+    if gbk_errors == 0 || gbk_errors <= utf8_errors {
+        Encoding::Gbk
+    } else {
+        Encoding::Utf8
+    }
+}
+
+/// Malformed UTF-8 sequences in `bytes`; a character cut at the very end is
+/// not counted.
+fn utf8_error_count(mut bytes: &[u8]) -> usize {
+    let mut n = 0;
+    loop {
+        match std::str::from_utf8(bytes) {
+            Ok(_) => return n,
+            Err(e) => match e.error_len() {
+                // `None`: the input ended inside a character that was valid
+                // so far (the sample was cut), not a malformed one.
+                None => return n,
+                Some(len) => {
+                    n += 1;
+                    bytes = &bytes[e.valid_up_to() + len..];
+                }
+            },
+        }
     }
 }
 
@@ -592,6 +624,13 @@ mod tests {
         let (gbk, _, _) = encoding_rs::GBK.encode("订单编号,买家会员名\n");
         assert_eq!(detect_encoding(&gbk), Encoding::Gbk);
         assert_eq!(detect_encoding(b""), Encoding::Utf8);
+        // GBK cut after a lead byte is still GBK.
+        assert_eq!(detect_encoding(&gbk[..3]), Encoding::Gbk);
+        // One stray byte in a UTF-8 file full of Chinese: still UTF-8.
+        let mut damaged = "订单编号,买家会员名\n张三,李四\n".repeat(5).into_bytes();
+        damaged.push(0xFF);
+        damaged.extend_from_slice("王五\n".as_bytes());
+        assert_eq!(detect_encoding(&damaged), Encoding::Utf8);
     }
 
     #[test]
@@ -655,5 +694,79 @@ mod tests {
         .map(|g| g.into_iter().map(|x| x.0).collect())
         .collect();
         assert_eq!(groups, vec![vec![1, 2], vec![3], vec![4], vec![5]]);
+    }
+}
+
+/// Helpers for the readers' tests.
+#[cfg(test)]
+pub(crate) mod testutil {
+    use super::super::*;
+
+    /// Options as a Chinese brand would pass them.
+    pub fn opts(channel: Option<&str>) -> ReadOptions {
+        ReadOptions {
+            channel: channel.map(|c| ChannelName::parse(c).unwrap()),
+            default_country: "86".into(),
+            default_currency: Currency::parse("CNY").unwrap(),
+            business_tz: "Asia/Shanghai".parse().unwrap(),
+            encoding: None,
+        }
+    }
+
+    /// What a reader gave.
+    pub struct Out {
+        pub orders: Vec<OrderRecord>,
+        pub rejected: Vec<Rejected>,
+        pub header: Vec<String>,
+        pub bytes_read: u64,
+    }
+
+    /// Read a whole input.
+    pub fn read(
+        format: InputFormat,
+        bytes: &[u8],
+        hint: &str,
+        options: &ReadOptions,
+    ) -> Result<Out, FileError> {
+        let mut r = open(format, Box::new(bytes), hint, options)?;
+        let mut orders = Vec::new();
+        let mut rejected = Vec::new();
+        for item in r.by_ref() {
+            match item {
+                Ok(o) => orders.push(o),
+                Err(x) => rejected.push(x),
+            }
+        }
+        Ok(Out {
+            orders,
+            rejected,
+            header: r.header().to_vec(),
+            bytes_read: r.bytes_read(),
+        })
+    }
+
+    /// A CSV text with `columns` as header and rows given as (column, value)
+    /// pairs; other columns are empty.
+    pub fn csv_with(columns: &[&str], rows: &[&[(&str, &str)]]) -> String {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(columns).unwrap();
+        for row in rows {
+            let rec: Vec<&str> = columns
+                .iter()
+                .map(|c| {
+                    row.iter()
+                        .find(|(k, _)| k == c)
+                        .map(|(_, v)| *v)
+                        .unwrap_or("")
+                })
+                .collect();
+            w.write_record(rec).unwrap();
+        }
+        String::from_utf8(w.into_inner().unwrap()).unwrap()
+    }
+
+    /// The ids of the orders read.
+    pub fn ids(orders: &[OrderRecord]) -> Vec<&str> {
+        orders.iter().map(|o| o.order_id.as_str()).collect()
     }
 }

@@ -119,7 +119,12 @@ const FORMAT: &str = "shopify";
 /// partially_refunded -> partially_refunded; voided, expired -> cancelled;
 /// pending, authorized, partially_paid -> pending.
 pub fn map_status(s: &str) -> Option<OrderStatus> {
-    match s.trim().to_ascii_lowercase().replace([' ', '-'], "_").as_str() {
+    match s
+        .trim()
+        .to_ascii_lowercase()
+        .replace([' ', '-'], "_")
+        .as_str()
+    {
         "paid" => Some(OrderStatus::Paid),
         "refunded" => Some(OrderStatus::Refunded),
         "partially_refunded" => Some(OrderStatus::PartiallyRefunded),
@@ -253,7 +258,8 @@ impl ShopifyReader<'_> {
         let ordered_at = e
             .required(n(c.created_at), f(c.created_at), DATE_FORM)
             .and_then(|v| e.datetime(n(c.created_at), v, opts.business_tz, DATE_FORM));
-        let paid_at = f(c.paid_at).and_then(|v| e.datetime(n(c.paid_at), v, opts.business_tz, DATE_FORM));
+        let paid_at =
+            f(c.paid_at).and_then(|v| e.datetime(n(c.paid_at), v, opts.business_tz, DATE_FORM));
         let status = e
             .required(n(c.financial_status), f(c.financial_status), STATUS_FORM)
             .and_then(|v| {

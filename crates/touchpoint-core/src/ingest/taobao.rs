@@ -118,7 +118,10 @@ pub fn clean_order_id(s: &str) -> String {
 pub fn split_amount(paid: Money, quantity: i64) -> (Money, Money) {
     let p = paid.minor();
     let unit = (p + quantity - 1).div_euclid(quantity);
-    (Money::from_minor(unit), Money::from_minor(unit * quantity - p))
+    (
+        Money::from_minor(unit),
+        Money::from_minor(unit * quantity - p),
+    )
 }
 
 struct Cols {
@@ -241,7 +244,8 @@ impl TaobaoReader<'_> {
             );
         }
         let mut ids = IdSet::default();
-        if let Some(v) = e.required("买家会员名", f(c.buyer), "a buyer nick such as tb_buyer01") {
+        if let Some(v) = e.required("买家会员名", f(c.buyer), "a buyer nick such as tb_buyer01")
+        {
             match Identifier::platform_user_id(&self.channel, v) {
                 Ok(id) => ids.add(id),
                 Err(err) => e.push("买家会员名", v, format!("expected {err}")),
@@ -275,14 +279,19 @@ impl TaobaoReader<'_> {
             .and_then(|v| {
                 let s = parse_state(v);
                 if s.is_none() {
-                    e.push("订单状态", v, format!("unknown order status; expected {STATUS_FORM}"));
+                    e.push(
+                        "订单状态",
+                        v,
+                        format!("unknown order status; expected {STATUS_FORM}"),
+                    );
                 }
                 s
             });
         let ordered_at = e
             .required("订单创建时间", f(c.created), DATE_FORM)
             .and_then(|v| e.datetime("订单创建时间", v, opts.business_tz, DATE_FORM));
-        let paid_at = f(c.paid_at).and_then(|v| e.datetime("订单付款时间", v, opts.business_tz, DATE_FORM));
+        let paid_at =
+            f(c.paid_at).and_then(|v| e.datetime("订单付款时间", v, opts.business_tz, DATE_FORM));
         let title = e.required("宝贝标题", f(c.title), "a product title");
         let quantity = e
             .required("宝贝总数量", f(c.quantity), "a whole number of 1 or more")
@@ -314,7 +323,15 @@ impl TaobaoReader<'_> {
             Some(ordered_at),
             Some(title),
             Some(quantity),
-        ) = (order_id.clone(), paid, refund, status, ordered_at, title, quantity)
+        ) = (
+            order_id.clone(),
+            paid,
+            refund,
+            status,
+            ordered_at,
+            title,
+            quantity,
+        )
         else {
             let mut errors = e.list;
             if errors.is_empty() {
