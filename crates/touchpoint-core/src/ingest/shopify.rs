@@ -427,3 +427,328 @@ impl ShopifyReader<'_> {
         Ok(order)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::common::testutil::{csv_with, ids, opts, read, Out};
+    use super::*;
+
+    fn us() -> ReadOptions {
+        let mut o = opts(None);
+        o.default_country = "1".into();
+        o.default_currency = Currency::parse("USD").unwrap();
+        o.business_tz = "America/New_York".parse().unwrap();
+        o
+    }
+
+    fn shopify(rows: &[&[(&str, &str)]]) -> Out {
+        let text = csv_with(&COLUMNS, rows);
+        read(
+            InputFormat::Shopify,
+            text.as_bytes(),
+            "orders_export.csv",
+            &us(),
+        )
+        .unwrap()
+    }
+
+    /// The first row of an order, with its order-level fields.
+    fn head<'a>(name: &'a str, status: &'a str) -> Vec<(&'a str, &'a str)> {
+        vec![
+            ("Name", name),
+            ("Email", "Jane@Example.com"),
+            ("Financial Status", status),
+            ("Paid at", "2024-01-15 10:24:00 -0500"),
+            ("Currency", "USD"),
+            ("Created at", "2024-01-15 10:23:45 -0500"),
+            ("Lineitem quantity", "1"),
+            ("Lineitem name", "Tee - M"),
+            ("Lineitem price", "25.00"),
+            ("Lineitem sku", "TEE-M"),
+            ("Billing Name", "Jane Doe"),
+            ("Billing City", "Brooklyn"),
+            ("Billing Province", "NY"),
+            ("Vendor", "Acme"),
+        ]
+    }
+
+    /// A following row of an order: only the line item.
+    fn item<'a>(
+        name: &'a str,
+        qty: &'a str,
+        title: &'a str,
+        price: &'a str,
+        sku: &'a str,
+    ) -> Vec<(&'a str, &'a str)> {
+        vec![
+            ("Name", name),
+            ("Lineitem quantity", qty),
+            ("Lineitem name", title),
+            ("Lineitem price", price),
+            ("Lineitem sku", sku),
+        ]
+    }
+
+    fn with<'a>(
+        mut row: Vec<(&'a str, &'a str)>,
+        k: &'a str,
+        v: &'a str,
+    ) -> Vec<(&'a str, &'a str)> {
+        row.retain(|(c, _)| *c != k);
+        row.push((k, v));
+        row
+    }
+
+    #[test]
+    fn reads_multi_line_orders_and_maps_fields() {
+        let r1 = with(
+            with(head("#1001", "paid"), "Phone", "(415) 555-0100"),
+            "Discount Amount",
+            "7.00",
+        );
+        let r1 = with(
+            with(r1, "Billing Phone", "+1 212 555 0199"),
+            "Lineitem discount",
+            "2.00",
+        );
+        let r2 = item("#1001", "2", "Mug", "12.50", "");
+        let r3 = with(item("#1001", "1", "Cap", "10", "CAP"), "Vendor", "Other");
+        let r4 = head("#1002", "pending");
+        let out = shopify(&[&r1, &r2, &r3, &r4]);
+        assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+        assert_eq!(ids(&out.orders), ["#1001", "#1002"]);
+        let o = &out.orders[0];
+        assert_eq!(o.channel.as_str(), "shopify");
+        assert_eq!(o.source_line, 2);
+        assert_eq!(o.status, OrderStatus::Paid);
+        assert_eq!(o.currency.as_str(), "USD");
+        assert_eq!(o.ordered_at.to_rfc3339(), "2024-01-15T15:23:45+00:00");
+        assert_eq!(o.paid_at.unwrap().to_rfc3339(), "2024-01-15T15:24:00+00:00");
+        assert_eq!(o.lines.len(), 3);
+        assert_eq!(o.lines[0].sku, "TEE-M");
+        assert_eq!(o.lines[0].brand.as_deref(), Some("Acme"));
+        assert_eq!(o.lines[0].discount.minor(), 200);
+        assert_eq!(
+            o.lines[1].sku, "Mug",
+            "empty Lineitem sku falls back to the name"
+        );
+        assert_eq!(o.lines[1].quantity, 2);
+        assert_eq!(o.lines[1].brand, None);
+        assert_eq!(o.lines[2].brand.as_deref(), Some("Other"));
+        // Discount Amount 7.00 of which 2.00 is already on a line.
+        assert_eq!(o.order_discount.minor(), 500);
+        assert_eq!(o.gross_amount().minor(), 2500 - 200 + 2500 + 1000 - 500);
+        let idents: Vec<_> = o.customer.identifiers.iter().map(|i| i.value()).collect();
+        assert_eq!(
+            idents,
+            ["jane@example.com", "+14155550100"],
+            "Phone preferred over Billing Phone"
+        );
+        assert_eq!(o.customer.name.as_deref(), Some("Jane Doe"));
+        assert_eq!(o.customer.region.as_deref(), Some("NY"));
+        assert_eq!(out.orders[1].status, OrderStatus::Pending);
+        assert_eq!(out.header.len(), 79);
+    }
+
+    #[test]
+    fn refunds_and_statuses() {
+        let full = head("#1", "refunded");
+        let partial = with(head("#2", "partially_refunded"), "Refunded Amount", "5.50");
+        let voided = with(
+            head("#3", "voided"),
+            "Cancelled at",
+            "2024-01-16 10:00:00 -0500",
+        );
+        let cancelled_paid = with(
+            head("#4", "paid"),
+            "Cancelled at",
+            "2024-01-16 10:00:00 -0500",
+        );
+        let authorized = head("#5", "Authorized");
+        let explicit = with(head("#6", "refunded"), "Refunded Amount", "25.00");
+        let second = item("#1", "1", "Sock", "5", "SOCK");
+        let out = shopify(&[
+            &full,
+            &second,
+            &partial,
+            &voided,
+            &cancelled_paid,
+            &authorized,
+            &explicit,
+        ]);
+        assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+        let st: Vec<_> = out
+            .orders
+            .iter()
+            .map(|o| (o.status, o.refunded.minor()))
+            .collect();
+        assert_eq!(
+            st,
+            [
+                (OrderStatus::Refunded, 3000),
+                (OrderStatus::PartiallyRefunded, 550),
+                (OrderStatus::Cancelled, 0),
+                (OrderStatus::Paid, 0),
+                (OrderStatus::Pending, 0),
+                (OrderStatus::Refunded, 2500),
+            ]
+        );
+    }
+
+    #[test]
+    fn identifiers_fall_back_to_billing_and_shipping_phone() {
+        let a = with(
+            with(head("#1", "paid"), "Email", ""),
+            "Billing Phone",
+            "212-555-0199",
+        );
+        let b = with(
+            with(head("#2", "paid"), "Email", ""),
+            "Shipping Phone",
+            "+44 20 7946 0958",
+        );
+        let none = with(head("#3", "paid"), "Email", "");
+        let bad = with(head("#4", "paid"), "Email", "jane at example");
+        let ok = head("#5", "paid");
+        let out = shopify(&[&a, &b, &none, &bad, &ok]);
+        assert_eq!(ids(&out.orders), ["#1", "#2", "#5"]);
+        assert_eq!(
+            out.orders[0].customer.identifiers[0].value(),
+            "+12125550199"
+        );
+        assert_eq!(
+            out.orders[1].customer.identifiers[0].value(),
+            "+442079460958"
+        );
+        let e = &out.rejected[0].errors[0];
+        assert_eq!((e.line, e.column.as_deref()), (4, None));
+        assert!(e.message.contains("no identifier"));
+        let e = &out.rejected[1].errors[0];
+        assert_eq!(
+            (e.line, e.column.as_deref(), e.value.as_deref()),
+            (5, Some("Email"), Some("jane at example"))
+        );
+    }
+
+    #[test]
+    fn missing_column_fails_at_open() {
+        let text = "Name,Email,Created at,Lineitem quantity,Lineitem name\n#1,a@b.com,2024-01-15 10:23:45 -0500,1,Tee\n";
+        let Err(FileError::MissingColumns {
+            missing,
+            expected,
+            found,
+            format,
+        }) = read(InputFormat::Shopify, text.as_bytes(), "x.csv", &us())
+        else {
+            panic!("expected MissingColumns");
+        };
+        assert_eq!(format, "shopify");
+        assert_eq!(missing, ["Lineitem price", "Financial Status"]);
+        assert_eq!(found.len(), 5);
+        assert_eq!(expected.len(), 79);
+    }
+
+    #[test]
+    fn header_matching_is_trimmed_and_case_insensitive() {
+        let text = " name ,EMAIL,financial status,created at,lineitem quantity,lineitem name,lineitem price\n\
+                    #1,a@b.com,paid,2024-01-15T10:23:45-05:00,1,Tee,9.99\n";
+        let out = read(InputFormat::Shopify, text.as_bytes(), "x.csv", &us()).unwrap();
+        assert_eq!(ids(&out.orders), ["#1"]);
+        assert_eq!(out.orders[0].lines[0].sku, "Tee");
+    }
+
+    #[test]
+    fn empty_and_header_only() {
+        assert!(matches!(
+            read(InputFormat::Shopify, b"", "x.csv", &us()),
+            Err(FileError::Empty { .. })
+        ));
+        let out = shopify(&[]);
+        assert!(out.orders.is_empty() && out.rejected.is_empty());
+    }
+
+    #[test]
+    fn bad_date_number_and_status_reject_their_orders_only() {
+        let bad_date = with(head("#2", "paid"), "Created at", "15/01/2024");
+        let bad_qty = item("#3", "1.5", "Mug", "3", "");
+        let bad_price = item("#3", "1", "Mug", "three", "");
+        let bad_status = head("#4", "shipped");
+        let out = shopify(&[
+            &head("#1", "paid"),
+            &bad_date,
+            &head("#3", "paid"),
+            &bad_qty,
+            &bad_price,
+            &bad_status,
+            &head("#5", "paid"),
+        ]);
+        assert_eq!(ids(&out.orders), ["#1", "#5"]);
+        let got: Vec<Vec<(u64, Option<&str>, Option<&str>)>> = out
+            .rejected
+            .iter()
+            .map(|r| {
+                r.errors
+                    .iter()
+                    .map(|e| (e.line, e.column.as_deref(), e.value.as_deref()))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                vec![(3, Some("Created at"), Some("15/01/2024"))],
+                vec![
+                    (5, Some("Lineitem quantity"), Some("1.5")),
+                    (6, Some("Lineitem price"), Some("three"))
+                ],
+                vec![(7, Some("Financial Status"), Some("shipped"))],
+            ]
+        );
+        assert!(out.rejected[0].errors[0]
+            .message
+            .contains("2024-01-15 10:23:45 -0500"));
+        assert!(out.rejected[2].errors[0]
+            .message
+            .contains("partially_refunded"));
+        assert_eq!(out.rejected[1].raw_rows.len(), 3);
+        assert_eq!(out.rejected[1].order_id.as_deref(), Some("#3"));
+    }
+
+    #[test]
+    fn ragged_row_and_bad_utf8() {
+        let good = csv_with(&COLUMNS, &[&head("#1", "paid")]);
+        let mut bytes = good.clone().into_bytes();
+        bytes.extend_from_slice(b"#2,a@b.com,paid\n");
+        let row3 = csv_with(&COLUMNS, &[&head("#3", "paid")]);
+        let row3 = row3.lines().nth(1).unwrap().replace("Tee - M", "T\u{e9}e");
+        // Row 4: Latin-1 "Tée" (0xE9 is not UTF-8 on its own).
+        let latin1: Vec<u8> = row3.chars().map(|c| c as u32 as u8).collect();
+        bytes.extend_from_slice(&latin1);
+        bytes.push(b'\n');
+        bytes.extend_from_slice(
+            csv_with(&COLUMNS, &[&head("#5", "paid")])
+                .lines()
+                .nth(1)
+                .unwrap()
+                .as_bytes(),
+        );
+        bytes.push(b'\n');
+        let mut o = us();
+        o.encoding = Some(Encoding::Utf8);
+        let out = read(InputFormat::Shopify, &bytes, "x.csv", &o).unwrap();
+        assert_eq!(ids(&out.orders), ["#1", "#5"]);
+        let e = &out.rejected[0].errors[0];
+        assert_eq!(e.line, 3);
+        assert!(
+            e.message.contains("3 fields but the header has 79"),
+            "{}",
+            e.message
+        );
+        let e = &out.rejected[1].errors[0];
+        assert_eq!((e.line, e.column.as_deref()), (4, Some("Lineitem name")));
+        assert!(e
+            .message
+            .contains("not valid UTF-8; if the file is GBK use --encoding gbk"));
+        assert_eq!(out.rejected[1].raw_rows[0][17], "T\u{fffd}e");
+    }
+}
