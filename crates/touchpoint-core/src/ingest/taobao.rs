@@ -405,3 +405,370 @@ fn is_mobile(p: &Phone, default_country: &str) -> bool {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::common::testutil::{csv_with, ids, opts, read, Out};
+    use super::*;
+    use proptest::prelude::*;
+
+    fn row<'a>(
+        id: &'a str,
+        status: &'a str,
+        paid: &'a str,
+        refund: &'a str,
+    ) -> Vec<(&'a str, &'a str)> {
+        vec![
+            ("订单编号", id),
+            ("买家会员名", "tb_buyer01"),
+            ("买家实际支付金额", paid),
+            ("订单状态", status),
+            ("收货人姓名", "张三"),
+            ("收货地址", "浙江省 杭州市 西湖区 文三路 1 号(310000)"),
+            ("联系手机", "'13800000001"),
+            ("订单创建时间", "2024-11-11 00:01:23"),
+            ("订单付款时间", "2024-11-11 00:02:00"),
+            ("宝贝标题", "运动鞋"),
+            ("宝贝总数量", "3"),
+            ("退款金额", refund),
+        ]
+    }
+
+    fn with<'a>(mut r: Vec<(&'a str, &'a str)>, k: &'a str, v: &'a str) -> Vec<(&'a str, &'a str)> {
+        r.retain(|(c, _)| *c != k);
+        r.push((k, v));
+        r
+    }
+
+    fn text(rows: &[&[(&str, &str)]]) -> String {
+        csv_with(&COLUMNS, rows)
+    }
+
+    fn taobao(bytes: &[u8]) -> Out {
+        read(
+            InputFormat::Taobao,
+            bytes,
+            "ExportOrderList.csv",
+            &opts(Some("tmall")),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn reads_orders_with_excel_quirks() {
+        let a = row("=\"2024111122334455\"", "交易成功", "128.00", "0.00");
+        let b = with(
+            with(
+                with(
+                    row("'2024111122334456", "等待买家付款", "99.9", ""),
+                    "订单付款时间",
+                    "",
+                ),
+                "商家编码",
+                "SHOE-42",
+            ),
+            "订单创建时间",
+            "2024/11/11 0:01:23",
+        );
+        let c = with(
+            with(
+                row("\t2024111122334457", "已发货", "10", "0"),
+                "联系手机",
+                "",
+            ),
+            "联系电话",
+            "0571-88880000",
+        );
+        let d = with(
+            with(
+                row("2024111122334458", "卖家已发货，等待买家确认", "10", "0"),
+                "联系手机",
+                "",
+            ),
+            "联系电话",
+            "13900000009",
+        );
+        let e = with(
+            row("2024111122334459", "买家已付款,等待卖家发货", "10", "0"),
+            "联系手机",
+            "138****0001",
+        );
+        let out = taobao(text(&[&a, &b, &c, &d, &e]).as_bytes());
+        assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+        assert_eq!(
+            ids(&out.orders),
+            [
+                "2024111122334455",
+                "2024111122334456",
+                "2024111122334457",
+                "2024111122334458",
+                "2024111122334459"
+            ]
+        );
+        let o = &out.orders[0];
+        assert_eq!(o.channel.as_str(), "tmall");
+        assert_eq!(o.status, OrderStatus::Paid);
+        assert_eq!(o.currency.as_str(), "CNY");
+        assert_eq!(o.ordered_at.to_rfc3339(), "2024-11-10T16:01:23+00:00");
+        assert_eq!(o.paid_at.unwrap().to_rfc3339(), "2024-11-10T16:02:00+00:00");
+        assert_eq!(o.lines.len(), 1);
+        let l = &o.lines[0];
+        assert_eq!(
+            (l.sku.as_str(), l.product_name.as_deref(), l.quantity),
+            ("运动鞋", Some("运动鞋"), 3)
+        );
+        // 128.00 / 3: unit 42.67, discount 0.01.
+        assert_eq!((l.unit_price.minor(), l.discount.minor()), (4267, 1));
+        assert_eq!(o.gross_amount().minor(), 12800);
+        let idents: Vec<_> = o.customer.identifiers.iter().map(|i| i.value()).collect();
+        assert_eq!(idents, ["tmall:tb_buyer01", "+8613800000001"]);
+        assert_eq!(o.customer.name.as_deref(), Some("张三"));
+        assert_eq!(o.customer.region.as_deref(), Some("浙江省"));
+        let o = &out.orders[1];
+        assert_eq!((o.status, o.paid_at), (OrderStatus::Pending, None));
+        assert_eq!(o.lines[0].sku, "SHOE-42");
+        assert_eq!(o.ordered_at.to_rfc3339(), "2024-11-10T16:01:23+00:00");
+        assert_eq!(o.gross_amount().minor(), 9990);
+        // A landline in 联系电话 is not an identifier; a mobile there is.
+        assert_eq!(out.orders[2].customer.identifiers.len(), 1);
+        assert_eq!(
+            out.orders[3].customer.identifiers[1].value(),
+            "+8613900000009"
+        );
+        // A masked mobile is skipped.
+        assert_eq!(out.orders[4].customer.identifiers.len(), 1);
+        assert_eq!(out.orders[4].status, OrderStatus::Paid);
+    }
+
+    #[test]
+    fn chinese_statuses_and_refunds() {
+        let rows = [
+            row("1", "交易成功", "100", "0"),
+            row("2", "交易成功", "100", "30"),
+            row("3", "交易成功", "100", "100"),
+            row("4", "交易关闭", "100", "100"),
+            row("5", "交易关闭", "100", "40"),
+            row("6", "交易关闭", "100", "0"),
+            row("7", "交易关闭", "0", ""),
+            row("8", "等待买家付款", "100", ""),
+            row("9", "付款以前，卖家或买家主动关闭交易", "100", ""),
+        ];
+        let refs: Vec<&[(&str, &str)]> = rows.iter().map(|r| r.as_slice()).collect();
+        let out = taobao(text(&refs).as_bytes());
+        assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+        let got: Vec<_> = out
+            .orders
+            .iter()
+            .map(|o| (o.status, o.refunded.minor()))
+            .collect();
+        use OrderStatus::*;
+        assert_eq!(
+            got,
+            [
+                (Paid, 0),
+                (PartiallyRefunded, 3000),
+                (Refunded, 10000),
+                (Refunded, 10000),
+                (PartiallyRefunded, 4000),
+                (Cancelled, 0),
+                (Cancelled, 0),
+                (Pending, 0),
+                (Cancelled, 0),
+            ]
+        );
+    }
+
+    #[test]
+    fn gbk_files_are_detected_and_decoded() {
+        let t = text(&[
+            &row("=\"1001\"", "交易成功", "128.00", ""),
+            &row("1002", "交易关闭", "5", "5"),
+        ]);
+        let (gbk, _, had_errors) = encoding_rs::GBK.encode(&t);
+        assert!(!had_errors);
+        let out = taobao(&gbk);
+        assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+        assert_eq!(ids(&out.orders), ["1001", "1002"]);
+        assert_eq!(out.orders[0].customer.name.as_deref(), Some("张三"));
+        assert_eq!(out.orders[1].status, OrderStatus::Refunded);
+        assert_eq!(out.header[0], "订单编号");
+        assert_eq!(out.bytes_read, gbk.len() as u64);
+        // UTF-8 with a byte-order mark, as Excel saves it.
+        let bom = format!("\u{feff}{t}");
+        let out = taobao(bom.as_bytes());
+        assert_eq!(ids(&out.orders), ["1001", "1002"]);
+    }
+
+    #[test]
+    fn gbk_read_as_utf8_is_an_encoding_error() {
+        let t = text(&[&row("1001", "交易成功", "128.00", "")]);
+        let (gbk, _, _) = encoding_rs::GBK.encode(&t);
+        let mut o = opts(Some("tmall"));
+        o.encoding = Some(Encoding::Utf8);
+        let err = read(InputFormat::Taobao, &gbk, "x.csv", &o).err().unwrap();
+        assert!(
+            matches!(
+                err,
+                FileError::Encoding {
+                    encoding: "UTF-8",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("--encoding gbk"), "{err}");
+    }
+
+    #[test]
+    fn undecodable_gbk_row_is_a_row_error() {
+        let t = text(&[
+            &row("1001", "交易成功", "1", ""),
+            &row("1002", "交易成功", "2", ""),
+            &row("1003", "交易成功", "3", ""),
+        ]);
+        let mut gbk = encoding_rs::GBK.encode(&t).0.into_owned();
+        // Damage row 3 (line 3): replace 张三 with bytes that are not GBK.
+        let (name, _, _) = encoding_rs::GBK.encode("张三");
+        let pos = gbk
+            .windows(name.len())
+            .enumerate()
+            .filter(|(_, w)| *w == &name[..])
+            .nth(1)
+            .unwrap()
+            .0;
+        gbk[pos] = 0x80;
+        gbk[pos + 1] = 0xFF;
+        let out = taobao(&gbk);
+        assert_eq!(ids(&out.orders), ["1001", "1003"]);
+        let e = &out.rejected[0].errors[0];
+        assert_eq!((e.line, e.column.as_deref()), (3, Some("收货人姓名")));
+        assert!(e.message.contains("not valid GBK"), "{}", e.message);
+        assert_eq!(out.rejected[0].order_id.as_deref(), Some("1002"));
+        assert_eq!(out.rejected[0].raw_rows[0][12], "交易成功");
+    }
+
+    #[test]
+    fn row_errors_name_line_and_column() {
+        let rows = [
+            row("1", "交易成功", "100", ""),
+            with(
+                row("2", "交易成功", "100", ""),
+                "订单创建时间",
+                "11-11 00:01",
+            ),
+            row("3", "交易成功", "1百", ""),
+            with(row("4", "交易成功", "100", ""), "宝贝总数量", "0"),
+            row("5", "退款中", "100", ""),
+            row("6", "交易成功", "100", "120"),
+            with(row("7", "交易成功", "100", ""), "买家会员名", ""),
+            with(row("8", "交易成功", "100", ""), "联系手机", "1380000000x"),
+            row("9", "交易成功", "100", ""),
+        ];
+        let refs: Vec<&[(&str, &str)]> = rows.iter().map(|r| r.as_slice()).collect();
+        let out = taobao(text(&refs).as_bytes());
+        assert_eq!(ids(&out.orders), ["1", "9"]);
+        let got: Vec<_> = out
+            .rejected
+            .iter()
+            .map(|r| {
+                assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+                let e = &r.errors[0];
+                (
+                    e.line,
+                    e.column.clone().unwrap_or_default(),
+                    e.value.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        let want: Vec<(u64, String, String)> = [
+            (3, "订单创建时间", "11-11 00:01"),
+            (4, "买家实际支付金额", "1百"),
+            (5, "宝贝总数量", "0"),
+            (6, "订单状态", "退款中"),
+            (7, "退款金额", "120"),
+            (8, "买家会员名", ""),
+            (9, "联系手机", "1380000000x"),
+        ]
+        .into_iter()
+        .map(|(l, c, v)| (l, c.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(got, want);
+        assert!(out.rejected[0].errors[0]
+            .message
+            .contains("2024/11/11 0:01:23"));
+        assert!(out.rejected[3].errors[0].message.contains("交易成功"));
+    }
+
+    #[test]
+    fn ragged_row() {
+        let mut t = text(&[&row("1", "交易成功", "100", "")]);
+        t.push_str("2,tb_x,,,\n");
+        t.push_str(
+            text(&[&row("3", "交易成功", "100", "")])
+                .lines()
+                .nth(1)
+                .unwrap(),
+        );
+        t.push('\n');
+        let out = taobao(t.as_bytes());
+        assert_eq!(ids(&out.orders), ["1", "3"]);
+        let r = &out.rejected[0];
+        assert_eq!(r.order_id.as_deref(), Some("2"));
+        assert_eq!(r.errors[0].line, 3);
+        assert!(r.errors[0]
+            .message
+            .contains("5 fields but the header has 49"));
+        assert_eq!(r.raw_rows, vec![vec!["2", "tb_x", "", "", ""]]);
+    }
+
+    #[test]
+    fn file_level_errors() {
+        assert!(matches!(
+            read(InputFormat::Taobao, b"", "x.csv", &opts(Some("tmall"))),
+            Err(FileError::Empty { .. })
+        ));
+        assert!(matches!(
+            read(
+                InputFormat::Taobao,
+                text(&[]).as_bytes(),
+                "x.csv",
+                &opts(None)
+            ),
+            Err(FileError::NoChannel { .. })
+        ));
+        let out = taobao(text(&[]).as_bytes());
+        assert!(out.orders.is_empty() && out.rejected.is_empty());
+        let t = "订单编号, 买家会员名 ,订单状态,订单创建时间,宝贝标题,宝贝总数量,Order Amount\n";
+        let Err(FileError::MissingColumns { missing, found, .. }) = read(
+            InputFormat::Taobao,
+            t.as_bytes(),
+            "x.csv",
+            &opts(Some("tmall")),
+        ) else {
+            panic!("expected MissingColumns");
+        };
+        assert_eq!(missing, ["买家实际支付金额"]);
+        assert_eq!(found[1], "买家会员名");
+    }
+
+    #[test]
+    fn order_ids_are_cleaned() {
+        for (raw, want) in [
+            ("=\"2024111122334455\"", "2024111122334455"),
+            ("'2024111122334455", "2024111122334455"),
+            ("\t2024111122334455", "2024111122334455"),
+            (" 2024111122334455 ", "2024111122334455"),
+        ] {
+            assert_eq!(clean_order_id(raw), want);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn split_amount_is_exact(paid in 0i64..1_000_000_000, q in 1i64..1000) {
+            let (unit, disc) = split_amount(Money::from_minor(paid), q);
+            prop_assert_eq!(unit.minor() * q - disc.minor(), paid);
+            prop_assert!(disc.minor() >= 0 && disc.minor() < q);
+        }
+    }
+}
