@@ -957,8 +957,10 @@ not json
         assert_eq!(idents, ["+8613800000001", "tmall:nick", "a@b.com"]);
     }
 
-    fn arb_order() -> impl Strategy<Value = (String, i64, Vec<(String, i64, i64, i64)>, u8, String)>
-    {
+    /// (order id, ordered_at seconds, lines (sku, qty, price, discount), status index, email local part)
+    type GenOrder = (String, i64, Vec<(String, i64, i64, i64)>, u8, String);
+
+    fn arb_order() -> impl Strategy<Value = GenOrder> {
         (
             "[A-Z][0-9]{1,6}",
             0i64..2_000_000_000,

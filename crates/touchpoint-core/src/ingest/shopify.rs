@@ -158,9 +158,12 @@ struct Cols {
     refunded_amount: Option<usize>,
 }
 
+/// Picks the order key (`Name`) of a row.
+type RowKey<'a> = Box<dyn FnMut(&RawRow) -> Option<String> + 'a>;
+
 /// The Shopify reader.
 pub struct ShopifyReader<'a> {
-    groups: Adjacent<CsvRows<'a>, Box<dyn FnMut(&RawRow) -> Option<String> + 'a>>,
+    groups: Adjacent<CsvRows<'a>, RowKey<'a>>,
     header: Vec<String>,
     cols: Cols,
     channel: ChannelName,
@@ -206,8 +209,7 @@ pub fn open<'a>(
         refunded_amount: c("Refunded Amount"),
     };
     let name_idx = cols.name;
-    let key: Box<dyn FnMut(&RawRow) -> Option<String> + 'a> =
-        Box::new(move |r: &RawRow| field(r, name_idx).map(str::to_string));
+    let key: RowKey<'a> = Box::new(move |r: &RawRow| field(r, name_idx).map(str::to_string));
     let channel = match &options.channel {
         Some(c) => c.clone(),
         None => ChannelName::parse("shopify").expect("a valid channel name"),
@@ -683,7 +685,8 @@ mod tests {
             &head("#5", "paid"),
         ]);
         assert_eq!(ids(&out.orders), ["#1", "#5"]);
-        let got: Vec<Vec<(u64, Option<&str>, Option<&str>)>> = out
+        type Found<'a> = (u64, Option<&'a str>, Option<&'a str>);
+        let got: Vec<Vec<Found>> = out
             .rejected
             .iter()
             .map(|r| {
