@@ -647,6 +647,39 @@ A3,2024-11-13,S3,3,10,13900000002,,partially_refunded,,4.50,,
     }
 
     #[test]
+    fn docs_example_reads() {
+        let text = "\
+order_id,ordered_at,channel,status,phone,email,sku,product_name,quantity,unit_price,discount
+A1001,2024-11-11 10:00:00,pos,paid,13800000001,li@example.com,SKU-1,Tee,2,129.00,10
+A1001,2024-11-11 10:00:00,pos,paid,13800000001,li@example.com,SKU-2,Cap,1,59.00,
+A1002,2024-11-12T09:30:00+08:00,pos,refunded,13900000002,,SKU-1,Tee,1,129.00,
+";
+        let out = read(
+            InputFormat::Canonical,
+            text.as_bytes(),
+            "x.csv",
+            &opts(None),
+        )
+        .unwrap();
+        assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+        assert_eq!(ids(&out.orders), ["A1001", "A1002"]);
+        assert_eq!(
+            out.orders[0].gross_amount().minor(),
+            2 * 12900 - 1000 + 5900
+        );
+        assert_eq!(out.orders[1].refunded.minor(), 12900);
+        let line = r#"{"order_id":"A1001","ordered_at":"2024-11-11 10:00:00","channel":"pos","phone":"13800000001","sku":"SKU-1","quantity":2,"unit_price":129.0}"#;
+        let out = read(
+            InputFormat::Canonical,
+            line.as_bytes(),
+            "x.jsonl",
+            &opts(None),
+        )
+        .unwrap();
+        assert_eq!(out.orders[0].lines[0].unit_price.minor(), 12900);
+    }
+
+    #[test]
     fn header_names_are_trimmed_and_case_insensitive() {
         let text = " Order_ID ,ORDERED_AT,Sku,Quantity,Unit_Price, Member_No ,Platform_User_Id\n\
                     A1,2024-11-11,S1,1,9.9,M01,buyer1\n";
