@@ -9,6 +9,24 @@
 //! Formats: `canonical` (our own CSV and JSONL, see `docs/import.md`),
 //! `shopify` (Shopify Admin "Export orders" CSV), `taobao` (Taobao/Tmall
 //! seller order export, UTF-8 or GBK).
+//!
+//! **Rows of one order are adjacent.** The canonical and Shopify formats have
+//! one row per order line; a reader groups consecutive rows with the same
+//! order id into one order and never looks back. Rows of an order that are
+//! split by another order's rows come out as two orders with the same id (the
+//! exports we read always write them together). Rows whose fields are all
+//! blank are skipped.
+//!
+//! **Rejected orders.** When any row of an order is bad, the whole order is
+//! [`Rejected`]: one [`RowError`] per problem (1-based physical line, column,
+//! value, accepted form) and the order's raw rows, so that they can be written
+//! to a rejects file, fixed and imported again. Reading goes on with the next
+//! order.
+//!
+//! **Encodings.** CSV files are read as bytes; each field is decoded in the
+//! file's encoding (`ReadOptions::encoding`, else detected from the first
+//! 64 KiB by [`detect_encoding`]). A row that does not decode is a row error;
+//! a header that does not decode is [`FileError::Encoding`].
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -213,6 +231,15 @@ pub enum FileError {
     Encoding {
         /// The encoding tried.
         encoding: &'static str,
+        /// What to do.
+        hint: String,
+    },
+    /// The format needs a channel and neither `--channel` nor (canonical
+    /// CSV) a `channel` column gives one.
+    #[error("no channel for {format} orders: {hint}")]
+    NoChannel {
+        /// The format name.
+        format: &'static str,
         /// What to do.
         hint: String,
     },
