@@ -102,7 +102,7 @@ pub struct BgNbdTruth {
 /// The true parameters of the demo's purchase process.
 pub const DEMO_BGNBD: BgNbdTruth = BgNbdTruth {
     r: 0.9,
-    alpha: 14.0,
+    alpha: 9.2,
     a: 1.1,
     b: 4.0,
 };
@@ -273,7 +273,7 @@ fn season(date: NaiveDate) -> f64 {
     }
     match (m, d) {
         (10, 20..=31) => w *= 1.25,
-        (11, 1..=10) => w *= 2.3,
+        (11, 1..=10) => w *= 2.5,
         (11, 11) => w *= 7.0,
         (11, 12..=14) => w *= 1.3,
         (12, 12) => w *= 2.0,
