@@ -23,7 +23,23 @@
 //! resolution has something real to do. The [`DemoManifest`] records the ground
 //! truth.
 //!
-//! The same [`DemoConfig`] always produces byte-identical files.
+//! The same [`DemoConfig`] always produces byte-identical files (on one
+//! platform: the distributions use floating-point `ln`/`exp`).
+//!
+//! Details of the files:
+//!
+//! - Rows are sorted by order time; the rows of one order are adjacent.
+//! - An order's discount (a coupon such as `DOUBLE11`, a welcome coupon or the
+//!   in-store member price) sits on its largest line in the canonical files
+//!   (`discount` column; the other lines say `0.00`), in `Discount Amount` on
+//!   Shopify, and in `天猫卡券抵扣` on Tmall, where `买家实际支付金额` =
+//!   `总金额` - `天猫卡券抵扣`.
+//! - `refunded` / `Refunded Amount` / `退款金额` is the order's refunded amount;
+//!   a full refund equals what was paid.
+//! - Tmall orders have one product (quantity 1 to 3); the order number is
+//!   written unquoted as `="..."`, the mobile with a leading apostrophe.
+//! - Canonical CSV files carry only the columns their channel fills, in
+//!   canonical order; the JSONL file omits empty fields.
 
 mod data;
 mod write;
@@ -102,7 +118,7 @@ pub struct BgNbdTruth {
 /// The true parameters of the demo's purchase process.
 pub const DEMO_BGNBD: BgNbdTruth = BgNbdTruth {
     r: 0.9,
-    alpha: 9.2,
+    alpha: 9.8,
     a: 1.1,
     b: 4.0,
 };
@@ -315,8 +331,10 @@ impl Calendar {
         acq.push(0.0);
         for (i, w) in raw.iter().enumerate() {
             c += w / mean;
-            // More people are acquired around campaigns; the brand grows slowly.
-            let growth = 0.85 + 0.3 * i as f64 / n.max(1) as f64;
+            // More people are acquired around campaigns; the brand grows slowly,
+            // and many are first seen in the early months (customers of the
+            // years before the history starts).
+            let growth = 0.85 + 0.3 * i as f64 / n.max(1) as f64 + 2.5 * (-(i as f64) / 75.0).exp();
             a += (w / mean).powf(1.3) * growth;
             cum.push(c);
             acq.push(a);
@@ -1107,7 +1125,7 @@ fn person_orders(
         // Status and refunds.
         let r = rng.gen::<f64>();
         let (status, refunded) = if r < 0.010 {
-            if (last_day - date).num_days() < 3 {
+            if ch != Ch::Pos && (last_day - date).num_days() < 3 {
                 (OrderStatus::Pending, 0)
             } else {
                 (OrderStatus::Cancelled, 0)
