@@ -1,1 +1,0 @@
-//! Deterministic demo brand generator.
