@@ -1,16 +1,28 @@
 //! The `touchpoint` binary: parses arguments, then calls the library crates.
+//!
+//! Every command takes `--database URL` (env `TOUCHPOINT_DATABASE_URL`,
+//! default `sqlite://touchpoint.db`) and applies migrations on first use.
+//! `--format` always names an input format and `--output`/`-o` an output
+//! format. Exit status: 0 success, 1 failure, 2 some input rows rejected.
 
 mod bench;
 mod clv_cmd;
+mod demo_cmd;
+mod import_cmd;
+mod members_cmd;
+mod output;
 
-use anyhow::Result;
-use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use touchpoint_store::Store;
 
 /// Touchpoint: one customer system across every sales channel.
 #[derive(Debug, Parser)]
 #[command(name = "touchpoint", version, about)]
 pub struct Cli {
-    /// Database URL: sqlite://PATH (embedded, the default) or postgres://...
+    /// Database URL: sqlite://PATH (embedded, the default) or postgres://USER@HOST/DB.
     #[arg(
         long,
         global = true,
@@ -19,13 +31,64 @@ pub struct Cli {
     )]
     pub database: String,
 
+    #[command(flatten)]
+    pub settings: Settings,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Business settings shared by the commands that read data.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Calling code for national phone numbers (86 for China).
+    #[arg(
+        long,
+        global = true,
+        env = "TOUCHPOINT_DEFAULT_COUNTRY",
+        default_value = "86"
+    )]
+    pub default_country: String,
+    /// Currency when a file does not name one.
+    #[arg(
+        long,
+        global = true,
+        env = "TOUCHPOINT_DEFAULT_CURRENCY",
+        default_value = "CNY"
+    )]
+    pub default_currency: String,
+    /// Business time zone: local times without an offset, and day/week/month buckets.
+    #[arg(
+        long,
+        global = true,
+        env = "TOUCHPOINT_TIMEZONE",
+        default_value = "Asia/Shanghai"
+    )]
+    pub timezone: String,
+    /// A phone or e-mail seen with more than this many distinct identifiers of one
+    /// kind is marked shared and stops joining records.
+    #[arg(
+        long,
+        global = true,
+        env = "TOUCHPOINT_SHARED_LIMIT",
+        default_value_t = 5
+    )]
+    pub shared_limit: u32,
 }
 
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build a realistic demo brand (five channels, ~20,000 people) through the real import path.
+    Demo(demo_cmd::DemoArgs),
+    /// Import data files.
+    #[command(subcommand)]
+    Import(import_cmd::ImportCommand),
+    /// Look up members.
+    #[command(subcommand)]
+    Members(members_cmd::MembersCommand),
+    /// Apply database migrations (every command also does this on first use).
+    Migrate,
     /// Customer lifetime value models (BG/NBD, MBG/NBD, Pareto/NBD, Gamma-Gamma).
     #[command(subcommand)]
     Clv(clv_cmd::ClvCommand),
@@ -34,10 +97,56 @@ pub enum Command {
     Bench(bench::BenchCommand),
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Clv(cmd) => clv_cmd::run(cmd, &cli.database),
-        Command::Bench(cmd) => bench::run(cmd, &cli.database),
+/// Connect to the store named by `--database`, applying migrations.
+pub async fn connect(url: &str) -> Result<Store> {
+    Store::connect(url)
+        .await
+        .with_context(|| format!("cannot open database {}", touchpoint_store::redact_url(url)))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let Cli {
+        database,
+        settings,
+        command,
+    } = cli;
+    match command {
+        Command::Demo(args) => runtime()?.block_on(demo_cmd::run(args, &database, &settings)),
+        Command::Import(cmd) => runtime()?.block_on(import_cmd::run(cmd, &database, &settings)),
+        Command::Members(cmd) => runtime()?.block_on(members_cmd::run(cmd, &database, &settings)),
+        Command::Migrate => runtime()?.block_on(async {
+            let store = connect(&database).await?;
+            store.close().await;
+            println!(
+                "migrations applied to {}",
+                touchpoint_store::redact_url(&database)
+            );
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Clv(cmd) => clv_cmd::run(cmd, &database).map(|()| ExitCode::SUCCESS),
+        Command::Bench(cmd) => bench::run(cmd, &database).map(|()| ExitCode::SUCCESS),
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TOUCHPOINT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
     }
 }

@@ -168,6 +168,23 @@ impl Conn<'_> {
         Ok(self.fetch(sql, vals, decode).await?.into_iter().next())
     }
 
+    /// `n` comma-separated placeholders numbered from `first`, for an `IN (...)`
+    /// list that ends the statement's parameters (anonymous `?` on SQLite, whose
+    /// named-parameter lookup is linear per parameter).
+    pub fn param_list(&self, first: usize, n: usize) -> String {
+        let anonymous = matches!(self, Conn::Sqlite(_));
+        (first..first + n)
+            .map(|i| {
+                if anonymous {
+                    "?".to_string()
+                } else {
+                    format!("${i}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// Insert many rows with one multi-row `INSERT` per batch.
     ///
     /// `head` is `INSERT INTO t (a, b, c)`, `tail` what follows the `VALUES`
@@ -186,16 +203,19 @@ impl Conn<'_> {
         // Stay well under SQLite's 32,766 and PostgreSQL's 65,535 parameters.
         let rows_per_stmt = (8_000 / width).max(1);
         let mut changed = 0;
+        // SQLite looks up a `$N` parameter by name in a list, which makes binding
+        // thousands of them quadratic; anonymous `?` parameters bind by position.
+        let anonymous = matches!(self, Conn::Sqlite(_));
         for chunk in vals.chunks(rows_per_stmt * width) {
-            let sql = values_sql(head, tail, width, chunk.len() / width);
+            let sql = values_sql(head, tail, width, chunk.len() / width, anonymous);
             changed += self.exec(&sql, chunk).await?;
         }
         Ok(changed)
     }
 }
 
-/// `head VALUES ($1, $2), ($3, $4) tail`.
-fn values_sql(head: &str, tail: &str, width: usize, rows: usize) -> String {
+/// `head VALUES ($1, $2), ($3, $4) tail`, or with `?` placeholders.
+fn values_sql(head: &str, tail: &str, width: usize, rows: usize, anonymous: bool) -> String {
     let mut s = String::with_capacity(head.len() + tail.len() + rows * width * 6);
     s.push_str(head);
     s.push_str(" VALUES ");
@@ -209,8 +229,12 @@ fn values_sql(head: &str, tail: &str, width: usize, rows: usize) -> String {
             if c > 0 {
                 s.push(',');
             }
-            s.push('$');
-            s.push_str(&n.to_string());
+            if anonymous {
+                s.push('?');
+            } else {
+                s.push('$');
+                s.push_str(&n.to_string());
+            }
             n += 1;
         }
         s.push(')');
@@ -225,8 +249,12 @@ mod tests {
     #[test]
     fn values_sql_numbers_placeholders_in_order() {
         assert_eq!(
-            super::values_sql("INSERT INTO t (a, b)", "", 2, 2),
+            super::values_sql("INSERT INTO t (a, b)", "", 2, 2, false),
             "INSERT INTO t (a, b) VALUES ($1,$2),($3,$4) "
+        );
+        assert_eq!(
+            super::values_sql("INSERT INTO t (a)", "", 1, 2, true),
+            "INSERT INTO t (a) VALUES (?),(?) "
         );
     }
 }

@@ -20,7 +20,9 @@ use serde::Serialize;
 use touchpoint_core::identity::{
     EventKind, IdentityConfig, IdentityGraph, IdentityOp, IdentityStats, NodeId, RecordRef,
 };
-use touchpoint_core::ingest::{self, FileError, InputFormat, OrderRecord, ReadOptions, Rejected, RowError};
+use touchpoint_core::ingest::{
+    self, FileError, InputFormat, OrderRecord, ReadOptions, Rejected, RowError,
+};
 
 use crate::writes::{self, PreparedOrder, WriteCounts};
 use crate::{now_ms, Store, StoreError};
@@ -240,55 +242,61 @@ fn spawn_reader(
     (rx, handle)
 }
 
-/// Writes the rejected rows of one input file, creating the file on first use.
+/// Writes the rejected rows of one input file, creating the file on first use:
+/// CSV with the input's header, or the raw lines for JSONL input.
 struct RejectsWriter {
     path: PathBuf,
-    writer: Option<csv::Writer<File>>,
+    out: Option<RejectsOut>,
+}
+
+enum RejectsOut {
+    Csv(csv::Writer<File>),
+    Lines(std::io::BufWriter<File>),
 }
 
 impl RejectsWriter {
-    fn write(&mut self, header: &[String], rejected: &Rejected) -> Result<(), ImportError> {
-        let err = |source| ImportError::Rejects {
+    fn io_err(&self, source: std::io::Error) -> ImportError {
+        ImportError::Rejects {
             path: self.path.display().to_string(),
             source,
-        };
-        if self.writer.is_none() {
-            let file = File::create(&self.path).map_err(err)?;
-            let mut w = csv::WriterBuilder::new().flexible(true).from_writer(file);
-            if !header.is_empty() {
-                w.write_record(header).map_err(|e| err(e.into()))?;
-            }
-            self.writer = Some(w);
         }
-        let w = self.writer.as_mut().expect("just created");
-        if header.is_empty() {
-            // JSONL: write each raw line as it was.
-            use std::io::Write;
-            let inner = w.get_mut();
-            for row in &rejected.raw_rows {
-                for field in row {
-                    writeln!(inner, "{field}").map_err(err)?;
-                }
-            }
-        } else {
-            for row in &rejected.raw_rows {
-                w.write_record(row).map_err(|e| err(e.into()))?;
-            }
-        }
-        Ok(())
     }
-    fn finish(self) -> Result<Option<String>, ImportError> {
-        match self.writer {
-            Some(mut w) => {
-                use std::io::Write;
-                w.flush().map_err(|source| ImportError::Rejects {
-                    path: self.path.display().to_string(),
-                    source,
-                })?;
-                Ok(Some(self.path.display().to_string()))
-            }
-            None => Ok(None),
+
+    fn write(&mut self, header: &[String], rejected: &Rejected) -> Result<(), ImportError> {
+        use std::io::Write;
+        if self.out.is_none() {
+            let file = File::create(&self.path).map_err(|e| self.io_err(e))?;
+            self.out = Some(if header.is_empty() {
+                RejectsOut::Lines(std::io::BufWriter::new(file))
+            } else {
+                let mut w = csv::WriterBuilder::new().flexible(true).from_writer(file);
+                w.write_record(header).map_err(|e| self.io_err(e.into()))?;
+                RejectsOut::Csv(w)
+            });
         }
+        let result: std::io::Result<()> = match self.out.as_mut().expect("just created") {
+            RejectsOut::Csv(w) => rejected
+                .raw_rows
+                .iter()
+                .try_for_each(|row| w.write_record(row).map_err(Into::into)),
+            RejectsOut::Lines(w) => rejected
+                .raw_rows
+                .iter()
+                .flatten()
+                .try_for_each(|line| writeln!(w, "{line}")),
+        };
+        result.map_err(|e| self.io_err(e))
+    }
+
+    fn finish(mut self) -> Result<Option<String>, ImportError> {
+        use std::io::Write;
+        let result = match self.out.as_mut() {
+            Some(RejectsOut::Csv(w)) => w.flush(),
+            Some(RejectsOut::Lines(w)) => w.flush(),
+            None => return Ok(None),
+        };
+        result.map_err(|e| self.io_err(e))?;
+        Ok(Some(self.path.display().to_string()))
     }
 }
 
@@ -392,7 +400,7 @@ pub async fn import_files(
         };
         let mut rejects = options.rejects.as_ref().map(|base| RejectsWriter {
             path: rejects_path(base, path, paths.len() > 1),
-            writer: None,
+            out: None,
         });
         while let Some(msg) = rx.recv().await {
             let (header, chunk) = msg?;

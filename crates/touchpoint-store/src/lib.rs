@@ -122,11 +122,10 @@ impl Store {
                 Ok(Store::Sqlite(pool))
             }
             "postgres" | "postgresql" => {
-                let opts =
-                    PgConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl {
-                        url: redact_url(url),
-                        reason: e.to_string(),
-                    })?;
+                let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl {
+                    url: redact_url(url),
+                    reason: e.to_string(),
+                })?;
                 let pool = PgPoolOptions::new()
                     .max_connections(8)
                     .acquire_timeout(Duration::from_secs(30))
@@ -246,10 +245,15 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_scheme_is_an_error_that_lists_accepted_ones() {
-        let err = Store::connect("mysql://root@localhost/x").await.unwrap_err();
+        let err = Store::connect("mysql://root@localhost/x")
+            .await
+            .unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, StoreError::UnsupportedUrl { .. }));
-        assert!(msg.contains("sqlite://") && msg.contains("postgres://"), "{msg}");
+        assert!(
+            msg.contains("sqlite://") && msg.contains("postgres://"),
+            "{msg}"
+        );
         assert!(!std::path::Path::new("mysql").exists());
     }
 }

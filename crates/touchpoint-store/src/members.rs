@@ -300,7 +300,8 @@ impl Store {
                 |r| Ok(MemberId::from_i64(r.i64(0)?)),
             )
             .await?;
-        // History of this member and of every id merged into it.
+        // History of this member and of every id merged into it (merges are logged
+        // on the kept member, so this includes the merge that retired each one).
         let mut ids: Vec<Val> = vec![m.clone()];
         ids.extend(merged_ids.iter().map(|x| Val::I(x.get())));
         let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
@@ -309,7 +310,7 @@ impl Store {
             .fetch(
                 &format!(
                     "SELECT id, at, kind, member_id, other_member_id, identifier_kind, identifier_value, channel, record_id, prior_channel, prior_record_id, detail \
-                     FROM identity_events WHERE member_id IN ({list}) OR other_member_id IN ({list}) ORDER BY id"
+                     FROM identity_events WHERE member_id IN ({list}) ORDER BY id"
                 ),
                 &ids,
                 decode_event,
@@ -416,7 +417,11 @@ impl Store {
         let mut c = h.conn();
         let one = |sql: &'static str| sql;
         let members = c
-            .fetch_opt(one("SELECT COUNT(*) FROM members WHERE merged_into IS NULL"), &[], |r| r.i64(0))
+            .fetch_opt(
+                one("SELECT COUNT(*) FROM members WHERE merged_into IS NULL"),
+                &[],
+                |r| r.i64(0),
+            )
             .await?
             .unwrap_or(0);
         let multi_channel_members = c
@@ -436,7 +441,11 @@ impl Store {
             .await?;
         let count = |k: &str| counts.iter().find(|x| x.0 == k).map(|x| x.1).unwrap_or(0);
         let shared_identifiers = c
-            .fetch_opt("SELECT COUNT(*) FROM identifiers WHERE shared = 1", &[], |r| r.i64(0))
+            .fetch_opt(
+                "SELECT COUNT(*) FROM identifiers WHERE shared = 1",
+                &[],
+                |r| r.i64(0),
+            )
             .await?
             .unwrap_or(0);
         let channels = c

@@ -21,9 +21,11 @@ pub(crate) async fn lock_identity(conn: &mut Conn<'_>) -> Result<i64, StoreError
     )
     .await?;
     let v = conn
-        .fetch_opt("SELECT version FROM identity_state WHERE id = 1", &[], |r| {
-            r.i64(0)
-        })
+        .fetch_opt(
+            "SELECT version FROM identity_state WHERE id = 1",
+            &[],
+            |r| r.i64(0),
+        )
         .await?;
     v.ok_or_else(|| StoreError::Corrupt("identity_state row is missing".into()))
 }
@@ -82,7 +84,11 @@ pub(crate) async fn load_identity(
         )
         .await?;
     let max_member = conn
-        .fetch_opt("SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM members", &[], |r| r.i64(0))
+        .fetch_opt(
+            "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM members",
+            &[],
+            |r| r.i64(0),
+        )
         .await?
         .unwrap_or(0);
     Ok(IdentityGraph::load(
@@ -274,11 +280,9 @@ async fn apply_split(
     }
     // Orders follow their identifiers: the first non-shared one, else the first.
     let shared: HashSet<NodeId> = conn
-        .fetch(
-            "SELECT id FROM identifiers WHERE shared = 1",
-            &[],
-            |r| r.i64(0),
-        )
+        .fetch("SELECT id FROM identifiers WHERE shared = 1", &[], |r| {
+            r.i64(0)
+        })
         .await?
         .into_iter()
         .collect();
@@ -406,18 +410,12 @@ pub(crate) async fn write_orders(
             .map(|o| o.record.order_id.as_str())
             .collect();
         for batch in ids.chunks(2_000) {
-            let mut sql = String::from(
-                "SELECT order_id, content_hash FROM orders WHERE channel = $1 AND order_id IN (",
+            let sql = format!(
+                "SELECT order_id, content_hash FROM orders WHERE channel = $1 AND order_id IN ({})",
+                conn.param_list(2, batch.len())
             );
             let mut vals: Vec<Val> = vec![(*c).into()];
-            for (i, id) in batch.iter().enumerate() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&format!("${}", i + 2));
-                vals.push((*id).into());
-            }
-            sql.push(')');
+            vals.extend(batch.iter().map(|id| Val::from(*id)));
             for (id, h) in conn
                 .fetch(&sql, &vals, |r| Ok((r.text(0)?, r.i64(1)?)))
                 .await?
@@ -500,7 +498,10 @@ pub(crate) async fn write_orders(
     for o in &replaced {
         conn.exec(
             "DELETE FROM order_lines WHERE channel = $1 AND order_id = $2",
-            &[o.record.channel.as_str().into(), o.record.order_id.as_str().into()],
+            &[
+                o.record.channel.as_str().into(),
+                o.record.order_id.as_str().into(),
+            ],
         )
         .await?;
     }

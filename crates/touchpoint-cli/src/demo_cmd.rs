@@ -1,0 +1,149 @@
+//! `touchpoint demo`: a realistic brand, built through the real import path.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use touchpoint_core::demo::{self, DemoConfig};
+use touchpoint_store::import;
+
+use crate::import_cmd;
+use crate::output::{count, money};
+use crate::Settings;
+
+/// `demo` arguments.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Random seed: the same seed builds the same brand.
+    #[arg(long, default_value_t = DemoConfig::default().seed)]
+    pub seed: u64,
+    /// Number of people (about 7.5 orders each over two years).
+    #[arg(long, default_value_t = DemoConfig::default().members)]
+    pub members: usize,
+    /// Keep the generated channel files in this folder.
+    #[arg(long)]
+    pub export: Option<PathBuf>,
+}
+
+/// Build the demo brand.
+pub async fn run(args: DemoArgs, database: &str, settings: &Settings) -> Result<ExitCode> {
+    let config = DemoConfig {
+        seed: args.seed,
+        members: args.members,
+        ..DemoConfig::default()
+    };
+    let tmp;
+    let dir = match &args.export {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+            d.clone()
+        }
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let started = Instant::now();
+    println!(
+        "Generating a demo brand: {} people, seed {}, {} .. {}",
+        count(config.members as i64),
+        config.seed,
+        config.start,
+        config.end
+    );
+    let cfg = config.clone();
+    let d = dir.clone();
+    let manifest = tokio::task::spawn_blocking(move || demo::generate(&cfg, &d))
+        .await?
+        .context("generating demo files")?;
+    let store = crate::connect(database).await?;
+    println!(
+        "Importing {} channel files into {} through the real import path:",
+        manifest.files.len(),
+        touchpoint_store::redact_url(database)
+    );
+    let mut rejected = 0;
+    for f in &manifest.files {
+        let opts = import_cmd::options(f.format, Some(f.channel.as_str()), None, settings)?;
+        let bar = import_cmd::progress_bar(true);
+        let report = import::import_files(&store, std::slice::from_ref(&f.path), &opts, &|p| {
+            bar.update(p)
+        })
+        .await;
+        bar.finish();
+        let report = report?;
+        rejected += report.orders.rejected;
+        let name = f
+            .path
+            .file_name()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        println!(
+            "  {:<8} {:<14} {:<10} orders: {} new, {} updated, {} unchanged, {} rejected",
+            f.channel.as_str(),
+            name,
+            format!("{:?}", f.format).to_lowercase(),
+            count(report.orders.inserted as i64),
+            count(report.orders.updated as i64),
+            count(report.orders.unchanged as i64),
+            count(report.orders.rejected as i64)
+        );
+    }
+    let o = store.overview().await?;
+    let total_orders: i64 = o.channels.iter().map(|c| c.orders).sum();
+    let total_revenue: i64 = o.channels.iter().map(|c| c.net_revenue).sum();
+    let channel_accounts: i64 = o.channels.iter().map(|c| c.members).sum();
+    println!();
+    println!("What Touchpoint built:");
+    println!(
+        "  {} channel customer lists ({} customer records in all) became {} members",
+        o.channels.len(),
+        count(channel_accounts),
+        count(o.members)
+    );
+    println!(
+        "  {} members bought in two or more channels and are unified under one id",
+        count(o.multi_channel_members)
+    );
+    println!(
+        "  identity log: {} channel accounts joined existing members, {} merges; {} shared identifiers (shop counter phones) stopped joining strangers",
+        count(o.links),
+        count(o.merges),
+        count(o.shared_identifiers)
+    );
+    println!();
+    println!(
+        "  {:<10} {:>9} {:>9} {:>18}",
+        "channel", "members", "orders", "net revenue (CNY)"
+    );
+    for c in &o.channels {
+        println!(
+            "  {:<10} {:>9} {:>9} {:>18}",
+            c.channel,
+            count(c.members),
+            count(c.orders),
+            money(c.net_revenue)
+        );
+    }
+    println!(
+        "  {:<10} {:>9} {:>9} {:>18}",
+        "all",
+        count(o.members),
+        count(total_orders),
+        money(total_revenue)
+    );
+    if let Some(d) = &args.export {
+        println!("\nChannel files kept in {}", d.display());
+    }
+    println!(
+        "\nDone in {:.1} s. Try: touchpoint members list   |   touchpoint members show M-1   |   touchpoint members shared",
+        started.elapsed().as_secs_f64()
+    );
+    store.close().await;
+    Ok(if rejected > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,239 @@
+//! `touchpoint import orders FILE... --channel NAME --format canonical|shopify|taobao`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use touchpoint_core::identity::IdentityConfig;
+use touchpoint_core::ingest::{Encoding, InputFormat, ReadOptions};
+use touchpoint_core::{ChannelName, Currency};
+use touchpoint_store::import::{self, ImportOptions, ImportReport, Progress};
+
+use crate::output::{self, OutputFormat};
+use crate::Settings;
+
+/// What to import.
+#[derive(Debug, clap::Subcommand)]
+pub enum ImportCommand {
+    /// Import order exports (one or more files of one format and channel).
+    Orders(OrdersArgs),
+}
+
+/// Input formats on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    /// Touchpoint's canonical CSV or JSONL (docs/import.md).
+    Canonical,
+    /// Shopify Admin "Export orders" CSV.
+    Shopify,
+    /// Taobao / Tmall seller order export.
+    Taobao,
+}
+
+/// Encodings on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EncodingArg {
+    /// UTF-8.
+    Utf8,
+    /// GBK / GB18030.
+    Gbk,
+}
+
+/// `import orders` arguments.
+#[derive(Debug, clap::Args)]
+pub struct OrdersArgs {
+    /// Files to import.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// The channel the orders come from (tmall, jd, shopify, pos, ...). Canonical
+    /// files may name it per row in a `channel` column instead.
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// Input format.
+    #[arg(long, value_enum)]
+    pub format: FormatArg,
+    /// Force the text encoding (default: detect UTF-8, else GBK).
+    #[arg(long, value_enum)]
+    pub encoding: Option<EncodingArg>,
+    /// Write rejected rows here, for fixing and re-importing.
+    #[arg(long)]
+    pub rejects: Option<PathBuf>,
+    /// Import nothing if any row is bad.
+    #[arg(long)]
+    pub strict: bool,
+    /// Report format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+/// Build import options from arguments and settings.
+pub fn options(
+    format: InputFormat,
+    channel: Option<&str>,
+    encoding: Option<Encoding>,
+    settings: &Settings,
+) -> Result<ImportOptions> {
+    let channel = channel
+        .map(|c| ChannelName::parse(c).with_context(|| format!("--channel {c:?}")))
+        .transpose()?;
+    let tz: chrono_tz::Tz = settings.timezone.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "--timezone {:?}: expected an IANA time zone such as Asia/Shanghai or UTC",
+            settings.timezone
+        )
+    })?;
+    let currency = Currency::parse(&settings.default_currency)
+        .with_context(|| format!("--default-currency {:?}", settings.default_currency))?;
+    if settings.default_country.is_empty()
+        || !settings.default_country.bytes().all(|b| b.is_ascii_digit())
+        || settings.default_country.len() > 3
+    {
+        anyhow::bail!(
+            "--default-country {:?}: expected a calling code of 1 to 3 digits such as 86 or 1",
+            settings.default_country
+        );
+    }
+    Ok(ImportOptions {
+        format,
+        read: ReadOptions {
+            channel,
+            default_country: settings.default_country.clone(),
+            default_currency: currency,
+            business_tz: tz,
+            encoding,
+        },
+        identity: IdentityConfig {
+            shared_limit: settings.shared_limit,
+        },
+        strict: false,
+        rejects: None,
+        chunk_orders: 5_000,
+    })
+}
+
+/// Run an import command.
+pub async fn run(cmd: ImportCommand, database: &str, settings: &Settings) -> Result<ExitCode> {
+    let ImportCommand::Orders(args) = cmd;
+    let format = match args.format {
+        FormatArg::Canonical => InputFormat::Canonical,
+        FormatArg::Shopify => InputFormat::Shopify,
+        FormatArg::Taobao => InputFormat::Taobao,
+    };
+    let encoding = args.encoding.map(|e| match e {
+        EncodingArg::Utf8 => Encoding::Utf8,
+        EncodingArg::Gbk => Encoding::Gbk,
+    });
+    let mut opts = options(format, args.channel.as_deref(), encoding, settings)?;
+    opts.strict = args.strict;
+    opts.rejects = args.rejects.clone();
+    let store = crate::connect(database).await?;
+    let bar = progress_bar(args.output == OutputFormat::Table);
+    let report = import::import_files(&store, &args.files, &opts, &|p| bar.update(p)).await;
+    bar.finish();
+    store.close().await;
+    let report = report?;
+    match args.output {
+        OutputFormat::Json => output::print_json(&report)?,
+        OutputFormat::Table => print_report(&report),
+    }
+    Ok(exit_code(&report))
+}
+
+/// 0 when every row went in, 2 when some were rejected, 1 when `--strict` refused the import.
+pub fn exit_code(report: &ImportReport) -> ExitCode {
+    if report.strict_aborted {
+        ExitCode::from(1)
+    } else if report.has_rejects() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// A progress bar on a terminal; nothing otherwise.
+pub struct Bar(Option<ProgressBar>);
+
+/// A progress bar for imports, shown only on a terminal.
+pub fn progress_bar(wanted: bool) -> Bar {
+    if wanted && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        Bar(Some(ProgressBar::new(0)))
+    } else {
+        Bar(None)
+    }
+}
+
+impl Bar {
+    /// Show import progress.
+    pub fn update(&self, p: Progress) {
+        let Some(b) = &self.0 else { return };
+        match p {
+            Progress::File { path, bytes } => {
+                b.reset();
+                b.set_length(bytes);
+                b.set_style(
+                    ProgressStyle::with_template(
+                        "{msg:20} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                );
+                let name = std::path::Path::new(&path)
+                    .file_name()
+                    .map(|s| s.to_string_lossy().to_string())
+                    .unwrap_or(path);
+                b.set_message(name);
+            }
+            Progress::Read(n) => b.set_position(n),
+        }
+    }
+    /// Remove the bar.
+    pub fn finish(&self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// Print the import report for people.
+pub fn print_report(r: &ImportReport) {
+    for f in &r.files {
+        println!(
+            "{}: orders {} inserted, {} updated, {} unchanged, {} rejected; lines {} inserted, {} updated, {} unchanged, {} rejected",
+            f.path,
+            f.orders.inserted,
+            f.orders.updated,
+            f.orders.unchanged,
+            f.orders.rejected,
+            f.lines.inserted,
+            f.lines.updated,
+            f.lines.unchanged,
+            f.lines.rejected
+        );
+        const SHOWN: usize = 20;
+        let errors: Vec<_> = f.rejected.iter().flat_map(|o| o.errors.iter()).collect();
+        for e in errors.iter().take(SHOWN) {
+            println!("  rejected: {}: {e}", f.path);
+        }
+        if errors.len() > SHOWN {
+            println!(
+                "  ... and {} more errors (use --output json for all of them)",
+                errors.len() - SHOWN
+            );
+        }
+        if let Some(p) = &f.rejects_file {
+            println!("  rejected rows written to {p}: fix them and import that file again");
+        }
+    }
+    let id = &r.identity;
+    println!(
+        "identity: {} new members, {} channel accounts joined to existing members, {} merges, {} identifiers marked shared, {} splits",
+        id.members_created, id.links, id.merges, id.shared_marked, id.splits
+    );
+    for s in &r.shared_identifiers {
+        println!("  shared (no longer joins records): {s}");
+    }
+    if r.strict_aborted {
+        println!("--strict: nothing was imported because some rows are bad (see above)");
+    }
+}
