@@ -23,9 +23,11 @@ use touchpoint_core::identity::{
 use touchpoint_core::ingest::{
     self, FileError, InputFormat, OrderRecord, ReadOptions, Rejected, RowError,
 };
+use touchpoint_core::{Identifier, MemberId};
 
-use crate::writes::{self, PreparedOrder, WriteCounts};
-use crate::{now_ms, Store, StoreError};
+pub use crate::writes::WriteCounts;
+use crate::writes::{self, PreparedOrder};
+use crate::{now_ms, Store, StoreError, Tx};
 
 /// How to import.
 #[derive(Debug, Clone)]
@@ -381,8 +383,7 @@ pub async fn import_files(
         report.lines = LineCounts::default();
     }
 
-    let mut graph: Option<(IdentityGraph, i64)> = None;
-    let mut tried_profiles = HashSet::new();
+    let mut writer = Writer::new(options.identity);
     for path in paths {
         let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         progress(Progress::File {
@@ -421,18 +422,9 @@ pub async fn import_files(
                     }
                 }
             }
-            let (o, l) = write_chunk(
-                store,
-                &mut graph,
-                options.identity,
-                &good,
-                &mut report.identity,
-                &mut report.shared_identifiers,
-                &mut tried_profiles,
-            )
-            .await?;
-            fr.orders.add(o);
-            fr.lines.add(l);
+            let batch = writer.write_orders(store, &good).await?;
+            fr.orders.add(batch.orders);
+            fr.lines.add(batch.lines);
             progress(Progress::Read(read.load(Ordering::Relaxed)));
         }
         let _ = handle.join();
@@ -449,6 +441,8 @@ pub async fn import_files(
         report.lines.rejected += fr.lines.rejected;
         report.files.push(fr);
     }
+    report.identity = writer.stats().clone();
+    report.shared_identifiers = writer.shared_marked().to_vec();
     Ok(report)
 }
 
@@ -481,59 +475,209 @@ async fn check_file(path: &Path, options: &ImportOptions) -> Result<FileReport, 
     .map_err(|e| StoreError::Corrupt(format!("reader thread failed: {e}")))?
 }
 
-/// Resolve and write one chunk of good orders in one transaction.
-async fn write_chunk(
-    store: &Store,
-    graph: &mut Option<(IdentityGraph, i64)>,
+/// What writing a batch of orders did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct BatchResult {
+    /// Orders inserted / updated / unchanged.
+    pub orders: WriteCounts,
+    /// Lines inserted / updated / unchanged.
+    pub lines: WriteCounts,
+    /// The member each order belongs to, in input order (`None` for an order
+    /// without identifiers, which is not written).
+    pub members: Vec<Option<MemberId>>,
+}
+
+/// The identity-aware writer behind every path that adds orders or identities
+/// (file imports, the HTTP API): it keeps the identity index in memory, reloads
+/// it when another writer changed identities, and writes each batch in one
+/// transaction with the identity changes it caused. Share one per process
+/// (behind a mutex); several processes are safe too, because each batch takes
+/// the identity lock and checks the identity version first.
+#[derive(Debug)]
+pub struct Writer {
     config: IdentityConfig,
-    orders: &[OrderRecord],
-    stats: &mut IdentityStats,
-    shared: &mut Vec<String>,
-    tried_profiles: &mut HashSet<(touchpoint_core::MemberId, u8)>,
-) -> Result<(WriteCounts, WriteCounts), ImportError> {
-    if orders.is_empty() {
-        return Ok(Default::default());
+    graph: Option<(IdentityGraph, i64)>,
+    tried_profiles: HashSet<(MemberId, u8)>,
+    stats: IdentityStats,
+    shared: Vec<String>,
+}
+
+impl Writer {
+    /// A writer; the identity index is loaded on first use.
+    pub fn new(config: IdentityConfig) -> Self {
+        Self {
+            config,
+            graph: None,
+            tried_profiles: HashSet::new(),
+            stats: IdentityStats::default(),
+            shared: Vec::new(),
+        }
     }
-    let now = now_ms();
-    let mut tx = store.begin().await?;
-    let mut conn = tx.conn();
-    let version = writes::lock_identity(&mut conn).await?;
-    let stale = !matches!(graph, Some((_, v)) if *v == version);
-    if stale {
-        *graph = Some((writes::load_identity(&mut conn, config).await?, version));
+
+    /// Identity changes made through this writer so far.
+    pub fn stats(&self) -> &IdentityStats {
+        &self.stats
     }
-    let (g, v) = graph.as_mut().expect("loaded above");
-    let mut nodes: Vec<Vec<NodeId>> = Vec::with_capacity(orders.len());
-    for r in orders {
-        let rec = RecordRef {
-            channel: r.channel.as_str().to_string(),
-            record_id: r.order_id.clone(),
-        };
-        let res = g.resolve(&rec, &r.customer.identifiers);
-        nodes.push(res.map(|x| x.nodes).unwrap_or_default());
+
+    /// Identifiers marked shared through this writer so far, as `kind value`.
+    pub fn shared_marked(&self) -> &[String] {
+        &self.shared
     }
-    let ops = g.take_ops();
-    let changed_identity = !ops.is_empty();
-    tally(&ops, stats, shared);
-    writes::apply_identity_ops(&mut conn, ops, now).await?;
-    let prepared: Vec<PreparedOrder<'_>> = orders
-        .iter()
-        .zip(&nodes)
-        .filter_map(|(r, n)| {
-            let member = g.member_of_nodes(n)?;
-            Some(PreparedOrder {
-                record: r,
-                member,
-                nodes: n,
-                hash: writes::content_hash(r),
+
+    /// Start a transaction holding the identity lock with an up-to-date index.
+    async fn begin(&mut self, store: &Store) -> Result<Tx, StoreError> {
+        let mut tx = store.begin().await?;
+        let version = writes::lock_identity(&mut tx.conn()).await?;
+        if !matches!(&self.graph, Some((_, v)) if *v == version) {
+            let g = writes::load_identity(&mut tx.conn(), self.config).await?;
+            self.graph = Some((g, version));
+        }
+        Ok(tx)
+    }
+
+    /// Persist what the index did since the last call, inside `tx`.
+    async fn flush_identity(&mut self, tx: &mut Tx, now: i64) -> Result<bool, StoreError> {
+        let (g, _) = self.graph.as_mut().expect("loaded by begin");
+        let ops = g.take_ops();
+        if ops.is_empty() {
+            return Ok(false);
+        }
+        tally(&ops, &mut self.stats, &mut self.shared);
+        writes::apply_identity_ops(&mut tx.conn(), ops, now).await?;
+        Ok(true)
+    }
+
+    async fn finish(&mut self, mut tx: Tx, changed: bool) -> Result<(), StoreError> {
+        if changed {
+            let v = writes::bump_identity_version(&mut tx.conn()).await?;
+            if let Some((_, version)) = self.graph.as_mut() {
+                *version = v;
+            }
+        }
+        match tx.commit().await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // The index ran ahead of what was committed: reload next time.
+                self.graph = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// Resolve records that carry identifiers but no order (tracking
+    /// `identify` calls, aliases) and persist the identity changes. Returns each
+    /// record's member (`None` when it has no identifiers).
+    pub async fn resolve(
+        &mut self,
+        store: &Store,
+        records: &[(RecordRef, Vec<Identifier>)],
+    ) -> Result<Vec<Option<MemberId>>, StoreError> {
+        let now = now_ms();
+        let mut tx = self.begin(store).await?;
+        let result = self.resolve_in(&mut tx, records, now).await;
+        match result {
+            Ok((members, changed)) => {
+                self.finish(tx, changed).await?;
+                Ok(members)
+            }
+            Err(e) => {
+                self.graph = None;
+                Err(e)
+            }
+        }
+    }
+
+    async fn resolve_in(
+        &mut self,
+        tx: &mut Tx,
+        records: &[(RecordRef, Vec<Identifier>)],
+        now: i64,
+    ) -> Result<(Vec<Option<MemberId>>, bool), StoreError> {
+        let (g, _) = self.graph.as_mut().expect("loaded by begin");
+        let nodes: Vec<Vec<NodeId>> = records
+            .iter()
+            .map(|(r, ids)| g.resolve(r, ids).map(|x| x.nodes).unwrap_or_default())
+            .collect();
+        let changed = self.flush_identity(tx, now).await?;
+        let (g, _) = self.graph.as_ref().expect("loaded by begin");
+        Ok((
+            nodes.iter().map(|n| g.member_of_nodes(n)).collect(),
+            changed,
+        ))
+    }
+
+    /// Resolve and write a batch of orders in one transaction.
+    pub async fn write_orders(
+        &mut self,
+        store: &Store,
+        orders: &[OrderRecord],
+    ) -> Result<BatchResult, StoreError> {
+        if orders.is_empty() {
+            return Ok(BatchResult::default());
+        }
+        let now = now_ms();
+        let mut tx = self.begin(store).await?;
+        match self.write_orders_in(&mut tx, orders, now).await {
+            Ok((result, changed)) => {
+                self.finish(tx, changed).await?;
+                Ok(result)
+            }
+            Err(e) => {
+                self.graph = None;
+                Err(e)
+            }
+        }
+    }
+
+    async fn write_orders_in(
+        &mut self,
+        tx: &mut Tx,
+        orders: &[OrderRecord],
+        now: i64,
+    ) -> Result<(BatchResult, bool), StoreError> {
+        let records: Vec<(RecordRef, Vec<Identifier>)> = orders
+            .iter()
+            .map(|r| {
+                (
+                    RecordRef {
+                        channel: r.channel.as_str().to_string(),
+                        record_id: r.order_id.clone(),
+                    },
+                    r.customer.identifiers.clone(),
+                )
             })
-        })
-        .collect();
-    let counts = writes::write_orders(&mut conn, &prepared, now).await?;
-    writes::fill_profiles(&mut conn, &prepared, tried_profiles).await?;
-    if changed_identity {
-        *v = writes::bump_identity_version(&mut conn).await?;
+            .collect();
+        let (g, _) = self.graph.as_mut().expect("loaded by begin");
+        let nodes: Vec<Vec<NodeId>> = records
+            .iter()
+            .map(|(r, ids)| g.resolve(r, ids).map(|x| x.nodes).unwrap_or_default())
+            .collect();
+        let changed = self.flush_identity(tx, now).await?;
+        let (g, _) = self.graph.as_ref().expect("loaded by begin");
+        let members: Vec<Option<MemberId>> = nodes.iter().map(|n| g.member_of_nodes(n)).collect();
+        let prepared: Vec<PreparedOrder<'_>> = orders
+            .iter()
+            .zip(&nodes)
+            .zip(&members)
+            .filter_map(|((r, n), m)| {
+                Some(PreparedOrder {
+                    record: r,
+                    member: (*m)?,
+                    nodes: n,
+                    hash: writes::content_hash(r),
+                })
+            })
+            .collect();
+        let mut conn = tx.conn();
+        let (o, l) = writes::write_orders(&mut conn, &prepared, now).await?;
+        writes::fill_profiles(&mut conn, &prepared, &mut self.tried_profiles).await?;
+        Ok((
+            BatchResult {
+                orders: o,
+                lines: l,
+                members,
+            },
+            changed,
+        ))
     }
-    tx.commit().await?;
-    Ok(counts)
 }
