@@ -168,9 +168,10 @@ impl Conn<'_> {
         Ok(self.fetch(sql, vals, decode).await?.into_iter().next())
     }
 
-    /// `n` comma-separated placeholders numbered from `first`, for an `IN (...)`
-    /// list that ends the statement's parameters (anonymous `?` on SQLite, whose
-    /// named-parameter lookup is linear per parameter).
+    /// `n` comma-separated placeholders numbered from `first`: anonymous `?` on
+    /// SQLite (whose named-parameter lookup is linear per parameter), `$N` on
+    /// PostgreSQL. On SQLite every placeholder of the statement must then be
+    /// anonymous and in order: sqlx numbers anonymous ones separately from `$N`.
     pub fn param_list(&self, first: usize, n: usize) -> String {
         let anonymous = matches!(self, Conn::Sqlite(_));
         (first..first + n)

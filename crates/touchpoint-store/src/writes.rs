@@ -410,9 +410,12 @@ pub(crate) async fn write_orders(
             .map(|o| o.record.order_id.as_str())
             .collect();
         for batch in ids.chunks(2_000) {
+            // All placeholders from one list: on SQLite they are anonymous, and
+            // anonymous ones must not be mixed with numbered ones.
+            let params = conn.param_list(1, batch.len() + 1);
+            let (channel_param, id_params) = params.split_once(',').expect("two or more");
             let sql = format!(
-                "SELECT order_id, content_hash FROM orders WHERE channel = $1 AND order_id IN ({})",
-                conn.param_list(2, batch.len())
+                "SELECT order_id, content_hash FROM orders WHERE channel = {channel_param} AND order_id IN ({id_params})"
             );
             let mut vals: Vec<Val> = vec![(*c).into()];
             vals.extend(batch.iter().map(|id| Val::from(*id)));
