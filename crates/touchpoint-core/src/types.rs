@@ -139,7 +139,9 @@ impl Email {
         if valid {
             Ok(Self(s))
         } else {
-            Err(ParseError::new("an e-mail address such as name@example.com"))
+            Err(ParseError::new(
+                "an e-mail address such as name@example.com",
+            ))
         }
     }
     /// The normalised address.
