@@ -1,6 +1,7 @@
 //! The `touchpoint` binary: parses arguments, then calls the library crates.
 
 mod bench;
+mod bench_clv;
 mod clv_cmd;
 
 use anyhow::Result;
