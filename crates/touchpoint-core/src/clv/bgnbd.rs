@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::special::{digamma, hyp2f1, ln_beta, ln_gamma, log_add_exp};
-use super::{sum_rows, ClvError, FitParams, Model, PurchaseModel, RfmData};
+use super::{sum_rows, x_table, ClvError, FitParams, Model, PurchaseModel, RfmData};
 
 /// BG/NBD parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -30,7 +30,17 @@ impl BgNbd {
 
     /// Log-likelihood of one customer, with its gradient added (times
     /// `weight`) into `g`.
-    fn row(&self, x: f64, tx: f64, t: f64, weight: f64, dig: &[f64; 3], g: &mut [f64; 4]) -> f64 {
+    #[allow(clippy::too_many_arguments)]
+    fn row(
+        &self,
+        x: f64,
+        tx: f64,
+        t: f64,
+        weight: f64,
+        dig: &[f64; 3],
+        xt: XTerms,
+        g: &mut [f64; 4],
+    ) -> f64 {
         let (r, al, a, b) = (self.r, self.alpha, self.a, self.b);
         let [dig_r, dig_b, dig_ab] = *dig;
         let ln_al_t = (al + t).ln();
@@ -43,18 +53,39 @@ impl BgNbd {
         } else {
             (a3, 0.0, 0.0)
         };
-        let ll =
-            ln_gamma(r + x) - ln_gamma(r) + r * al.ln() + ln_beta(a, b + x) - ln_beta(a, b) + tail;
-        let dig_abx = digamma(a + b + x);
-        g[0] += weight * (digamma(r + x) - dig_r + al.ln() - (1.0 - w) * ln_al_t - w * ln_al_tx);
+        let ll = xt.lg + r * al.ln() + tail;
+        let dig_abx = xt.dig_abx;
+        g[0] += weight * (xt.dig_rx - dig_r + al.ln() - (1.0 - w) * ln_al_t - w * ln_al_tx);
         g[1] += weight
             * (r / al
                 - (r + x) * ((1.0 - w) / (al + t) + if x > 0.0 { w / (al + tx) } else { 0.0 }));
         g[2] += weight * (dig_ab - dig_abx + w / a);
         g[3] += weight
-            * (digamma(b + x) - dig_abx - dig_b + dig_ab
+            * (xt.dig_bx - dig_abx - dig_b + dig_ab
                 - if x > 0.0 { w / (b + x - 1.0) } else { 0.0 });
         weight * ll
+    }
+}
+
+/// The terms of a row that depend only on x.
+#[derive(Clone, Copy)]
+struct XTerms {
+    /// ln Γ(r+x) - ln Γ(r) + ln B(..) - ln B(a, b)
+    lg: f64,
+    dig_rx: f64,
+    dig_abx: f64,
+    dig_bx: f64,
+}
+
+impl BgNbd {
+    fn x_terms(&self, x: f64) -> XTerms {
+        let (r, a, b) = (self.r, self.a, self.b);
+        XTerms {
+            lg: ln_gamma(r + x) - ln_gamma(r) + ln_beta(a, b + x) - ln_beta(a, b),
+            dig_rx: digamma(r + x),
+            dig_abx: digamma(a + b + x),
+            dig_bx: digamma(b + x),
+        }
     }
 }
 
@@ -89,9 +120,17 @@ impl Model for BgNbd {
     }
     fn log_likelihood(&self, d: &RfmData, grad: Option<&mut [f64]>) -> f64 {
         let dig = [digamma(self.r), digamma(self.b), digamma(self.a + self.b)];
+        let table = x_table(&d.x, |x| self.x_terms(x));
         sum_rows::<4, _>(
             d.len(),
-            |i, g| self.row(d.x[i], d.t_x[i], d.t[i], d.weight[i], &dig, g),
+            |i, g| {
+                let x = d.x[i];
+                let xt = match &table {
+                    Some(t) => t[x as usize],
+                    None => self.x_terms(x),
+                };
+                self.row(x, d.t_x[i], d.t[i], d.weight[i], &dig, xt, g)
+            },
             grad,
         )
     }

@@ -94,20 +94,30 @@ impl Model for GammaGamma {
     fn log_likelihood(&self, d: &SpendData, grad: Option<&mut [f64]>) -> f64 {
         let (p, q, ga) = (self.p, self.q, self.gamma);
         let (lg_q, dig_q, ln_ga) = (ln_gamma(q), digamma(q), ga.ln());
+        // Terms depending only on x: ln Γ(px+q) - ln Γ(px), ψ(px+q), ψ(px), ln x.
+        let terms = |x: f64| {
+            let px = p * x;
+            (
+                ln_gamma(px + q) - ln_gamma(px),
+                digamma(px + q),
+                digamma(px),
+                x.ln(),
+            )
+        };
+        let table = super::x_table(&d.x, terms);
         sum_rows::<3, _>(
             d.len(),
             |i, g| {
                 let (x, m, w) = (d.x[i], d.m[i], d.weight[i]);
                 let px = p * x;
                 let ln_xm_g = (x * m + ga).ln();
-                let (ln_m, ln_x) = (m.ln(), x.ln());
-                let ll = ln_gamma(px + q) - ln_gamma(px) - lg_q
-                    + q * ln_ga
-                    + (px - 1.0) * ln_m
-                    + px * ln_x
-                    - (px + q) * ln_xm_g;
-                let dig_pxq = digamma(px + q);
-                g[0] += w * x * (dig_pxq - digamma(px) + ln_m + ln_x - ln_xm_g);
+                let (lg, dig_pxq, dig_px, ln_x) = match &table {
+                    Some(t) => t[x as usize],
+                    None => terms(x),
+                };
+                let ln_m = m.ln();
+                let ll = lg - lg_q + q * ln_ga + (px - 1.0) * ln_m + px * ln_x - (px + q) * ln_xm_g;
+                g[0] += w * x * (dig_pxq - dig_px + ln_m + ln_x - ln_xm_g);
                 g[1] += w * (dig_pxq - dig_q + ln_ga - ln_xm_g);
                 g[2] += w * (q / ga - (px + q) / (x * m + ga));
                 w * ll

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bgnbd::{avoid_a_equal_one, rate_scale};
 use super::special::{digamma, hyp2f1, ln_beta, ln_gamma, log_add_exp};
-use super::{sum_rows, ClvError, FitParams, Model, PurchaseModel, RfmData};
+use super::{sum_rows, x_table, ClvError, FitParams, Model, PurchaseModel, RfmData};
 
 /// MBG/NBD parameters (same meaning as in [`super::BgNbd`]).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -32,7 +32,17 @@ impl MbgNbd {
             + (self.r + x) * ((self.alpha + t).ln() - (self.alpha + t_x).ln())
     }
 
-    fn row(&self, x: f64, tx: f64, t: f64, weight: f64, dig: &[f64; 3], g: &mut [f64; 4]) -> f64 {
+    #[allow(clippy::too_many_arguments)]
+    fn row(
+        &self,
+        x: f64,
+        tx: f64,
+        t: f64,
+        weight: f64,
+        dig: &[f64; 3],
+        xt: XTerms,
+        g: &mut [f64; 4],
+    ) -> f64 {
         let (r, al, a, b) = (self.r, self.alpha, self.a, self.b);
         let [dig_r, dig_b, dig_ab] = *dig;
         let ln_al_t = (al + t).ln();
@@ -41,15 +51,35 @@ impl MbgNbd {
         let a4 = a.ln() - (b + x).ln() - (r + x) * ln_al_tx;
         let m = log_add_exp(a3, a4);
         let w = (a4 - m).exp();
-        let ll = ln_gamma(r + x) - ln_gamma(r) + r * al.ln() + ln_beta(a, b + x + 1.0)
-            - ln_beta(a, b)
-            + m;
-        let dig_abx = digamma(a + b + x + 1.0);
-        g[0] += weight * (digamma(r + x) - dig_r + al.ln() - (1.0 - w) * ln_al_t - w * ln_al_tx);
+        let ll = xt.lg + r * al.ln() + m;
+        let dig_abx = xt.dig_abx;
+        g[0] += weight * (xt.dig_rx - dig_r + al.ln() - (1.0 - w) * ln_al_t - w * ln_al_tx);
         g[1] += weight * (r / al - (r + x) * ((1.0 - w) / (al + t) + w / (al + tx)));
         g[2] += weight * (dig_ab - dig_abx + w / a);
-        g[3] += weight * (digamma(b + x + 1.0) - dig_abx - dig_b + dig_ab - w / (b + x));
+        g[3] += weight * (xt.dig_bx - dig_abx - dig_b + dig_ab - w / (b + x));
         weight * ll
+    }
+}
+
+/// The terms of a row that depend only on x.
+#[derive(Clone, Copy)]
+struct XTerms {
+    /// ln Γ(r+x) - ln Γ(r) + ln B(..) - ln B(a, b)
+    lg: f64,
+    dig_rx: f64,
+    dig_abx: f64,
+    dig_bx: f64,
+}
+
+impl MbgNbd {
+    fn x_terms(&self, x: f64) -> XTerms {
+        let (r, a, b) = (self.r, self.a, self.b);
+        XTerms {
+            lg: ln_gamma(r + x) - ln_gamma(r) + ln_beta(a, b + x + 1.0) - ln_beta(a, b),
+            dig_rx: digamma(r + x),
+            dig_abx: digamma(a + b + x + 1.0),
+            dig_bx: digamma(b + x + 1.0),
+        }
     }
 }
 
@@ -84,9 +114,17 @@ impl Model for MbgNbd {
     }
     fn log_likelihood(&self, d: &RfmData, grad: Option<&mut [f64]>) -> f64 {
         let dig = [digamma(self.r), digamma(self.b), digamma(self.a + self.b)];
+        let table = x_table(&d.x, |x| self.x_terms(x));
         sum_rows::<4, _>(
             d.len(),
-            |i, g| self.row(d.x[i], d.t_x[i], d.t[i], d.weight[i], &dig, g),
+            |i, g| {
+                let x = d.x[i];
+                let xt = match &table {
+                    Some(t) => t[x as usize],
+                    None => self.x_terms(x),
+                };
+                self.row(x, d.t_x[i], d.t[i], d.weight[i], &dig, xt, g)
+            },
             grad,
         )
     }

@@ -372,6 +372,22 @@ where
     ll
 }
 
+/// Tabulate `f(k)` for `k = 0..=max x` when every `x` is a whole number
+/// (the usual case): the gamma-function terms of a row then cost a lookup.
+pub(crate) fn x_table<T, F: Fn(f64) -> T + Sync>(xs: &[f64], f: F) -> Option<Vec<T>>
+where
+    T: Send,
+{
+    let mut max = 0.0f64;
+    for &x in xs {
+        if x.fract() != 0.0 || !(0.0..=1e6).contains(&x) {
+            return None;
+        }
+        max = max.max(x);
+    }
+    Some((0..=max as usize).map(|k| f(k as f64)).collect())
+}
+
 /// Predictions of a purchase (transaction-count) model for one customer
 /// with frequency `x`, recency `t_x` and age `t` (in the fit's time unit).
 pub trait PurchaseModel {

@@ -84,7 +84,8 @@ pub fn date_of_epoch_day(day: i32) -> NaiveDate {
     NaiveDate::from_num_days_from_ce_opt(day + 719_163).expect("day number in range")
 }
 
-/// A fast non-cryptographic hasher (the Fx hash of rustc) for interning ids.
+/// A fast non-cryptographic hasher for interning ids: the Fx hash of rustc
+/// with a final avalanche step.
 #[derive(Default, Clone, Copy)]
 pub struct FxHasher {
     hash: u64,
@@ -112,8 +113,16 @@ impl Hasher for FxHasher {
     fn write_usize(&mut self, v: usize) {
         self.write_u64(v as u64);
     }
+    /// Finalised with murmur3's fmix64 so that bytes which only reach the
+    /// high bits of the product (e.g. the last characters of `C0000001`)
+    /// still spread over the low bits hashbrown uses for buckets.
     fn finish(&self) -> u64 {
-        self.hash
+        let mut h = self.hash;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 }
 
