@@ -299,6 +299,7 @@ fn horizon_of(h: Option<f64>, unit: TimeUnit) -> Result<f64> {
 /// Per-customer CLV: spend x expected purchases, month by month over
 /// round(horizon / periods-per-month) months (at least 1), discounted
 /// monthly as lifetimes' `customer_lifetime_value` does.
+#[allow(clippy::too_many_arguments)]
 fn customer_clv<M: PurchaseModel + ?Sized>(
     m: &M,
     x: f64,
