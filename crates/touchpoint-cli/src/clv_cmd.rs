@@ -1,16 +1,664 @@
-//! `touchpoint clv ...`
-use anyhow::Result;
+//! `touchpoint clv ...`: fit customer-lifetime-value models and write
+//! per-customer predictions.
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use chrono::NaiveDate;
+use rayon::prelude::*;
+use serde::Serialize;
+use touchpoint_core::clv::{
+    clv_monthly, holdout_fit, read_transactions, summarize, BgNbd, ClvError, FitReport, Fitted,
+    GammaGamma, HoldoutFit, MbgNbd, ParetoNbd, PurchaseModel, RfmData, SpendData, Summaries,
+    SummaryOptions, TimeUnit, TransactionFormat, TransactionLog,
+};
 
 /// CLV commands.
 #[derive(Debug, clap::Subcommand)]
 pub enum ClvCommand {
-    /// Fit models.
-    Fit,
+    /// Fit purchase models (BG/NBD, MBG/NBD, Pareto/NBD) and the Gamma-Gamma
+    /// spend model, and print what they found.
+    Fit(FitArgs),
+    /// Write per-customer predictions (P(alive), expected purchases,
+    /// expected spend, CLV) to a file.
+    Predict(PredictArgs),
+}
+
+/// Input file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FileFormat {
+    /// Header `customer_id,date,amount`; dates YYYY-MM-DD or YYYYMMDD.
+    Csv,
+    /// The CDNOW logs (whitespace-separated id, date, cds, dollars).
+    Cdnow,
+}
+
+/// Time unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UnitArg {
+    /// Days.
+    Day,
+    /// Weeks (7 days).
+    Week,
+    /// Months (30.4375 days).
+    Month,
+}
+
+impl From<UnitArg> for TimeUnit {
+    fn from(u: UnitArg) -> Self {
+        match u {
+            UnitArg::Day => TimeUnit::Day,
+            UnitArg::Week => TimeUnit::Week,
+            UnitArg::Month => TimeUnit::Month,
+        }
+    }
+}
+
+/// Which purchase model(s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelArg {
+    /// BG/NBD (Fader, Hardie & Lee 2005).
+    Bgnbd,
+    /// MBG/NBD (Batislam et al. 2007).
+    Mbgnbd,
+    /// Pareto/NBD (Schmittlein et al. 1987).
+    Paretonbd,
+    /// All three.
+    All,
+}
+
+/// Output style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputArg {
+    /// Human-readable tables with explanations.
+    Table,
+    /// One JSON document.
+    Json,
+}
+
+/// Where the transactions come from and how to summarise them.
+#[derive(Debug, clap::Args)]
+pub struct SourceArgs {
+    /// Transaction file. Without it the store's orders would be read (not
+    /// available yet: `--from FILE` is required).
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+    /// Layout of the file.
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: FileFormat,
+    /// Unit for recency, T and the horizon.
+    #[arg(long, value_enum, default_value = "week")]
+    pub unit: UnitArg,
+    /// Last day (inclusive) of the calibration period, YYYY-MM-DD. Later
+    /// purchases form the holdout period used to check predictions.
+    #[arg(long, value_name = "DATE")]
+    pub calibration_end: Option<String>,
+    /// Last day observed, YYYY-MM-DD (default: the last purchase's date).
+    #[arg(long, value_name = "DATE")]
+    pub observation_end: Option<String>,
+}
+
+/// Arguments of `clv fit`.
+#[derive(Debug, clap::Args)]
+pub struct FitArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Purchase model(s) to fit.
+    #[arg(long, value_enum, default_value = "all")]
+    pub model: ModelArg,
+    /// Prediction horizon in units (default: 52 weeks' worth).
+    #[arg(long)]
+    pub horizon: Option<f64>,
+    /// Annual discount rate for CLV (0.1 = 10% a year); converted to a
+    /// monthly rate (1 + rate)^(1/12) - 1 and applied month by month.
+    #[arg(long, default_value_t = 0.1)]
+    pub discount_rate: f64,
+    /// Output style.
+    #[arg(short = 'o', long, value_enum, default_value = "table")]
+    pub output: OutputArg,
+}
+
+/// Arguments of `clv predict`.
+#[derive(Debug, clap::Args)]
+pub struct PredictArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Purchase model to predict with.
+    #[arg(long, value_enum, default_value = "bgnbd")]
+    pub model: ModelArg,
+    /// Prediction horizon in units (default: 52 weeks' worth).
+    #[arg(long)]
+    pub horizon: Option<f64>,
+    /// Annual discount rate for CLV, as in `clv fit`.
+    #[arg(long, default_value_t = 0.1)]
+    pub discount_rate: f64,
+    /// Output file; `.json` writes JSON, anything else CSV.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// A source of transactions. The store's orders will be added here as a
+/// second variant.
+#[derive(Debug, Clone)]
+pub enum TransactionSource {
+    /// A file in one of the supported layouts.
+    File {
+        /// Path to the file.
+        path: PathBuf,
+        /// Its layout.
+        format: TransactionFormat,
+    },
+}
+
+impl TransactionSource {
+    /// Choose the source from the arguments.
+    pub fn from_args(args: &SourceArgs, _database: &str) -> Result<Self> {
+        match &args.from {
+            Some(path) => Ok(TransactionSource::File {
+                path: path.clone(),
+                format: match args.format {
+                    FileFormat::Csv => TransactionFormat::Csv,
+                    FileFormat::Cdnow => TransactionFormat::Cdnow,
+                },
+            }),
+            None => bail!(
+                "--from FILE is required: reading members' orders from the store is not available yet \
+                 (give a CSV with customer_id,date,amount, or --format cdnow)"
+            ),
+        }
+    }
+
+    /// Read all transactions.
+    pub fn load(&self) -> Result<TransactionLog> {
+        match self {
+            TransactionSource::File { path, format } => read_file(path, *format),
+        }
+    }
+}
+
+/// Read a transaction file; errors name the file, line, field and form.
+pub fn read_file(path: &Path, format: TransactionFormat) -> Result<TransactionLog> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    read_transactions(&bytes, format).map_err(|e| match e {
+        ClvError::Parse { .. } => anyhow::anyhow!("{}:{}", path.display(), e),
+        other => anyhow::anyhow!("{}: {}", path.display(), other),
+    })
+}
+
+fn parse_date(s: &Option<String>, flag: &str) -> Result<Option<NaiveDate>> {
+    s.as_deref()
+        .map(|v| {
+            NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                .or_else(|_| NaiveDate::parse_from_str(v, "%Y%m%d"))
+                .with_context(|| format!("{flag}: expected a date YYYY-MM-DD, got {v:?}"))
+        })
+        .transpose()
+}
+
+struct Prepared {
+    log: TransactionLog,
+    summaries: Summaries,
+    unit: TimeUnit,
+    calibration_end: Option<NaiveDate>,
+    observation_end: NaiveDate,
+}
+
+fn prepare(args: &SourceArgs, database: &str) -> Result<Prepared> {
+    let source = TransactionSource::from_args(args, database)?;
+    let log = source.load()?;
+    let unit: TimeUnit = args.unit.into();
+    let calibration_end = parse_date(&args.calibration_end, "--calibration-end")?;
+    let observation_end = match parse_date(&args.observation_end, "--observation-end")? {
+        Some(d) => d,
+        None => log.last_date().context("the file has no transactions")?,
+    };
+    let summaries = summarize(
+        &log,
+        &SummaryOptions {
+            unit,
+            calibration_end,
+            observation_end: Some(observation_end),
+        },
+    )?;
+    Ok(Prepared {
+        log,
+        summaries,
+        unit,
+        calibration_end,
+        observation_end,
+    })
+}
+
+/// A fitted purchase model of any kind.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum AnyModel {
+    /// BG/NBD.
+    Bg(Fitted<BgNbd>),
+    /// MBG/NBD.
+    Mbg(Fitted<MbgNbd>),
+    /// Pareto/NBD.
+    Pareto(Fitted<ParetoNbd>),
+}
+
+impl AnyModel {
+    fn report(&self) -> &FitReport {
+        match self {
+            AnyModel::Bg(m) => &m.report,
+            AnyModel::Mbg(m) => &m.report,
+            AnyModel::Pareto(m) => &m.report,
+        }
+    }
+}
+
+impl PurchaseModel for AnyModel {
+    fn p_alive(&self, x: f64, t_x: f64, t: f64) -> f64 {
+        match self {
+            AnyModel::Bg(m) => m.p_alive(x, t_x, t),
+            AnyModel::Mbg(m) => m.p_alive(x, t_x, t),
+            AnyModel::Pareto(m) => m.p_alive(x, t_x, t),
+        }
+    }
+    fn expected_purchases(&self, h: f64, x: f64, t_x: f64, t: f64) -> f64 {
+        match self {
+            AnyModel::Bg(m) => m.expected_purchases(h, x, t_x, t),
+            AnyModel::Mbg(m) => m.expected_purchases(h, x, t_x, t),
+            AnyModel::Pareto(m) => m.expected_purchases(h, x, t_x, t),
+        }
+    }
+}
+
+fn fit_model(kind: ModelArg, data: &RfmData) -> Result<AnyModel> {
+    Ok(match kind {
+        ModelArg::Bgnbd => AnyModel::Bg(BgNbd::params().check()?.fit(data)?),
+        ModelArg::Mbgnbd => AnyModel::Mbg(MbgNbd::params().check()?.fit(data)?),
+        ModelArg::Paretonbd => AnyModel::Pareto(ParetoNbd::params().check()?.fit(data)?),
+        ModelArg::All => bail!("choose one model"),
+    })
+}
+
+/// Monthly discount rate from an annual one.
+fn monthly_rate(annual: f64) -> Result<f64> {
+    if !(annual.is_finite() && annual > -1.0) {
+        bail!("--discount-rate must be a number above -1 (0.1 = 10% a year), got {annual}");
+    }
+    Ok((1.0 + annual).powf(1.0 / 12.0) - 1.0)
+}
+
+fn horizon_of(h: Option<f64>, unit: TimeUnit) -> Result<f64> {
+    let h = h.unwrap_or(52.0 * 7.0 / unit.days());
+    if !(h.is_finite() && h > 0.0) {
+        bail!(
+            "--horizon must be a positive number of {}s, got {h}",
+            unit.name()
+        );
+    }
+    Ok(h)
+}
+
+/// Per-customer CLV: spend x expected purchases, month by month over
+/// round(horizon / periods-per-month) months (at least 1), discounted
+/// monthly as lifetimes' `customer_lifetime_value` does.
+#[allow(clippy::too_many_arguments)]
+fn customer_clv<M: PurchaseModel + ?Sized>(
+    m: &M,
+    x: f64,
+    tx: f64,
+    t: f64,
+    spend: f64,
+    horizon: f64,
+    unit: TimeUnit,
+    monthly: f64,
+) -> f64 {
+    let ppm = unit.per_month();
+    let months = (horizon / ppm).round().max(1.0) as u32;
+    clv_monthly(m, x, tx, t, spend, months, ppm, monthly)
+}
+
+#[derive(Serialize)]
+struct FitOutput {
+    customers: usize,
+    transactions: usize,
+    repeat_customers: usize,
+    unit: &'static str,
+    first_date: String,
+    calibration_end: Option<String>,
+    observation_end: String,
+    horizon: f64,
+    annual_discount_rate: f64,
+    monthly_discount_rate: f64,
+    models: Vec<AnyModel>,
+    gamma_gamma: Option<Fitted<GammaGamma>>,
+    mean_expected_purchases: Vec<f64>,
+    mean_clv: Vec<f64>,
+    holdout: Vec<HoldoutFit>,
 }
 
 /// Run a CLV command.
-pub fn run(cmd: ClvCommand, _database: &str) -> Result<()> {
+pub fn run(cmd: ClvCommand, database: &str) -> Result<()> {
     match cmd {
-        ClvCommand::Fit => anyhow::bail!("clv fit is being built"),
+        ClvCommand::Fit(args) => fit(args, database),
+        ClvCommand::Predict(args) => predict(args, database),
     }
+}
+
+fn fit(args: FitArgs, database: &str) -> Result<()> {
+    let p = prepare(&args.source, database)?;
+    let horizon = horizon_of(args.horizon, p.unit)?;
+    let monthly = monthly_rate(args.discount_rate)?;
+    let rows = &p.summaries.rows;
+    let data = RfmData::from_summaries(rows);
+    let kinds: Vec<ModelArg> = match args.model {
+        ModelArg::All => vec![ModelArg::Bgnbd, ModelArg::Mbgnbd, ModelArg::Paretonbd],
+        k => vec![k],
+    };
+    let models: Vec<AnyModel> = kinds
+        .iter()
+        .map(|&k| fit_model(k, &data))
+        .collect::<Result<_>>()?;
+    let spend = SpendData::from_summaries(rows);
+    let gg = if spend.is_empty() {
+        None
+    } else {
+        Some(GammaGamma::params().check()?.fit(&spend)?)
+    };
+    let mut mean_e = Vec::new();
+    let mut mean_clv = Vec::new();
+    for m in &models {
+        let (e, c) = rows
+            .par_iter()
+            .map(|r| {
+                let (x, tx, t) = (r.frequency as f64, r.recency, r.t);
+                let e = m.expected_purchases(horizon, x, tx, t);
+                let s = gg
+                    .as_ref()
+                    .map(|g| g.expected_spend(x, r.monetary))
+                    .unwrap_or(f64::NAN);
+                (e, customer_clv(m, x, tx, t, s, horizon, p.unit, monthly))
+            })
+            .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+        mean_e.push(e / rows.len() as f64);
+        mean_clv.push(c / rows.len() as f64);
+    }
+    let holdout: Vec<HoldoutFit> =
+        if p.calibration_end.is_some() && p.summaries.holdout_length > 0.0 {
+            models
+                .iter()
+                .map(|m| holdout_fit(m, rows, p.summaries.holdout_length))
+                .collect()
+        } else {
+            Vec::new()
+        };
+    let out = FitOutput {
+        customers: rows.len(),
+        transactions: p.log.len(),
+        repeat_customers: rows.iter().filter(|r| r.frequency > 0).count(),
+        unit: p.unit.name(),
+        first_date: p
+            .log
+            .first_date()
+            .map(|d| d.to_string())
+            .unwrap_or_default(),
+        calibration_end: p.calibration_end.map(|d| d.to_string()),
+        observation_end: p.observation_end.to_string(),
+        horizon,
+        annual_discount_rate: args.discount_rate,
+        monthly_discount_rate: monthly,
+        models,
+        gamma_gamma: gg,
+        mean_expected_purchases: mean_e,
+        mean_clv,
+        holdout,
+    };
+    let stdout = std::io::stdout();
+    let mut w = stdout.lock();
+    match args.output {
+        OutputArg::Json => {
+            serde_json::to_writer_pretty(&mut w, &out)?;
+            writeln!(w)?;
+        }
+        OutputArg::Table => print_table(&mut w, &out)?,
+    }
+    Ok(())
+}
+
+fn describe(model: &str, name: &str) -> &'static str {
+    match (model, name) {
+        (_, "r") => "shape of purchase rates across customers (small = very uneven)",
+        (_, "alpha") => "scale of purchase rates; r/alpha = mean purchases per unit while active",
+        ("Pareto/NBD", "s") => "shape of drop-out rates across customers",
+        ("Pareto/NBD", "beta") => "scale of drop-out rates; s/beta = mean drop-out rate per unit",
+        (_, "a") => "drop-out: a/(a+b) = mean chance of leaving after a purchase",
+        (_, "b") => "drop-out Beta parameter b",
+        (_, "p") => "shape of one purchase's value",
+        (_, "q") => "shape of spend levels across customers (must be > 1)",
+        (_, "gamma") => "scale of spend levels across customers",
+        _ => "",
+    }
+}
+
+fn print_report<W: Write>(w: &mut W, r: &FitReport) -> Result<()> {
+    writeln!(
+        w,
+        "  {:<8} {:>12} {:>12}   meaning",
+        "param", "estimate", "std.error"
+    )?;
+    for i in 0..r.params.len() {
+        writeln!(
+            w,
+            "  {:<8} {:>12.4} {:>12.4}   {}",
+            r.names[i],
+            r.params[i],
+            r.std_errors[i],
+            describe(&r.model, &r.names[i])
+        )?;
+    }
+    writeln!(
+        w,
+        "  log-likelihood {:.2}   AIC {:.2}   BIC {:.2}   (AIC/BIC: lower is better, compare models on the same data)",
+        r.log_likelihood, r.aic, r.bic
+    )?;
+    writeln!(
+        w,
+        "  {} after {} iterations (largest gradient {:.1e}); {} customers in {} distinct data rows",
+        if r.converged {
+            "converged"
+        } else {
+            "DID NOT CONVERGE"
+        },
+        r.iterations,
+        r.grad_norm,
+        r.n_customers,
+        r.n_rows
+    )?;
+    Ok(())
+}
+
+fn print_table<W: Write>(w: &mut W, o: &FitOutput) -> Result<()> {
+    writeln!(
+        w,
+        "Data: {} customers, {} transactions from {} to {}; {} customers bought again.",
+        o.customers, o.transactions, o.first_date, o.observation_end, o.repeat_customers
+    )?;
+    match &o.calibration_end {
+        Some(c) => writeln!(
+            w,
+            "Models are fitted on purchases up to {c} (calibration); later ones (holdout) check the predictions."
+        )?,
+        None => writeln!(w, "Models are fitted on all purchases (give --calibration-end to check predictions).")?,
+    }
+    writeln!(
+        w,
+        "Time unit: {}. frequency = repeat purchase days, recency = time from first to last purchase, T = time since first purchase.\n",
+        o.unit
+    )?;
+    for m in &o.models {
+        let r = m.report();
+        let what = match m {
+            AnyModel::Bg(_) => "customers buy at their own steady rate; after each repeat purchase they may leave for good",
+            AnyModel::Mbg(_) => "as BG/NBD, but customers may also leave right after their first purchase",
+            AnyModel::Pareto(_) => "customers buy at their own steady rate and leave at a random time (not tied to purchases)",
+        };
+        writeln!(w, "{}: {}", r.model, what)?;
+        print_report(w, r)?;
+        writeln!(w)?;
+    }
+    if let Some(g) = &o.gamma_gamma {
+        writeln!(
+            w,
+            "Gamma-Gamma spend model (fitted on the {} customers with repeat purchases, using their mean repeat spend)",
+            g.report.n_customers
+        )?;
+        print_report(w, &g.report)?;
+        writeln!(
+            w,
+            "  average spend per purchase across customers: {:.2} (p*gamma/(q-1))\n",
+            g.population_mean()
+        )?;
+    }
+    writeln!(
+        w,
+        "Predictions over the next {:.1} {}s (CLV discounted at {:.1}% a year = {:.3}% a month):",
+        o.horizon,
+        o.unit,
+        o.annual_discount_rate * 100.0,
+        o.monthly_discount_rate * 100.0
+    )?;
+    for (i, m) in o.models.iter().enumerate() {
+        writeln!(
+            w,
+            "  {:<11} mean expected purchases per customer {:>8.3}   mean CLV {:>10.2}",
+            m.report().model,
+            o.mean_expected_purchases[i],
+            o.mean_clv[i]
+        )?;
+    }
+    writeln!(w)?;
+    if !o.holdout.is_empty() {
+        let h0 = &o.holdout[0];
+        writeln!(
+            w,
+            "Holdout check: mean purchases per customer in the {:.1} {}s after the calibration end,",
+            h0.length, o.unit
+        )?;
+        writeln!(
+            w,
+            "grouped by purchases made during calibration (predicted should track actual):"
+        )?;
+        write!(w, "  {:>6} {:>9} {:>8}", "freq", "customers", "actual")?;
+        for m in &o.models {
+            write!(w, " {:>11}", m.report().model)?;
+        }
+        writeln!(w)?;
+        for (b, bucket) in h0.buckets.iter().enumerate() {
+            write!(
+                w,
+                "  {:>6} {:>9} {:>8.3}",
+                bucket.label, bucket.customers, bucket.actual
+            )?;
+            for h in &o.holdout {
+                write!(w, " {:>11.3}", h.buckets[b].predicted)?;
+            }
+            writeln!(w)?;
+        }
+        write!(
+            w,
+            "  {:>6} {:>9} {:>8.0}",
+            "total", o.customers, h0.actual_total
+        )?;
+        for h in &o.holdout {
+            write!(w, " {:>11.0}", h.predicted_total)?;
+        }
+        writeln!(w)?;
+        write!(w, "  MAE: mean |predicted - actual| per customer  ")?;
+        for h in &o.holdout {
+            write!(w, " {:>11.3}", h.mae)?;
+        }
+        writeln!(w)?;
+        write!(w, "  bias: mean (predicted - actual), + = too high")?;
+        for h in &o.holdout {
+            write!(w, " {:>11.3}", h.bias)?;
+        }
+        writeln!(w)?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Prediction<'a> {
+    customer_id: &'a str,
+    frequency: u32,
+    recency: f64,
+    #[serde(rename = "T")]
+    t: f64,
+    p_alive: f64,
+    expected_purchases: f64,
+    expected_spend: f64,
+    clv: f64,
+}
+
+fn predict(args: PredictArgs, database: &str) -> Result<()> {
+    if args.model == ModelArg::All {
+        bail!("clv predict needs one model: --model bgnbd, mbgnbd or paretonbd");
+    }
+    let p = prepare(&args.source, database)?;
+    let horizon = horizon_of(args.horizon, p.unit)?;
+    let monthly = monthly_rate(args.discount_rate)?;
+    let rows = &p.summaries.rows;
+    let model = fit_model(args.model, &RfmData::from_summaries(rows))?;
+    let spend = SpendData::from_summaries(rows);
+    let gg = if spend.is_empty() {
+        None
+    } else {
+        Some(GammaGamma::params().check()?.fit(&spend)?)
+    };
+    let preds: Vec<Prediction<'_>> = rows
+        .par_iter()
+        .zip(p.summaries.customer.par_iter())
+        .map(|(r, &c)| {
+            let (x, tx, t) = (r.frequency as f64, r.recency, r.t);
+            let s = gg
+                .as_ref()
+                .map(|g| g.expected_spend(x, r.monetary))
+                .unwrap_or(f64::NAN);
+            Prediction {
+                customer_id: &p.log.ids[c as usize],
+                frequency: r.frequency,
+                recency: r.recency,
+                t,
+                p_alive: model.p_alive(x, tx, t),
+                expected_purchases: model.expected_purchases(horizon, x, tx, t),
+                expected_spend: s,
+                clv: customer_clv(&model, x, tx, t, s, horizon, p.unit, monthly),
+            }
+        })
+        .collect();
+    let file = std::fs::File::create(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    let json = args
+        .out
+        .extension()
+        .map(|e| e.eq_ignore_ascii_case("json"))
+        .unwrap_or(false);
+    if json {
+        serde_json::to_writer(&mut w, &preds)?;
+        writeln!(w)?;
+    } else {
+        let mut c = csv::Writer::from_writer(&mut w);
+        for pr in &preds {
+            c.serialize(pr)?;
+        }
+        c.flush()?;
+    }
+    w.flush()?;
+    eprintln!(
+        "Wrote {} predictions ({} over the next {:.1} {}s) to {}",
+        preds.len(),
+        model.report().model,
+        horizon,
+        p.unit.name(),
+        args.out.display()
+    );
+    Ok(())
 }

@@ -6,6 +6,7 @@
 //! format. Exit status: 0 success, 1 failure, 2 some input rows rejected.
 
 mod bench;
+mod bench_clv;
 mod clv_cmd;
 mod demo_cmd;
 mod import_cmd;

@@ -1,0 +1,248 @@
+//! `touchpoint bench clv`: time the CLV pipeline on synthetic data, and
+//! optionally the same pipeline in Python lifetimes 0.11.3.
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
+use touchpoint_core::clv::synth::SynthConfig;
+use touchpoint_core::clv::{
+    clv_monthly, read_transactions, summarize, BgNbd, GammaGamma, RfmData, SpendData,
+    SummaryOptions, TimeUnit, TransactionFormat,
+};
+
+/// Arguments of `bench clv`.
+#[derive(Debug, clap::Args)]
+pub struct BenchClvArgs {
+    /// Synthetic customers (about 10 transactions each with the defaults).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub customers: usize,
+    /// Generator seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Also run benches/clv/lifetimes_bench.py on the same file.
+    #[arg(long)]
+    pub compare_lifetimes: bool,
+    /// Python interpreter with lifetimes 0.11.3 and pandas 2.2 installed.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// The lifetimes script (default: the one in this repository).
+    #[arg(long)]
+    pub script: Option<PathBuf>,
+}
+
+/// Months of CLV and the monthly discount rate (lifetimes' defaults are
+/// 12 months and 0.01), with days as the unit and 30 days a month, as
+/// lifetimes' `customer_lifetime_value(..., freq="D")` counts them.
+const MONTHS: u32 = 12;
+const MONTHLY_DISCOUNT: f64 = 0.01;
+const DAYS_PER_MONTH: f64 = 30.0;
+
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Run the benchmark.
+pub fn run(args: BenchClvArgs) -> Result<()> {
+    if args.customers == 0 {
+        bail!("--customers must be at least 1");
+    }
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("transactions.csv");
+    let cfg = SynthConfig {
+        customers: args.customers,
+        seed: args.seed,
+        ..SynthConfig::default()
+    };
+    let t0 = Instant::now();
+    let rows = {
+        let file = std::fs::File::create(&path)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        let n = cfg.write_csv(&mut w)?;
+        std::io::Write::flush(&mut w)?;
+        n
+    };
+    let gen_s = t0.elapsed().as_secs_f64();
+    let size_mb = std::fs::metadata(&path)?.len() as f64 / 1e6;
+    println!(
+        "Generated {} customers, {} transactions ({:.0} MB CSV) in {:.2} s; {} threads.",
+        args.customers,
+        rows,
+        size_mb,
+        gen_s,
+        rayon::current_num_threads()
+    );
+
+    let mut stages: Vec<(&str, f64)> = Vec::new();
+    let t = Instant::now();
+    let bytes = std::fs::read(&path)?;
+    let log = read_transactions(&bytes, TransactionFormat::Csv)?;
+    drop(bytes);
+    stages.push(("read CSV", t.elapsed().as_secs_f64()));
+
+    let t = Instant::now();
+    let s = summarize(
+        &log,
+        &SummaryOptions {
+            unit: TimeUnit::Day,
+            calibration_end: None,
+            observation_end: Some(cfg.end_date),
+        },
+    )?;
+    stages.push(("build summaries", t.elapsed().as_secs_f64()));
+
+    let t = Instant::now();
+    let data = RfmData::from_summaries(&s.rows);
+    let bg = BgNbd::params().check()?.fit(&data)?;
+    stages.push(("fit BG/NBD", t.elapsed().as_secs_f64()));
+
+    let t = Instant::now();
+    let gg = GammaGamma::params()
+        .check()?
+        .fit(&SpendData::from_summaries(&s.rows))?;
+    stages.push(("fit Gamma-Gamma", t.elapsed().as_secs_f64()));
+
+    let t = Instant::now();
+    let clv: Vec<f64> = s
+        .rows
+        .par_iter()
+        .map(|r| {
+            let (x, tx, tt) = (r.frequency as f64, r.recency, r.t);
+            let spend = gg.expected_spend(x, r.monetary);
+            clv_monthly(
+                &bg.model,
+                x,
+                tx,
+                tt,
+                spend,
+                MONTHS,
+                DAYS_PER_MONTH,
+                MONTHLY_DISCOUNT,
+            )
+        })
+        .collect();
+    stages.push(("12-month CLV", t.elapsed().as_secs_f64()));
+    let total: f64 = stages.iter().map(|s| s.1).sum();
+    let mean_clv = clv.iter().sum::<f64>() / clv.len() as f64;
+    if clv.iter().any(|v| !v.is_finite()) {
+        bail!("non-finite CLV");
+    }
+
+    println!(
+        "\nBG/NBD (days): r {:.6} alpha {:.6} a {:.6} b {:.6}; {} customers in {} rows, {} iterations",
+        bg.r, bg.alpha, bg.a, bg.b, bg.report.n_customers, bg.report.n_rows, bg.report.iterations
+    );
+    println!(
+        "Gamma-Gamma: p {:.6} q {:.6} gamma {:.6}; mean 12-month CLV {:.4}",
+        gg.p, gg.q, gg.gamma, mean_clv
+    );
+    let peak = peak_rss_mib();
+
+    let lifetimes = if args.compare_lifetimes {
+        let script = args.script.clone().unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../benches/clv/lifetimes_bench.py"
+            ))
+        });
+        println!(
+            "\nRunning lifetimes: {} {} ...",
+            args.python,
+            script.display()
+        );
+        let out = std::process::Command::new(&args.python)
+            .arg(&script)
+            .arg(&path)
+            .arg(cfg.end_date.to_string())
+            .output()
+            .with_context(|| format!("cannot run {}", args.python))?;
+        if !out.status.success() {
+            bail!(
+                "lifetimes benchmark failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).context("lifetimes script output is not JSON")?;
+        Some(v)
+    } else {
+        None
+    };
+
+    println!(
+        "\n{:<18} {:>12} {:>14} {:>8}",
+        "stage", "touchpoint s", "lifetimes s", "ratio"
+    );
+    let keys = ["read", "summary", "fit_bgnbd", "fit_gg", "clv"];
+    let mut lt_total = 0.0;
+    for (i, (name, secs)) in stages.iter().enumerate() {
+        match lifetimes
+            .as_ref()
+            .and_then(|v| v["seconds"][keys[i]].as_f64())
+        {
+            Some(lt) => {
+                lt_total += lt;
+                println!(
+                    "{:<18} {:>12.3} {:>14.3} {:>7.0}x",
+                    name,
+                    secs,
+                    lt,
+                    lt / secs
+                );
+            }
+            None => println!("{:<18} {:>12.3}", name, secs),
+        }
+    }
+    if lifetimes.is_some() {
+        println!(
+            "{:<18} {:>12.3} {:>14.3} {:>7.0}x",
+            "total",
+            total,
+            lt_total,
+            lt_total / total
+        );
+    } else {
+        println!("{:<18} {:>12.3}", "total", total);
+    }
+    if let Some(p) = peak {
+        println!("peak memory (VmHWM): {p:.0} MiB");
+    }
+    if let Some(v) = &lifetimes {
+        if let Some(m) = v["peak_mib"].as_f64() {
+            println!("lifetimes peak memory (ru_maxrss): {m:.0} MiB");
+        }
+        println!("\nParameters, relative difference |touchpoint - lifetimes| / lifetimes:");
+        let ours = [
+            ("r", bg.r),
+            ("alpha", bg.alpha),
+            ("a", bg.a),
+            ("b", bg.b),
+            ("p", gg.p),
+            ("q", gg.q),
+            ("v", gg.gamma),
+        ];
+        for (name, val) in ours {
+            if let Some(lt) = v["params"][name].as_f64() {
+                println!(
+                    "  {:<6} {:>14.8} {:>14.8} {:>10.2e}",
+                    name,
+                    val,
+                    lt,
+                    ((val - lt) / lt).abs()
+                );
+            }
+        }
+        if let Some(lt) = v["mean_clv"].as_f64() {
+            println!(
+                "  mean CLV {:>12.6} {:>14.6} {:>10.2e}",
+                mean_clv,
+                lt,
+                ((mean_clv - lt) / lt).abs()
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,969 @@
+//! From transactions to the per-customer summaries the models use:
+//! frequency, recency, age (T), mean repeat spend, and holdout counts.
+//!
+//! The log is columnar, with customer ids interned to `u32` once while
+//! reading, so building summaries for ten million transactions allocates no
+//! per-transaction strings. Parsing and summarising run on all cores (rayon).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use chrono::{Datelike, NaiveDate};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::ClvError;
+
+/// One purchase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transaction {
+    /// Customer id as written in the source.
+    pub customer: String,
+    /// Purchase date.
+    pub date: NaiveDate,
+    /// Amount spent (currency units, e.g. dollars).
+    pub amount: f64,
+}
+
+/// The time unit in which recency, T and horizons are measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeUnit {
+    /// Days.
+    Day,
+    /// Weeks of 7 days (the unit of the CDNOW literature).
+    Week,
+    /// Months of 365.25 / 12 = 30.4375 days.
+    Month,
+}
+
+impl TimeUnit {
+    /// Length of one unit in days.
+    pub fn days(self) -> f64 {
+        match self {
+            TimeUnit::Day => 1.0,
+            TimeUnit::Week => 7.0,
+            TimeUnit::Month => 365.25 / 12.0,
+        }
+    }
+
+    /// Number of units in a month of 365.25 / 12 days.
+    pub fn per_month(self) -> f64 {
+        TimeUnit::Month.days() / self.days()
+    }
+
+    /// Parse `day`, `week` or `month` (plural and short forms accepted).
+    pub fn parse(s: &str) -> Result<Self, ClvError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "day" | "days" | "d" => Ok(TimeUnit::Day),
+            "week" | "weeks" | "w" => Ok(TimeUnit::Week),
+            "month" | "months" | "m" => Ok(TimeUnit::Month),
+            other => Err(ClvError::Invalid(format!(
+                "unknown time unit {other:?}: use day, week or month"
+            ))),
+        }
+    }
+
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TimeUnit::Day => "day",
+            TimeUnit::Week => "week",
+            TimeUnit::Month => "month",
+        }
+    }
+}
+
+/// Days since 1970-01-01 of a date.
+pub fn epoch_day(date: NaiveDate) -> i32 {
+    date.num_days_from_ce() - 719_163
+}
+
+/// The date of a day number from [`epoch_day`].
+pub fn date_of_epoch_day(day: i32) -> NaiveDate {
+    NaiveDate::from_num_days_from_ce_opt(day + 719_163).expect("day number in range")
+}
+
+/// A fast non-cryptographic hasher for interning ids: the Fx hash of rustc
+/// with a final avalanche step.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher {
+    hash: u64,
+}
+
+const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let v = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+            self.hash = (self.hash.rotate_left(5) ^ v).wrapping_mul(FX_SEED);
+        }
+        for &b in chunks.remainder() {
+            self.hash = (self.hash.rotate_left(5) ^ b as u64).wrapping_mul(FX_SEED);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ v).wrapping_mul(FX_SEED);
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(v as u64);
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+    /// Finalised with murmur3's fmix64 so that bytes which only reach the
+    /// high bits of the product (e.g. the last characters of `C0000001`)
+    /// still spread over the low bits hashbrown uses for buckets.
+    fn finish(&self) -> u64 {
+        let mut h = self.hash;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+/// `HashMap` with [`FxHasher`].
+pub type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// A columnar transaction log: customer ids interned to indices into `ids`.
+#[derive(Debug, Clone, Default)]
+pub struct TransactionLog {
+    /// Distinct customer ids, in order of first appearance.
+    pub ids: Vec<String>,
+    /// Index into `ids` of each transaction's customer.
+    pub customer: Vec<u32>,
+    /// Day of each transaction (days since 1970-01-01, see [`epoch_day`]).
+    pub day: Vec<i32>,
+    /// Amount of each transaction.
+    pub amount: Vec<f64>,
+    index: HashMap<String, u32>,
+}
+
+impl TransactionLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Build from transactions.
+    pub fn from_transactions<'a>(txs: impl IntoIterator<Item = &'a Transaction>) -> Self {
+        let mut log = Self::new();
+        for t in txs {
+            log.push(&t.customer, t.date, t.amount);
+        }
+        log
+    }
+
+    /// Add one transaction.
+    pub fn push(&mut self, customer: &str, date: NaiveDate, amount: f64) {
+        if self.index.len() != self.ids.len() {
+            self.rebuild_index();
+        }
+        let id = match self.index.get(customer) {
+            Some(&i) => i,
+            None => {
+                let i = self.ids.len() as u32;
+                self.ids.push(customer.to_string());
+                self.index.insert(customer.to_string(), i);
+                i
+            }
+        };
+        self.customer.push(id);
+        self.day.push(epoch_day(date));
+        self.amount.push(amount);
+    }
+
+    fn rebuild_index(&mut self) {
+        self.index = self
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.clone(), i as u32))
+            .collect();
+    }
+
+    /// Number of transactions.
+    pub fn len(&self) -> usize {
+        self.customer.len()
+    }
+
+    /// True when there are no transactions.
+    pub fn is_empty(&self) -> bool {
+        self.customer.is_empty()
+    }
+
+    /// Date of the last transaction.
+    pub fn last_date(&self) -> Option<NaiveDate> {
+        self.day.par_iter().copied().max().map(date_of_epoch_day)
+    }
+
+    /// Date of the first transaction.
+    pub fn first_date(&self) -> Option<NaiveDate> {
+        self.day.par_iter().copied().min().map(date_of_epoch_day)
+    }
+}
+
+/// Layout of a transaction file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionFormat {
+    /// Comma-separated with a header naming `customer_id`, `date`, `amount`
+    /// (any order, extra columns ignored); dates `YYYY-MM-DD` or `YYYYMMDD`.
+    Csv,
+    /// The CDNOW logs: whitespace-separated, optional header; 4 columns
+    /// (id, date, cds, dollars) or 5 (master id, sample id, date, cds,
+    /// dollars). The first column is the customer id.
+    Cdnow,
+}
+
+const DATE_FORM: &str = "a date YYYY-MM-DD or YYYYMMDD, e.g. 2024-03-31";
+const AMOUNT_FORM: &str = "a decimal number such as 29.33";
+
+/// Parse a date `YYYY-MM-DD` or `YYYYMMDD` into a day number.
+pub fn parse_day(s: &[u8]) -> Option<i32> {
+    let digits = |b: &[u8]| -> Option<u32> {
+        let mut v = 0u32;
+        for &c in b {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + (c - b'0') as u32;
+        }
+        Some(v)
+    };
+    let (y, m, d) = match s.len() {
+        8 => (digits(&s[0..4])?, digits(&s[4..6])?, digits(&s[6..8])?),
+        10 if s[4] == b'-' && s[7] == b'-' => {
+            (digits(&s[0..4])?, digits(&s[5..7])?, digits(&s[8..10])?)
+        }
+        _ => return None,
+    };
+    if !(1..=12).contains(&m) || d == 0 {
+        return None;
+    }
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let dim = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ][m as usize - 1];
+    if d > dim {
+        return None;
+    }
+    // Days from civil (H. Hinnant's algorithm).
+    let (y, m, d) = (y as i64, m as i64, d as i64);
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some((era * 146_097 + doe - 719_468) as i32)
+}
+
+fn parse_amount(s: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(s).ok()?.trim();
+    let v: f64 = s.parse().ok()?;
+    v.is_finite().then_some(v)
+}
+
+struct Chunk<'a> {
+    ids: Vec<&'a [u8]>,
+    customer: Vec<u32>,
+    day: Vec<i32>,
+    amount: Vec<f64>,
+}
+
+struct LocalError {
+    line_in_chunk: usize,
+    field: &'static str,
+    expected: &'static str,
+    got: String,
+}
+
+/// Split a CSV line into fields; handles double-quoted fields.
+fn split_csv<'a>(line: &'a [u8], out: &mut Vec<&'a [u8]>) {
+    out.clear();
+    if !line.contains(&b'"') {
+        out.extend(line.split(|&b| b == b','));
+        return;
+    }
+    let mut i = 0;
+    while i <= line.len() {
+        if i < line.len() && line[i] == b'"' {
+            let start = i + 1;
+            let mut j = start;
+            while j < line.len() && line[j] != b'"' {
+                j += 1;
+            }
+            out.push(&line[start..j.min(line.len())]);
+            // Skip to the next comma.
+            while j < line.len() && line[j] != b',' {
+                j += 1;
+            }
+            i = j + 1;
+        } else {
+            let start = i;
+            let mut j = i;
+            while j < line.len() && line[j] != b',' {
+                j += 1;
+            }
+            out.push(&line[start..j]);
+            i = j + 1;
+        }
+    }
+}
+
+fn trim(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s {
+        if first.is_ascii_whitespace() {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    while let [rest @ .., last] = s {
+        if last.is_ascii_whitespace() {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    s
+}
+
+#[derive(Clone, Copy)]
+struct Columns {
+    id: usize,
+    date: usize,
+    amount: usize,
+    csv: bool,
+}
+
+fn parse_chunk<'a>(text: &'a [u8], cols: Columns) -> Result<Chunk<'a>, LocalError> {
+    let est = text.len() / 24 + 1;
+    let mut chunk = Chunk {
+        ids: Vec::new(),
+        customer: Vec::with_capacity(est),
+        day: Vec::with_capacity(est),
+        amount: Vec::with_capacity(est),
+    };
+    let mut local: FxMap<&'a [u8], u32> = FxMap::default();
+    let mut fields: Vec<&'a [u8]> = Vec::with_capacity(8);
+    let mut last: Option<(&'a [u8], u32)> = None;
+    for (n, raw) in text.split(|&b| b == b'\n').enumerate() {
+        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if trim(line).is_empty() {
+            continue;
+        }
+        if cols.csv {
+            split_csv(line, &mut fields);
+        } else {
+            fields.clear();
+            fields.extend(
+                line.split(|b| b.is_ascii_whitespace())
+                    .filter(|f| !f.is_empty()),
+            );
+        }
+        let need = cols.id.max(cols.date).max(cols.amount);
+        if fields.len() <= need {
+            return Err(LocalError {
+                line_in_chunk: n,
+                field: "row",
+                expected: if cols.csv {
+                    "customer_id,date,amount"
+                } else {
+                    "id date cds dollars (4 or 5 columns)"
+                },
+                got: String::from_utf8_lossy(line).into_owned(),
+            });
+        }
+        let id = trim(fields[cols.id]);
+        if id.is_empty() {
+            return Err(LocalError {
+                line_in_chunk: n,
+                field: "customer_id",
+                expected: "a non-empty customer id",
+                got: String::new(),
+            });
+        }
+        let day = parse_day(trim(fields[cols.date])).ok_or_else(|| LocalError {
+            line_in_chunk: n,
+            field: "date",
+            expected: DATE_FORM,
+            got: String::from_utf8_lossy(fields[cols.date]).into_owned(),
+        })?;
+        let amount = parse_amount(fields[cols.amount]).ok_or_else(|| LocalError {
+            line_in_chunk: n,
+            field: "amount",
+            expected: AMOUNT_FORM,
+            got: String::from_utf8_lossy(fields[cols.amount]).into_owned(),
+        })?;
+        // Consecutive rows usually belong to the same customer.
+        let cid = match last {
+            Some((prev, c)) if prev == id => c,
+            _ => {
+                let next = chunk.ids.len() as u32;
+                let c = *local.entry(id).or_insert_with(|| {
+                    chunk.ids.push(id);
+                    next
+                });
+                last = Some((id, c));
+                c
+            }
+        };
+        chunk.customer.push(cid);
+        chunk.day.push(day);
+        chunk.amount.push(amount);
+    }
+    Ok(chunk)
+}
+
+/// Read transactions from the bytes of a file.
+///
+/// Errors name the 1-based line, the field and the accepted form.
+pub fn read_transactions(
+    bytes: &[u8],
+    format: TransactionFormat,
+) -> Result<TransactionLog, ClvError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    // Header handling.
+    let first_end = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(bytes.len());
+    let first = bytes[..first_end]
+        .strip_suffix(b"\r")
+        .unwrap_or(&bytes[..first_end]);
+    let (cols, body_start) = match format {
+        TransactionFormat::Csv => {
+            let mut fields = Vec::new();
+            split_csv(first, &mut fields);
+            let names: Vec<String> = fields
+                .iter()
+                .map(|f| String::from_utf8_lossy(trim(f)).to_ascii_lowercase())
+                .collect();
+            let find = |name: &'static str| {
+                names
+                    .iter()
+                    .position(|n| n == name)
+                    .ok_or(ClvError::MissingColumn(name))
+            };
+            (
+                Columns {
+                    id: find("customer_id")?,
+                    date: find("date")?,
+                    amount: find("amount")?,
+                    csv: true,
+                },
+                (first_end + 1).min(bytes.len()),
+            )
+        }
+        TransactionFormat::Cdnow => {
+            let fields: Vec<&[u8]> = first
+                .split(|b| b.is_ascii_whitespace())
+                .filter(|f| !f.is_empty())
+                .collect();
+            let header = fields
+                .first()
+                .map(|f| !f.iter().all(u8::is_ascii_digit))
+                .unwrap_or(false);
+            let ncols = if header {
+                fields.len()
+            } else {
+                fields.len().max(4)
+            };
+            let cols = if ncols >= 5 {
+                Columns {
+                    id: 0,
+                    date: 2,
+                    amount: 4,
+                    csv: false,
+                }
+            } else {
+                Columns {
+                    id: 0,
+                    date: 1,
+                    amount: 3,
+                    csv: false,
+                }
+            };
+            (
+                cols,
+                if header {
+                    (first_end + 1).min(bytes.len())
+                } else {
+                    0
+                },
+            )
+        }
+    };
+    let header_lines = usize::from(body_start > 0);
+    let body = &bytes[body_start..];
+    // Split into chunks at line boundaries.
+    let target = (rayon::current_num_threads() * 8).max(1);
+    let size = (body.len() / target).max(1 << 16);
+    let mut bounds = vec![0usize];
+    let mut pos = 0;
+    while pos < body.len() {
+        let mut end = (pos + size).min(body.len());
+        while end < body.len() && body[end - 1] != b'\n' {
+            end += 1;
+        }
+        bounds.push(end);
+        pos = end;
+    }
+    let chunks: Vec<Result<Chunk<'_>, LocalError>> = bounds
+        .par_windows(2)
+        .map(|w| parse_chunk(&body[w[0]..w[1]], cols))
+        .collect();
+    let mut parsed = Vec::with_capacity(chunks.len());
+    for (i, c) in chunks.into_iter().enumerate() {
+        match c {
+            Ok(c) => parsed.push(c),
+            Err(e) => {
+                let before = body[..bounds[i]].iter().filter(|&&b| b == b'\n').count();
+                return Err(ClvError::Parse {
+                    line: header_lines + before + e.line_in_chunk + 1,
+                    field: e.field,
+                    expected: e.expected,
+                    got: e.got,
+                });
+            }
+        }
+    }
+    // Merge chunk-local ids into global ones, in order of first appearance.
+    let mut global: FxMap<&[u8], u32> = FxMap::default();
+    let mut ids = Vec::new();
+    let remaps: Vec<Vec<u32>> = parsed
+        .iter()
+        .map(|c| {
+            c.ids
+                .iter()
+                .map(|&id| {
+                    let next = ids.len() as u32;
+                    *global.entry(id).or_insert_with(|| {
+                        ids.push(String::from_utf8_lossy(id).into_owned());
+                        next
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    let total: usize = parsed.iter().map(|c| c.customer.len()).sum();
+    let mut customer = Vec::with_capacity(total);
+    let mut day = Vec::with_capacity(total);
+    let mut amount = Vec::with_capacity(total);
+    let mapped: Vec<Vec<u32>> = parsed
+        .par_iter()
+        .zip(remaps.par_iter())
+        .map(|(c, r)| c.customer.iter().map(|&l| r[l as usize]).collect())
+        .collect();
+    for (c, m) in parsed.iter().zip(mapped) {
+        customer.extend_from_slice(&m);
+        day.extend_from_slice(&c.day);
+        amount.extend_from_slice(&c.amount);
+    }
+    Ok(TransactionLog {
+        ids,
+        customer,
+        day,
+        amount,
+        index: HashMap::new(),
+    })
+}
+
+/// How to cut transactions into summaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SummaryOptions {
+    /// Unit of recency and T.
+    pub unit: TimeUnit,
+    /// Last day (inclusive) of the calibration period; `None` = no holdout.
+    pub calibration_end: Option<NaiveDate>,
+    /// Last day (inclusive) observed; `None` = the last transaction's date.
+    pub observation_end: Option<NaiveDate>,
+}
+
+impl Default for SummaryOptions {
+    fn default() -> Self {
+        Self {
+            unit: TimeUnit::Week,
+            calibration_end: None,
+            observation_end: None,
+        }
+    }
+}
+
+/// One customer's summary, in the chosen time unit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CustomerSummary {
+    /// Repeat purchases: distinct purchase days after the first (same-day
+    /// purchases merged), within the calibration period.
+    pub frequency: u32,
+    /// Recency t_x: time from the first to the last purchase.
+    pub recency: f64,
+    /// Age T: time from the first purchase to the end of the calibration
+    /// period (or of the observation).
+    pub t: f64,
+    /// Mean spend per repeat purchase day (the first day's spend excluded,
+    /// as lifetimes computes it); 0 when `frequency` is 0.
+    pub monetary: f64,
+    /// Distinct purchase days in the holdout period (0 without one).
+    pub holdout_frequency: u32,
+    /// Total spend in the holdout period (0 without one).
+    pub holdout_spend: f64,
+}
+
+/// Summaries of all customers whose first purchase falls in the calibration
+/// period.
+#[derive(Debug, Clone, Default)]
+pub struct Summaries {
+    /// Index into the log's `ids` of each row's customer.
+    pub customer: Vec<u32>,
+    /// One row per customer.
+    pub rows: Vec<CustomerSummary>,
+    /// Length of the holdout period in units (0 without one).
+    pub holdout_length: f64,
+}
+
+/// Build per-customer summaries (parallel over customers).
+pub fn summarize(log: &TransactionLog, opts: &SummaryOptions) -> Result<Summaries, ClvError> {
+    if log.is_empty() {
+        return Err(ClvError::NoData("no transactions".into()));
+    }
+    let obs_end = match opts.observation_end {
+        Some(d) => epoch_day(d),
+        None => log.day.par_iter().copied().max().unwrap_or(0),
+    };
+    let cal_end = opts.calibration_end.map(epoch_day).unwrap_or(obs_end);
+    if cal_end > obs_end {
+        return Err(ClvError::Invalid(
+            "the calibration end is after the end of the observation period".into(),
+        ));
+    }
+    let unit = opts.unit.days();
+    let n_cust = log.ids.len();
+    // Counting sort of (day, amount) by customer.
+    let mut offsets = vec![0usize; n_cust + 1];
+    for &c in &log.customer {
+        offsets[c as usize + 1] += 1;
+    }
+    for i in 0..n_cust {
+        offsets[i + 1] += offsets[i];
+    }
+    let mut fill = offsets.clone();
+    let mut items = vec![(0i32, 0f64); log.len()];
+    for ((&c, &d), &a) in log.customer.iter().zip(&log.day).zip(&log.amount) {
+        let slot = &mut fill[c as usize];
+        items[*slot] = (d, a);
+        *slot += 1;
+    }
+    drop(fill);
+    let rows: Vec<Option<CustomerSummary>> = (0..n_cust)
+        .into_par_iter()
+        .map_init(Vec::new, |buf: &mut Vec<(i32, f64)>, c| {
+            buf.clear();
+            buf.extend_from_slice(&items[offsets[c]..offsets[c + 1]]);
+            buf.retain(|&(d, _)| d <= obs_end);
+            if buf.is_empty() {
+                return None;
+            }
+            buf.sort_unstable_by_key(|&(d, _)| d);
+            let first = buf[0].0;
+            if first > cal_end {
+                return None;
+            }
+            let mut freq = 0u32;
+            let mut last = first;
+            let mut repeat_spend = 0.0;
+            let mut day_spend = 0.0;
+            let mut prev = first;
+            let mut h_freq = 0u32;
+            let mut h_spend = 0.0;
+            let mut h_prev = i32::MIN;
+            for &(d, a) in buf.iter() {
+                if d <= cal_end {
+                    if d != prev {
+                        freq += 1;
+                        last = d;
+                        prev = d;
+                        repeat_spend += day_spend;
+                        day_spend = 0.0;
+                    }
+                    if d != first {
+                        day_spend += a;
+                    }
+                } else {
+                    if d != h_prev {
+                        h_freq += 1;
+                        h_prev = d;
+                    }
+                    h_spend += a;
+                }
+            }
+            repeat_spend += day_spend;
+            Some(CustomerSummary {
+                frequency: freq,
+                recency: (last - first) as f64 / unit,
+                t: (cal_end - first) as f64 / unit,
+                monetary: if freq > 0 {
+                    repeat_spend / freq as f64
+                } else {
+                    0.0
+                },
+                holdout_frequency: h_freq,
+                holdout_spend: h_spend,
+            })
+        })
+        .collect();
+    let mut out = Summaries {
+        customer: Vec::with_capacity(n_cust),
+        rows: Vec::with_capacity(n_cust),
+        holdout_length: (obs_end - cal_end) as f64 / unit,
+    };
+    for (c, r) in rows.into_iter().enumerate() {
+        if let Some(r) = r {
+            out.customer.push(c as u32);
+            out.rows.push(r);
+        }
+    }
+    if out.rows.is_empty() {
+        return Err(ClvError::NoData(
+            "no customer made a first purchase in the calibration period".into(),
+        ));
+    }
+    Ok(out)
+}
+
+/// Frequency, recency and T of identical customers compressed into weighted
+/// rows: the input of the purchase models.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RfmData {
+    /// Frequency x.
+    pub x: Vec<f64>,
+    /// Recency t_x.
+    pub t_x: Vec<f64>,
+    /// Age T.
+    pub t: Vec<f64>,
+    /// Number of customers with this (x, t_x, T).
+    pub weight: Vec<f64>,
+}
+
+impl RfmData {
+    /// Compress summaries: one row per distinct (x, t_x, T).
+    pub fn from_summaries(rows: &[CustomerSummary]) -> Self {
+        Self::from_triples(rows.iter().map(|r| (r.frequency as f64, r.recency, r.t)))
+    }
+
+    /// Compress arbitrary (x, t_x, T) triples.
+    pub fn from_triples(triples: impl IntoIterator<Item = (f64, f64, f64)>) -> Self {
+        let mut map: FxMap<(u64, u64, u64), usize> = FxMap::default();
+        let mut d = RfmData::default();
+        for (x, tx, t) in triples {
+            let key = (x.to_bits(), tx.to_bits(), t.to_bits());
+            let next = d.x.len();
+            let i = *map.entry(key).or_insert(next);
+            if i == next {
+                d.x.push(x);
+                d.t_x.push(tx);
+                d.t.push(t);
+                d.weight.push(0.0);
+            }
+            d.weight[i] += 1.0;
+        }
+        d
+    }
+
+    /// Number of distinct rows.
+    pub fn len(&self) -> usize {
+        self.x.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.x.is_empty()
+    }
+
+    /// Number of customers (sum of weights).
+    pub fn customers(&self) -> f64 {
+        self.weight.iter().sum()
+    }
+
+    /// Check that the data can be fitted: finite, 0 <= t_x <= T, T > 0.
+    pub fn validate(&self) -> Result<(), ClvError> {
+        if self.is_empty() {
+            return Err(ClvError::NoData("no customers to fit".into()));
+        }
+        for i in 0..self.len() {
+            let (x, tx, t, w) = (self.x[i], self.t_x[i], self.t[i], self.weight[i]);
+            if !(x >= 0.0 && tx >= 0.0 && t >= tx && w > 0.0 && t.is_finite())
+                || (x > 0.0 && tx <= 0.0)
+            {
+                return Err(ClvError::Invalid(format!(
+                    "bad customer row x={x}, t_x={tx}, T={t}, weight={w}: need 0 <= t_x <= T, t_x > 0 when x > 0"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Frequency and mean repeat spend of customers with at least one repeat
+/// purchase and positive spend, compressed: the input of Gamma-Gamma.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SpendData {
+    /// Frequency x (> 0).
+    pub x: Vec<f64>,
+    /// Mean repeat spend m (> 0).
+    pub m: Vec<f64>,
+    /// Number of customers with this (x, m).
+    pub weight: Vec<f64>,
+}
+
+impl SpendData {
+    /// From summaries, keeping rows with frequency > 0 and monetary > 0.
+    pub fn from_summaries(rows: &[CustomerSummary]) -> Self {
+        Self::from_pairs(
+            rows.iter()
+                .filter(|r| r.frequency > 0 && r.monetary > 0.0)
+                .map(|r| (r.frequency as f64, r.monetary)),
+        )
+    }
+
+    /// Compress (x, m) pairs.
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (f64, f64)>) -> Self {
+        let mut map: FxMap<(u64, u64), usize> = FxMap::default();
+        let mut d = SpendData::default();
+        for (x, m) in pairs {
+            let next = d.x.len();
+            let i = *map.entry((x.to_bits(), m.to_bits())).or_insert(next);
+            if i == next {
+                d.x.push(x);
+                d.m.push(m);
+                d.weight.push(0.0);
+            }
+            d.weight[i] += 1.0;
+        }
+        d
+    }
+
+    /// Number of distinct rows.
+    pub fn len(&self) -> usize {
+        self.x.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.x.is_empty()
+    }
+
+    /// Number of customers (sum of weights).
+    pub fn customers(&self) -> f64 {
+        self.weight.iter().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_dates() {
+        let d = |y, m, dd| epoch_day(NaiveDate::from_ymd_opt(y, m, dd).unwrap());
+        assert_eq!(parse_day(b"19970101"), Some(d(1997, 1, 1)));
+        assert_eq!(parse_day(b"2024-02-29"), Some(d(2024, 2, 29)));
+        assert_eq!(parse_day(b"1969-12-31"), Some(-1));
+        assert_eq!(parse_day(b"2023-02-29"), None);
+        assert_eq!(parse_day(b"2023-13-01"), None);
+        assert_eq!(parse_day(b"2023/01/01"), None);
+    }
+
+    #[test]
+    fn summary_merges_same_day_and_excludes_first_spend() {
+        let date = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let txs = vec![
+            Transaction {
+                customer: "a".into(),
+                date: date("2024-01-01"),
+                amount: 100.0,
+            },
+            Transaction {
+                customer: "a".into(),
+                date: date("2024-01-08"),
+                amount: 10.0,
+            },
+            Transaction {
+                customer: "a".into(),
+                date: date("2024-01-08"),
+                amount: 20.0,
+            },
+            Transaction {
+                customer: "a".into(),
+                date: date("2024-01-15"),
+                amount: 6.0,
+            },
+            Transaction {
+                customer: "a".into(),
+                date: date("2024-01-29"),
+                amount: 7.0,
+            },
+            Transaction {
+                customer: "b".into(),
+                date: date("2024-01-22"),
+                amount: 5.0,
+            },
+        ];
+        let log = TransactionLog::from_transactions(&txs);
+        let s = summarize(
+            &log,
+            &SummaryOptions {
+                unit: TimeUnit::Week,
+                calibration_end: Some(date("2024-01-22")),
+                observation_end: Some(date("2024-01-29")),
+            },
+        )
+        .unwrap();
+        let a = s.rows[0];
+        assert_eq!(a.frequency, 2);
+        assert_eq!(a.recency, 2.0);
+        assert_eq!(a.t, 3.0);
+        assert_eq!(a.monetary, 18.0);
+        assert_eq!(a.holdout_frequency, 1);
+        assert_eq!(a.holdout_spend, 7.0);
+        let b = s.rows[1];
+        assert_eq!(
+            (b.frequency, b.recency, b.t, b.monetary),
+            (0, 0.0, 0.0, 0.0)
+        );
+        assert_eq!(s.holdout_length, 1.0);
+    }
+
+    #[test]
+    fn csv_errors_name_line_and_field() {
+        let text = b"customer_id,date,amount\nA,2024-01-01,3.5\nB,2024-13-01,2\n";
+        match read_transactions(text, TransactionFormat::Csv) {
+            Err(ClvError::Parse { line, field, .. }) => {
+                assert_eq!((line, field), (3, "date"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let ok = read_transactions(
+            b"date,amount,customer_id\r\n20240101,1,\"x\"\r\n",
+            TransactionFormat::Csv,
+        )
+        .unwrap();
+        assert_eq!(ok.ids, vec!["x".to_string()]);
+    }
+}
