@@ -7,6 +7,7 @@
 
 mod bench;
 mod bench_clv;
+mod bench_import;
 mod clv_cmd;
 mod demo_cmd;
 mod import_cmd;

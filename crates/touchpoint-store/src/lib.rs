@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, Postgres, Sqlite, SqlitePool};
+use sqlx::{ConnectOptions, PgPool, Postgres, Sqlite, SqlitePool};
 
 pub use db::{Conn, RowRef, Val};
 
@@ -113,7 +113,8 @@ impl Store {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Full)
                     .busy_timeout(Duration::from_secs(30))
-                    .foreign_keys(true);
+                    .foreign_keys(true)
+                    .log_slow_statements(log::LevelFilter::Info, Duration::from_secs(5));
                 let memory = url.contains(":memory:");
                 let pool = SqlitePoolOptions::new()
                     .max_connections(if memory { 1 } else { 4 })

@@ -373,6 +373,40 @@ pub struct WriteCounts {
     pub unchanged: u64,
 }
 
+/// Content hashes of the orders of `channel` among `ids` that exist.
+async fn existing_hashes(
+    conn: &mut Conn<'_>,
+    channel: &str,
+    ids: &[&str],
+) -> Result<Vec<(String, i64)>, StoreError> {
+    match conn {
+        // One array parameter: PostgreSQL plans `= ANY($2)` as an index lookup,
+        // where a generic plan over thousands of separate parameters can scan.
+        Conn::Pg(c) => {
+            let rows: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT order_id, content_hash FROM orders WHERE channel = $1 AND order_id = ANY($2)",
+            )
+            .bind(channel)
+            .bind(ids)
+            .fetch_all(&mut **c)
+            .await?;
+            Ok(rows)
+        }
+        // Anonymous placeholders throughout (never mixed with `$N` on SQLite).
+        Conn::Sqlite(_) => {
+            let params = conn.param_list(1, ids.len() + 1);
+            let (channel_param, id_params) = params.split_once(',').expect("two or more");
+            let sql = format!(
+                "SELECT order_id, content_hash FROM orders WHERE channel = {channel_param} AND order_id IN ({id_params})"
+            );
+            let mut vals: Vec<Val> = vec![channel.into()];
+            vals.extend(ids.iter().map(|id| Val::from(*id)));
+            conn.fetch(&sql, &vals, |r| Ok((r.text(0)?, r.i64(1)?)))
+                .await
+        }
+    }
+}
+
 /// Upsert orders, their lines, their products and channels.
 pub(crate) async fn write_orders(
     conn: &mut Conn<'_>,
@@ -410,19 +444,7 @@ pub(crate) async fn write_orders(
             .map(|o| o.record.order_id.as_str())
             .collect();
         for batch in ids.chunks(2_000) {
-            // All placeholders from one list: on SQLite they are anonymous, and
-            // anonymous ones must not be mixed with numbered ones.
-            let params = conn.param_list(1, batch.len() + 1);
-            let (channel_param, id_params) = params.split_once(',').expect("two or more");
-            let sql = format!(
-                "SELECT order_id, content_hash FROM orders WHERE channel = {channel_param} AND order_id IN ({id_params})"
-            );
-            let mut vals: Vec<Val> = vec![(*c).into()];
-            vals.extend(batch.iter().map(|id| Val::from(*id)));
-            for (id, h) in conn
-                .fetch(&sql, &vals, |r| Ok((r.text(0)?, r.i64(1)?)))
-                .await?
-            {
+            for (id, h) in existing_hashes(conn, c, batch).await? {
                 existing.insert((c.to_string(), id), h);
             }
         }
