@@ -114,6 +114,10 @@ impl Store {
                     .synchronous(SqliteSynchronous::Full)
                     .busy_timeout(Duration::from_secs(30))
                     .foreign_keys(true)
+                    // 64 MiB page cache per connection: index inserts of bulk
+                    // imports otherwise spill the cache to disk.
+                    .pragma("cache_size", "-65536")
+                    .pragma("temp_store", "memory")
                     .log_slow_statements(log::LevelFilter::Info, Duration::from_secs(5));
                 let memory = url.contains(":memory:");
                 let pool = SqlitePoolOptions::new()
