@@ -201,6 +201,9 @@ impl Conn<'_> {
             return Ok(0);
         }
         debug_assert_eq!(vals.len() % width, 0);
+        if let Conn::Pg(c) = self {
+            return insert_unnest(c, head, tail, width, vals).await;
+        }
         // Stay well under SQLite's 32,766 and PostgreSQL's 65,535 parameters.
         let rows_per_stmt = (8_000 / width).max(1);
         let mut changed = 0;
@@ -213,6 +216,63 @@ impl Conn<'_> {
         }
         Ok(changed)
     }
+}
+
+/// PostgreSQL: one statement whatever the row count, with one array parameter
+/// per column (`INSERT ... SELECT * FROM UNNEST($1::text[], $2::bigint[]) ...`),
+/// which PostgreSQL parses and plans once instead of per row. A column's type
+/// comes from its values' variant (`I`/`OI` bigint, `T`/`OT` text).
+async fn insert_unnest(
+    c: &mut PgConnection,
+    head: &str,
+    tail: &str,
+    width: usize,
+    vals: &[Val],
+) -> Result<u64, StoreError> {
+    let rows = vals.len() / width;
+    let mut ints: Vec<Option<Vec<Option<i64>>>> = vec![None; width];
+    let mut texts: Vec<Option<Vec<Option<&str>>>> = vec![None; width];
+    for col in 0..width {
+        match &vals[col] {
+            Val::I(_) | Val::OI(_) => ints[col] = Some(Vec::with_capacity(rows)),
+            Val::T(_) | Val::OT(_) => texts[col] = Some(Vec::with_capacity(rows)),
+        }
+    }
+    for row in vals.chunks(width) {
+        for (col, v) in row.iter().enumerate() {
+            match (v, ints[col].as_mut(), texts[col].as_mut()) {
+                (Val::I(x), Some(a), _) => a.push(Some(*x)),
+                (Val::OI(x), Some(a), _) => a.push(*x),
+                (Val::T(x), _, Some(a)) => a.push(Some(x.as_str())),
+                (Val::OT(x), _, Some(a)) => a.push(x.as_deref()),
+                _ => {
+                    return Err(StoreError::Corrupt(format!(
+                        "insert_many: column {col} mixes integer and text values"
+                    )))
+                }
+            }
+        }
+    }
+    let casts: Vec<String> = (0..width)
+        .map(|col| {
+            let ty = if ints[col].is_some() {
+                "bigint"
+            } else {
+                "text"
+            };
+            format!("${}::{ty}[]", col + 1)
+        })
+        .collect();
+    let sql = format!("{head} SELECT * FROM UNNEST({}) {tail}", casts.join(", "));
+    let mut q = sqlx::query(&sql);
+    for col in 0..width {
+        q = match (ints[col].take(), texts[col].take()) {
+            (Some(a), _) => q.bind(a),
+            (_, Some(a)) => q.bind(a),
+            _ => q,
+        };
+    }
+    Ok(q.execute(&mut *c).await?.rows_affected())
 }
 
 /// `head VALUES ($1, $2), ($3, $4) tail`, or with `?` placeholders.

@@ -339,19 +339,56 @@ pub(crate) fn parse_node_list(s: &str) -> Vec<NodeId> {
 /// A stable 64-bit hash (FNV-1a) of an order's content, to tell an unchanged
 /// re-import from an updated one. The file line is not part of it.
 pub(crate) fn content_hash(r: &OrderRecord) -> i64 {
-    #[derive(serde::Serialize)]
-    struct View<'a> {
-        r: &'a OrderRecord,
+    struct Fnv(u64);
+    impl Fnv {
+        fn bytes(&mut self, b: &[u8]) {
+            for &x in b {
+                self.0 ^= u64::from(x);
+                self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+            }
+            // A separator, so that ("ab", "c") and ("a", "bc") differ.
+            self.0 ^= 0xff;
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+        fn int(&mut self, v: i64) {
+            self.bytes(&v.to_le_bytes());
+        }
+        fn opt(&mut self, v: Option<&str>) {
+            match v {
+                Some(s) => self.bytes(s.as_bytes()),
+                None => self.bytes(&[0xfe]),
+            }
+        }
     }
-    let mut copy = r.clone();
-    copy.source_line = 0;
-    let bytes = serde_json::to_vec(&View { r: &copy }).unwrap_or_default();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    h.bytes(r.channel.as_str().as_bytes());
+    h.bytes(r.order_id.as_bytes());
+    h.int(r.ordered_at.timestamp_millis());
+    h.int(r.paid_at.map_or(i64::MIN, |t| t.timestamp_millis()));
+    h.bytes(r.status.as_str().as_bytes());
+    h.bytes(r.currency.as_str().as_bytes());
+    h.int(r.order_discount.minor());
+    h.int(r.refunded.minor());
+    let c = &r.customer;
+    for i in &c.identifiers {
+        h.bytes(i.kind().as_str().as_bytes());
+        h.bytes(i.value().as_bytes());
     }
-    h as i64
+    h.opt(c.name.as_deref());
+    h.opt(c.gender.as_deref());
+    h.opt(c.birthday.map(|d| d.to_string()).as_deref());
+    h.opt(c.region.as_deref());
+    for l in &r.lines {
+        h.bytes(l.sku.as_bytes());
+        h.opt(l.product_name.as_deref());
+        h.opt(l.brand.as_deref());
+        h.opt(l.category.as_deref());
+        h.int(l.quantity);
+        h.int(l.unit_price.minor());
+        h.int(l.unit_cost.map_or(i64::MIN, |m| m.minor()));
+        h.int(l.discount.minor());
+    }
+    h.0 as i64
 }
 
 /// An order ready to be written.
@@ -450,17 +487,21 @@ pub(crate) async fn write_orders(
         }
     }
 
-    let mut order_vals = Vec::new();
-    let mut line_vals = Vec::new();
+    // Which orders to write: new or changed ones. The same order twice in one
+    // chunk (its rows were not adjacent in the file): the later one wins, and it
+    // is written once, since one statement may not upsert a row twice.
+    let mut to_write: Vec<&PreparedOrder<'_>> = Vec::new();
+    let mut slot: HashMap<(&str, &str), usize> = HashMap::new();
     let mut replaced: Vec<&PreparedOrder<'_>> = Vec::new();
-    let mut products: BTreeMap<&str, [Val; 4]> = BTreeMap::new();
-    let mut seen_in_chunk: HashSet<(&str, &str)> = HashSet::new();
     for o in orders {
         let r = o.record;
-        let key = (r.channel.as_str().to_string(), r.order_id.clone());
+        let key = (r.channel.as_str(), r.order_id.as_str());
         let lines = r.lines.len() as u64;
-        match existing.get(&key) {
-            Some(h) if *h == o.hash => {
+        let known = existing
+            .get(&(key.0.to_string(), key.1.to_string()))
+            .copied();
+        match known {
+            Some(h) if h == o.hash => {
                 order_counts.unchanged += 1;
                 line_counts.unchanged += lines;
                 continue;
@@ -475,11 +516,24 @@ pub(crate) async fn write_orders(
                 line_counts.inserted += lines;
             }
         }
-        // The same order twice in one chunk: the later one wins.
-        if !seen_in_chunk.insert((r.channel.as_str(), r.order_id.as_str())) {
-            replaced.push(o);
+        existing.insert((key.0.to_string(), key.1.to_string()), o.hash);
+        match slot.get(&key) {
+            Some(&i) => {
+                replaced.push(o);
+                to_write[i] = o;
+            }
+            None => {
+                slot.insert(key, to_write.len());
+                to_write.push(o);
+            }
         }
-        existing.insert(key, o.hash);
+    }
+
+    let mut order_vals = Vec::with_capacity(to_write.len() * 15);
+    let mut line_vals = Vec::new();
+    let mut products: BTreeMap<&str, [Val; 4]> = BTreeMap::new();
+    for o in &to_write {
+        let r = o.record;
         order_vals.extend([
             Val::from(r.channel.as_str()),
             r.order_id.as_str().into(),
@@ -530,20 +584,6 @@ pub(crate) async fn write_orders(
         )
         .await?;
     }
-    // Orders, deduplicated within one statement (PostgreSQL refuses to update a row twice).
-    let width = 15;
-    let mut last: HashMap<(String, String), usize> = HashMap::new();
-    for (i, row) in order_vals.chunks(width).enumerate() {
-        if let (Val::T(c), Val::T(id)) = (&row[0], &row[1]) {
-            last.insert((c.clone(), id.clone()), i);
-        }
-    }
-    let mut keep: Vec<usize> = last.into_values().collect();
-    keep.sort_unstable();
-    let deduped: Vec<Val> = keep
-        .iter()
-        .flat_map(|&i| order_vals[i * width..(i + 1) * width].iter().cloned())
-        .collect();
     conn.insert_many(
         "INSERT INTO orders (channel, order_id, member_id, status, ordered_at, paid_at, currency, gross_amount, order_discount, refunded_amount, line_count, identifier_ids, content_hash, created_at, updated_at)",
         "ON CONFLICT (channel, order_id) DO UPDATE SET member_id = excluded.member_id, status = excluded.status, \
@@ -551,8 +591,8 @@ pub(crate) async fn write_orders(
          gross_amount = excluded.gross_amount, order_discount = excluded.order_discount, \
          refunded_amount = excluded.refunded_amount, line_count = excluded.line_count, \
          identifier_ids = excluded.identifier_ids, content_hash = excluded.content_hash, updated_at = excluded.updated_at",
-        width,
-        &deduped,
+        15,
+        &order_vals,
     )
     .await?;
     conn.insert_many(

@@ -223,3 +223,34 @@ async fn strict_imports_nothing_and_rejects_file_reimports_after_fixing() {
         db.cleanup().await;
     }
 }
+
+/// Regression: rows of one order that are not adjacent come out as two orders
+/// with the same id in one chunk; PostgreSQL refused to upsert the row twice in
+/// one statement. The later one wins and nothing fails.
+#[tokio::test]
+async fn same_order_twice_in_one_chunk_is_written_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(
+        dir.path(),
+        "orders.csv",
+        format!(
+            "{HEADER}\n\
+             A1,2025-01-01 10:00:00,paid,S1,1,10.00,13800000001\n\
+             A2,2025-01-02 10:00:00,paid,S1,2,10.00,13800000002\n\
+             A1,2025-01-01 10:00:00,paid,S2,3,7.00,13800000001\n"
+        ),
+    );
+    for db in backends().await {
+        let r = import(&db.store, &path, InputFormat::Canonical, "web").await;
+        assert_eq!(r.orders.rejected, 0, "{}", db.name);
+        assert_eq!(db.scalar("SELECT COUNT(*) FROM orders").await, 2);
+        let lines = db
+            .rows(
+                "SELECT sku, CAST(quantity AS TEXT) FROM order_lines WHERE order_id = 'A1' ORDER BY line_no",
+                2,
+            )
+            .await;
+        assert_eq!(lines, [["S2", "3"]], "{}", db.name);
+        db.cleanup().await;
+    }
+}
