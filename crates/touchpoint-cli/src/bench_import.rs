@@ -55,12 +55,12 @@ pub fn generate(path: &Path, lines: usize, seed: u64) -> Result<usize> {
             _ => "paid",
         };
         // Identifiers: phone always for two thirds, e-mail for half, member number for a third.
-        let phone = if p % 3 != 0 {
+        let phone = if !p.is_multiple_of(3) {
             format!("13{:09}", p)
         } else {
             String::new()
         };
-        let email = if p % 2 == 0 || phone.is_empty() {
+        let email = if p.is_multiple_of(2) || phone.is_empty() {
             format!("user{p}@example.com")
         } else {
             String::new()

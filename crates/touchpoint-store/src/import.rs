@@ -186,6 +186,8 @@ pub enum Progress {
 }
 
 type Chunk = Vec<Result<OrderRecord, Rejected>>;
+/// What the reader thread sends: the file's header and a chunk of orders.
+type ChunkMsg = Result<(Vec<String>, Chunk), ImportError>;
 
 fn open_reader(
     path: &Path,
@@ -214,7 +216,7 @@ fn spawn_reader(
     options: ImportOptions,
     read_bytes: Arc<AtomicU64>,
 ) -> (
-    tokio::sync::mpsc::Receiver<Result<(Vec<String>, Chunk), ImportError>>,
+    tokio::sync::mpsc::Receiver<ChunkMsg>,
     std::thread::JoinHandle<()>,
 ) {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -252,7 +254,7 @@ struct RejectsWriter {
 }
 
 enum RejectsOut {
-    Csv(csv::Writer<File>),
+    Csv(Box<csv::Writer<File>>),
     Lines(std::io::BufWriter<File>),
 }
 
@@ -273,7 +275,7 @@ impl RejectsWriter {
             } else {
                 let mut w = csv::WriterBuilder::new().flexible(true).from_writer(file);
                 w.write_record(header).map_err(|e| self.io_err(e.into()))?;
-                RejectsOut::Csv(w)
+                RejectsOut::Csv(Box::new(w))
             });
         }
         let result: std::io::Result<()> = match self.out.as_mut().expect("just created") {
