@@ -22,7 +22,12 @@ use touchpoint_store::Store;
 
 /// Touchpoint: one customer system across every sales channel.
 #[derive(Debug, Parser)]
-#[command(name = "touchpoint", version, about)]
+#[command(
+    name = "touchpoint",
+    version,
+    about = "Touchpoint: one customer system across every sales channel (one member id per person, one view of what each customer is worth).",
+    after_help = "Start with `touchpoint demo`, then `touchpoint members list`. Docs: README.md and docs/."
+)]
 pub struct Cli {
     /// Database URL: sqlite://PATH (embedded, the default) or postgres://USER@HOST/DB.
     #[arg(
