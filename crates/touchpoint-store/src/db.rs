@@ -23,6 +23,10 @@ pub enum Val {
     T(String),
     /// A string or NULL.
     OT(Option<String>),
+    /// A float (bind to REAL on SQLite, DOUBLE PRECISION on PostgreSQL).
+    F(f64),
+    /// A float or NULL.
+    OF(Option<f64>),
 }
 
 impl From<i64> for Val {
@@ -43,6 +47,16 @@ impl From<String> for Val {
 impl From<&str> for Val {
     fn from(v: &str) -> Self {
         Val::T(v.to_string())
+    }
+}
+impl From<f64> for Val {
+    fn from(v: f64) -> Self {
+        Val::F(v)
+    }
+}
+impl From<Option<f64>> for Val {
+    fn from(v: Option<f64>) -> Self {
+        Val::OF(v)
     }
 }
 impl From<Option<String>> for Val {
@@ -95,6 +109,14 @@ impl RowRef<'_> {
             RowRef::Pg(r) => r.try_get::<f64, _>(i)?,
         })
     }
+    /// Column `i` as a float or NULL (REAL on SQLite, DOUBLE PRECISION on
+    /// PostgreSQL).
+    pub fn opt_f64(&self, i: usize) -> Result<Option<f64>, StoreError> {
+        Ok(match self {
+            RowRef::Sqlite(r) => r.try_get::<Option<f64>, _>(i)?,
+            RowRef::Pg(r) => r.try_get::<Option<f64>, _>(i)?,
+        })
+    }
 }
 
 macro_rules! bind_vals {
@@ -106,6 +128,8 @@ macro_rules! bind_vals {
                 Val::OI(x) => q.bind(*x),
                 Val::T(x) => q.bind(x.as_str()),
                 Val::OT(x) => q.bind(x.as_deref()),
+                Val::F(x) => q.bind(*x),
+                Val::OF(x) => q.bind(*x),
             };
         }
         q
