@@ -158,6 +158,43 @@ impl TransactionLog {
         log
     }
 
+    /// Build from columns: transaction `i` belongs to `ids[customer[i]]`, on
+    /// day `day[i]` (see [`epoch_day`]), for `amount[i]`. Ids must be
+    /// distinct; every index must be in range and the columns equally long.
+    pub fn from_columns(
+        ids: Vec<String>,
+        customer: Vec<u32>,
+        day: Vec<i32>,
+        amount: Vec<f64>,
+    ) -> Result<Self, ClvError> {
+        if customer.len() != day.len() || customer.len() != amount.len() {
+            return Err(ClvError::Invalid(format!(
+                "transaction columns differ in length: {} customers, {} days, {} amounts",
+                customer.len(),
+                day.len(),
+                amount.len()
+            )));
+        }
+        if let Some(c) = customer.iter().find(|&&c| c as usize >= ids.len()) {
+            return Err(ClvError::Invalid(format!(
+                "customer index {c} out of range ({} ids)",
+                ids.len()
+            )));
+        }
+        let mut log = TransactionLog {
+            ids,
+            customer,
+            day,
+            amount,
+            index: HashMap::new(),
+        };
+        log.rebuild_index();
+        if log.index.len() != log.ids.len() {
+            return Err(ClvError::Invalid("customer ids are not distinct".into()));
+        }
+        Ok(log)
+    }
+
     /// Add one transaction.
     pub fn push(&mut self, customer: &str, date: NaiveDate, amount: f64) {
         if self.index.len() != self.ids.len() {
