@@ -8,9 +8,9 @@ use chrono::{NaiveDate, TimeZone};
 use rayon::prelude::*;
 use serde::Serialize;
 use touchpoint_core::clv::{
-    clv_monthly, holdout_fit, read_transactions, summarize, BgNbd, ClvError, FitReport, Fitted,
-    GammaGamma, HoldoutFit, MbgNbd, ParetoNbd, PurchaseModel, RfmData, SpendData, Summaries,
-    SummaryOptions, TimeUnit, TransactionFormat, TransactionLog,
+    clv_monthly_many, holdout_fit, read_transactions, summarize, BgNbd, ClvError, CustomerSummary,
+    FitReport, Fitted, GammaGamma, HoldoutFit, MbgNbd, ParetoNbd, PurchaseModel, RfmData,
+    SpendData, Summaries, SummaryOptions, TimeUnit, TransactionFormat, TransactionLog,
 };
 use touchpoint_store::clv::{MemberPrediction, PurchaseColumns};
 
@@ -379,20 +379,31 @@ fn horizon_of(h: Option<f64>, unit: TimeUnit) -> Result<f64> {
 /// Per-customer CLV: spend x expected purchases, month by month over
 /// round(horizon / periods-per-month) months (at least 1), discounted
 /// monthly as lifetimes' `customer_lifetime_value` does.
-#[allow(clippy::too_many_arguments)]
-fn customer_clv<M: PurchaseModel + ?Sized>(
+fn customers_clv<M: PurchaseModel + Sync + ?Sized>(
     m: &M,
-    x: f64,
-    tx: f64,
-    t: f64,
-    spend: f64,
+    rows: &[CustomerSummary],
+    spend: &[f64],
     horizon: f64,
     unit: TimeUnit,
     monthly: f64,
-) -> f64 {
+) -> Vec<f64> {
     let ppm = unit.per_month();
     let months = (horizon / ppm).round().max(1.0) as u32;
-    clv_monthly(m, x, tx, t, spend, months, ppm, monthly)
+    let x: Vec<f64> = rows.iter().map(|r| r.frequency as f64).collect();
+    let tx: Vec<f64> = rows.iter().map(|r| r.recency).collect();
+    let t: Vec<f64> = rows.iter().map(|r| r.t).collect();
+    clv_monthly_many(m, &x, &tx, &t, spend, months, ppm, monthly)
+}
+
+/// Gamma-Gamma expected spend per purchase of every customer (NaN without
+/// a spend model).
+fn customers_spend(gg: Option<&Fitted<GammaGamma>>, rows: &[CustomerSummary]) -> Vec<f64> {
+    rows.par_iter()
+        .map(|r| {
+            gg.map(|g| g.expected_spend(r.frequency as f64, r.monetary))
+                .unwrap_or(f64::NAN)
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -444,19 +455,15 @@ fn fit(args: FitArgs, database: &str, settings: &Settings) -> Result<()> {
     };
     let mut mean_e = Vec::new();
     let mut mean_clv = Vec::new();
+    let spend = customers_spend(gg.as_ref(), rows);
     for m in &models {
-        let (e, c) = rows
+        let e: f64 = rows
             .par_iter()
-            .map(|r| {
-                let (x, tx, t) = (r.frequency as f64, r.recency, r.t);
-                let e = m.expected_purchases(horizon, x, tx, t);
-                let s = gg
-                    .as_ref()
-                    .map(|g| g.expected_spend(x, r.monetary))
-                    .unwrap_or(f64::NAN);
-                (e, customer_clv(m, x, tx, t, s, horizon, p.unit, monthly))
-            })
-            .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+            .map(|r| m.expected_purchases(horizon, r.frequency as f64, r.recency, r.t))
+            .sum();
+        let c: f64 = customers_clv(m, rows, &spend, horizon, p.unit, monthly)
+            .iter()
+            .sum();
         mean_e.push(e / rows.len() as f64);
         mean_clv.push(c / rows.len() as f64);
     }
@@ -704,15 +711,14 @@ fn predict(args: PredictArgs, database: &str, settings: &Settings) -> Result<()>
     } else {
         Some(GammaGamma::params().check()?.fit(&spend)?)
     };
+    let spend = customers_spend(gg.as_ref(), rows);
+    let clv = customers_clv(&model, rows, &spend, horizon, p.unit, monthly);
     let preds: Vec<Prediction<'_>> = rows
         .par_iter()
         .zip(p.summaries.customer.par_iter())
-        .map(|(r, &c)| {
+        .enumerate()
+        .map(|(i, (r, &c))| {
             let (x, tx, t) = (r.frequency as f64, r.recency, r.t);
-            let s = gg
-                .as_ref()
-                .map(|g| g.expected_spend(x, r.monetary))
-                .unwrap_or(f64::NAN);
             Prediction {
                 customer_id: &p.log.ids[c as usize],
                 frequency: r.frequency,
@@ -720,8 +726,8 @@ fn predict(args: PredictArgs, database: &str, settings: &Settings) -> Result<()>
                 t,
                 p_alive: model.p_alive(x, tx, t),
                 expected_purchases: model.expected_purchases(horizon, x, tx, t),
-                expected_spend: s,
-                clv: customer_clv(&model, x, tx, t, s, horizon, p.unit, monthly),
+                expected_spend: spend[i],
+                clv: clv[i],
             }
         })
         .collect();

@@ -828,6 +828,18 @@ impl RfmData {
         self.x.len()
     }
 
+    /// Every `step`-th row (with its weight), starting at the first.
+    pub fn every(&self, step: usize) -> Self {
+        let step = step.max(1);
+        let pick = |v: &[f64]| v.iter().step_by(step).copied().collect();
+        Self {
+            x: pick(&self.x),
+            t_x: pick(&self.t_x),
+            t: pick(&self.t),
+            weight: pick(&self.weight),
+        }
+    }
+
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.x.is_empty()
@@ -899,6 +911,17 @@ impl SpendData {
     /// Number of distinct rows.
     pub fn len(&self) -> usize {
         self.x.len()
+    }
+
+    /// Every `step`-th row (with its weight), starting at the first.
+    pub fn every(&self, step: usize) -> Self {
+        let step = step.max(1);
+        let pick = |v: &[f64]| v.iter().step_by(step).copied().collect();
+        Self {
+            x: pick(&self.x),
+            m: pick(&self.m),
+            weight: pick(&self.weight),
+        }
     }
 
     /// True when empty.
