@@ -310,7 +310,45 @@ pub fn parse_day(s: &[u8]) -> Option<i32> {
     Some((era * 146_097 + doe - 719_468) as i32)
 }
 
+/// Powers of ten that are exact in an f64.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Parse a decimal amount. Plain decimals (`-12.34`: at most 15 digits)
+/// take Clinger's fast path: the digits as an exact integer divided by an
+/// exact power of ten, one correctly rounded division, so the result is
+/// the same as `str::parse`. Anything else (exponents, spaces, long
+/// numbers) goes through `str::parse`.
 fn parse_amount(s: &[u8]) -> Option<f64> {
+    let (neg, digits) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        _ => (false, s),
+    };
+    let mut mantissa = 0u64;
+    let mut n_digits = 0usize;
+    let mut frac = None;
+    let mut plain = !digits.is_empty() && digits.len() <= 16;
+    if plain {
+        for (i, &b) in digits.iter().enumerate() {
+            match b {
+                b'0'..=b'9' => {
+                    mantissa = mantissa * 10 + (b - b'0') as u64;
+                    n_digits += 1;
+                }
+                b'.' if frac.is_none() => frac = Some(digits.len() - i - 1),
+                _ => {
+                    plain = false;
+                    break;
+                }
+            }
+        }
+    }
+    if plain && n_digits > 0 && n_digits <= 15 {
+        let v = mantissa as f64 / POW10[frac.unwrap_or(0)];
+        return Some(if neg { -v } else { v });
+    }
     let s = std::str::from_utf8(s).ok()?.trim();
     let v: f64 = s.parse().ok()?;
     v.is_finite().then_some(v)
@@ -318,9 +356,41 @@ fn parse_amount(s: &[u8]) -> Option<f64> {
 
 struct Chunk<'a> {
     ids: Vec<&'a [u8]>,
+    /// Local id -> index into `ids`.
+    map: FxMap<&'a [u8], u32>,
     customer: Vec<u32>,
     day: Vec<i32>,
     amount: Vec<f64>,
+}
+
+/// Split a CSV line without quotes, returning the id, date and amount
+/// fields (or `None` when the line has too few fields).
+#[inline]
+fn fields_fast<'a>(line: &'a [u8], cols: Columns) -> Option<[&'a [u8]; 3]> {
+    let need = cols.id.max(cols.date).max(cols.amount);
+    let mut out: [&[u8]; 3] = [&[], &[], &[]];
+    let mut field = 0;
+    let mut start = 0;
+    for i in 0..=line.len() {
+        if i == line.len() || line[i] == b',' {
+            let f = &line[start..i];
+            if field == cols.id {
+                out[0] = f;
+            }
+            if field == cols.date {
+                out[1] = f;
+            }
+            if field == cols.amount {
+                out[2] = f;
+            }
+            if field == need {
+                return Some(out);
+            }
+            field += 1;
+            start = i + 1;
+        }
+    }
+    None
 }
 
 struct LocalError {
@@ -392,16 +462,46 @@ struct Columns {
 fn parse_chunk<'a>(text: &'a [u8], cols: Columns) -> Result<Chunk<'a>, LocalError> {
     let est = text.len() / 24 + 1;
     let mut chunk = Chunk {
-        ids: Vec::new(),
+        ids: Vec::with_capacity(est / 8),
+        map: FxMap::with_capacity_and_hasher(est / 8, Default::default()),
         customer: Vec::with_capacity(est),
         day: Vec::with_capacity(est),
         amount: Vec::with_capacity(est),
     };
-    let mut local: FxMap<&'a [u8], u32> = FxMap::default();
     let mut fields: Vec<&'a [u8]> = Vec::with_capacity(8);
     let mut last: Option<(&'a [u8], u32)> = None;
+    // Plain CSV (no quotes anywhere in the chunk): fields by position, no
+    // per-line vector; anything unusual on a line falls back to the general
+    // path below, which also produces the error messages.
+    let quoted = cols.csv && text.contains(&b'"');
     for (n, raw) in text.split(|&b| b == b'\n').enumerate() {
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if cols.csv && !quoted {
+            if let Some([id, date, amount]) = fields_fast(line, cols) {
+                let clean_id = matches!((id.first(), id.last()),
+                    (Some(f), Some(l)) if !f.is_ascii_whitespace() && !l.is_ascii_whitespace());
+                if let (true, Some(day), Some(amount)) =
+                    (clean_id, parse_day(date), parse_amount(amount))
+                {
+                    let cid = match last {
+                        Some((prev, c)) if prev == id => c,
+                        _ => {
+                            let next = chunk.ids.len() as u32;
+                            let c = *chunk.map.entry(id).or_insert_with(|| {
+                                chunk.ids.push(id);
+                                next
+                            });
+                            last = Some((id, c));
+                            c
+                        }
+                    };
+                    chunk.customer.push(cid);
+                    chunk.day.push(day);
+                    chunk.amount.push(amount);
+                    continue;
+                }
+            }
+        }
         if trim(line).is_empty() {
             continue;
         }
@@ -453,7 +553,7 @@ fn parse_chunk<'a>(text: &'a [u8], cols: Columns) -> Result<Chunk<'a>, LocalErro
             Some((prev, c)) if prev == id => c,
             _ => {
                 let next = chunk.ids.len() as u32;
-                let c = *local.entry(id).or_insert_with(|| {
+                let c = *chunk.map.entry(id).or_insert_with(|| {
                     chunk.ids.push(id);
                     next
                 });
@@ -550,7 +650,9 @@ pub fn read_transactions(
     let header_lines = usize::from(body_start > 0);
     let body = &bytes[body_start..];
     // Split into chunks at line boundaries.
-    let target = (rayon::current_num_threads() * 8).max(1);
+    // Two chunks per thread: ids are merged by looking them up in earlier
+    // chunks' maps, so fewer chunks means less merging.
+    let target = (rayon::current_num_threads() * 2).max(1);
     let size = (body.len() / target).max(1 << 16);
     let mut bounds = vec![0usize];
     let mut pos = 0;
@@ -581,37 +683,81 @@ pub fn read_transactions(
             }
         }
     }
-    // Merge chunk-local ids into global ones, in order of first appearance.
-    let mut global: FxMap<&[u8], u32> = FxMap::default();
-    let mut ids = Vec::new();
-    let remaps: Vec<Vec<u32>> = parsed
-        .iter()
-        .map(|c| {
+    // Merge chunk-local ids into global ones, in order of first appearance:
+    // an id seen in an earlier chunk gets that chunk's index (looked up in
+    // parallel in the earlier chunks' maps); new ids are numbered after.
+    let found: Vec<Vec<Option<(u32, u32)>>> = parsed
+        .par_iter()
+        .enumerate()
+        .map(|(k, c)| {
             c.ids
                 .iter()
-                .map(|&id| {
-                    let next = ids.len() as u32;
-                    *global.entry(id).or_insert_with(|| {
-                        ids.push(String::from_utf8_lossy(id).into_owned());
-                        next
-                    })
+                .map(|id| {
+                    parsed[..k]
+                        .iter()
+                        .enumerate()
+                        .find_map(|(j, p)| p.map.get(id).map(|&l| (j as u32, l)))
                 })
                 .collect()
         })
         .collect();
-    let total: usize = parsed.iter().map(|c| c.customer.len()).sum();
-    let mut customer = Vec::with_capacity(total);
-    let mut day = Vec::with_capacity(total);
-    let mut amount = Vec::with_capacity(total);
-    let mapped: Vec<Vec<u32>> = parsed
+    let mut remaps: Vec<Vec<u32>> = Vec::with_capacity(parsed.len());
+    let mut n_ids = 0u32;
+    let mut new_ids: Vec<Vec<usize>> = Vec::with_capacity(parsed.len());
+    for f in &found {
+        let mut remap = Vec::with_capacity(f.len());
+        let mut fresh = Vec::new();
+        for (l, hit) in f.iter().enumerate() {
+            remap.push(match hit {
+                Some((j, jl)) => remaps[*j as usize][*jl as usize],
+                None => {
+                    fresh.push(l);
+                    n_ids += 1;
+                    n_ids - 1
+                }
+            });
+        }
+        remaps.push(remap);
+        new_ids.push(fresh);
+    }
+    let ids: Vec<String> = parsed
         .par_iter()
-        .zip(remaps.par_iter())
-        .map(|(c, r)| c.customer.iter().map(|&l| r[l as usize]).collect())
+        .zip(new_ids.par_iter())
+        .map(|(c, fresh)| {
+            fresh
+                .iter()
+                .map(|&l| String::from_utf8_lossy(c.ids[l]).into_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .flatten()
         .collect();
-    for (c, m) in parsed.iter().zip(mapped) {
-        customer.extend_from_slice(&m);
-        day.extend_from_slice(&c.day);
-        amount.extend_from_slice(&c.amount);
+    let total: usize = parsed.iter().map(|c| c.customer.len()).sum();
+    let mut customer = vec![0u32; total];
+    let mut day = vec![0i32; total];
+    let mut amount = vec![0f64; total];
+    {
+        let mut parts = Vec::with_capacity(parsed.len());
+        let (mut cs, mut ds, mut am) = (&mut customer[..], &mut day[..], &mut amount[..]);
+        for c in &parsed {
+            let n = c.customer.len();
+            let (c0, c1) = cs.split_at_mut(n);
+            let (d0, d1) = ds.split_at_mut(n);
+            let (a0, a1) = am.split_at_mut(n);
+            parts.push((c0, d0, a0));
+            (cs, ds, am) = (c1, d1, a1);
+        }
+        parts
+            .into_par_iter()
+            .zip(parsed.par_iter().zip(remaps.par_iter()))
+            .for_each(|((co, dd, aa), (c, r))| {
+                for (o, &l) in co.iter_mut().zip(&c.customer) {
+                    *o = r[l as usize];
+                }
+                dd.copy_from_slice(&c.day);
+                aa.copy_from_slice(&c.amount);
+            });
     }
     Ok(TransactionLog {
         ids,
@@ -938,6 +1084,63 @@ impl SpendData {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_amounts_as_str_parse_does() {
+        for t in [
+            "29.33",
+            "0.01",
+            "-3.5",
+            "12",
+            "1234567.89",
+            "0.1",
+            "7.",
+            ".5",
+            "1e3",
+            " 4.25 ",
+            "123456789012345",
+            "1234567890123456.5",
+            "0.30000000000000004",
+        ] {
+            let want: f64 = t.trim().parse().unwrap();
+            assert_eq!(parse_amount(t.as_bytes()), Some(want), "{t}");
+        }
+        assert_eq!(parse_amount(b"abc"), None);
+        assert_eq!(parse_amount(b"-"), None);
+        assert_eq!(parse_amount(b"1.2.3"), None);
+    }
+
+    #[test]
+    fn ids_spanning_chunks_keep_first_appearance_order() {
+        // Enough rows for several chunks; customer ids recur across chunks.
+        let mut text = String::from("customer_id,date,amount\n");
+        for i in 0..60_000 {
+            text.push_str(&format!(
+                "c{},2024-01-{:02},{}.5\n",
+                (i * 7) % 1000,
+                1 + i % 28,
+                i % 50
+            ));
+        }
+        let log = read_transactions(text.as_bytes(), TransactionFormat::Csv).unwrap();
+        assert_eq!(log.len(), 60_000);
+        assert_eq!(log.ids.len(), 1000);
+        for i in [0usize, 1, 999, 31_337, 59_999] {
+            assert_eq!(
+                log.ids[log.customer[i] as usize],
+                format!("c{}", (i * 7) % 1000)
+            );
+            assert_eq!(log.amount[i], (i % 50) as f64 + 0.5);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let order: Vec<u32> = log
+            .customer
+            .iter()
+            .copied()
+            .filter(|c| seen.insert(*c))
+            .collect();
+        assert_eq!(order, (0..1000).collect::<Vec<u32>>());
+    }
 
     #[test]
     fn parses_dates() {
