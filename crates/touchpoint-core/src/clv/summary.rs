@@ -474,7 +474,15 @@ fn parse_chunk<'a>(text: &'a [u8], cols: Columns) -> Result<Chunk<'a>, LocalErro
     // per-line vector; anything unusual on a line falls back to the general
     // path below, which also produces the error messages.
     let quoted = cols.csv && text.contains(&b'"');
-    for (n, raw) in text.split(|&b| b == b'\n').enumerate() {
+    let text_end = text.strip_suffix(b"\n").unwrap_or(text);
+    let lines = memchr::memchr_iter(b'\n', text_end)
+        .chain(std::iter::once(text_end.len()))
+        .scan(0usize, |start, end| {
+            let line = &text_end[*start..end];
+            *start = end + 1;
+            Some(line)
+        });
+    for (n, raw) in lines.enumerate() {
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
         if cols.csv && !quoted {
             if let Some([id, date, amount]) = fields_fast(line, cols) {
