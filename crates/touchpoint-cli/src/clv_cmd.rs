@@ -220,21 +220,23 @@ impl TransactionSource {
     }
 }
 
-/// Turn the store's purchases (ordered by member) into a transaction log:
+/// Turn the store's purchases into a transaction log:
 /// member ids as customer ids, dates in the business time zone, amounts in
 /// currency units (minor units / 100).
 fn store_log(cols: &PurchaseColumns, tz: chrono_tz::Tz) -> Result<Loaded> {
     let n = cols.len();
     let mut member_ids: Vec<i64> = Vec::new();
+    let mut index: std::collections::HashMap<i64, u32> = std::collections::HashMap::new();
     let mut customer = Vec::with_capacity(n);
     let mut day = Vec::with_capacity(n);
     let mut amount = Vec::with_capacity(n);
     for i in 0..n {
         let m = cols.member_id[i];
-        if member_ids.last() != Some(&m) {
+        let next = member_ids.len() as u32;
+        customer.push(*index.entry(m).or_insert_with(|| {
             member_ids.push(m);
-        }
-        customer.push((member_ids.len() - 1) as u32);
+            next
+        }));
         let at = cols.ordered_at[i];
         let local = chrono::Utc
             .timestamp_millis_opt(at)

@@ -17,12 +17,13 @@ use sqlx::Row;
 use crate::db::Val;
 use crate::{Handle, Store, StoreError};
 
-/// The SQL that selects purchases: member, UTC milliseconds, net minor units.
+/// The SQL that selects purchases: member, UTC milliseconds, net minor
+/// units. No ORDER BY: a plain scan, so the database does not sort (CLV
+/// summaries sort each customer's purchases themselves).
 const PURCHASES_SQL: &str = "SELECT member_id, ordered_at, gross_amount - refunded_amount \
-     FROM orders WHERE status IN ('paid', 'partially_refunded') \
-     ORDER BY member_id, ordered_at";
+     FROM orders WHERE status IN ('paid', 'partially_refunded')";
 
-/// Members' purchases as columns, ordered by member id, then time.
+/// Members' purchases as columns, in no particular order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PurchaseColumns {
     /// Member id of each purchase (the active member owning the order).

@@ -208,15 +208,15 @@ fn open_reader(
     })
 }
 
+/// Chunks of a file read on a thread (see [`spawn_reader`]).
+type ChunkReceiver = tokio::sync::mpsc::Receiver<Result<(Vec<String>, Chunk), ImportError>>;
+
 /// Read a file on a thread, sending chunks; returns the header through the channel's first message.
 fn spawn_reader(
     path: PathBuf,
     options: ImportOptions,
     read_bytes: Arc<AtomicU64>,
-) -> (
-    tokio::sync::mpsc::Receiver<Result<(Vec<String>, Chunk), ImportError>>,
-    std::thread::JoinHandle<()>,
-) {
+) -> (ChunkReceiver, std::thread::JoinHandle<()>) {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let handle = std::thread::spawn(move || {
         let mut reader = match open_reader(&path, &options) {
@@ -251,6 +251,8 @@ struct RejectsWriter {
     out: Option<RejectsOut>,
 }
 
+// One per import, so the size of the CSV writer does not matter.
+#[allow(clippy::large_enum_variant)]
 enum RejectsOut {
     Csv(csv::Writer<File>),
     Lines(std::io::BufWriter<File>),

@@ -297,7 +297,9 @@ impl<M: Model> ValidFitParams<M> {
             }
         }
         let base = self.0.init.clone().unwrap_or_else(|| M::default_init(data));
-        let mut starts: Vec<(Vec<f64>, Option<Vec<Vec<f64>>>)> = Vec::new();
+        // (start, first inverse Hessian)
+        type Start = (Vec<f64>, Option<Vec<Vec<f64>>>);
+        let mut starts: Vec<Start> = Vec::new();
         if let Some((theta, h0)) = warm {
             starts.push((theta, Some(h0)));
         }

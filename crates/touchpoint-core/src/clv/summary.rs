@@ -366,7 +366,7 @@ struct Chunk<'a> {
 /// Split a CSV line without quotes, returning the id, date and amount
 /// fields (or `None` when the line has too few fields).
 #[inline]
-fn fields_fast<'a>(line: &'a [u8], cols: Columns) -> Option<[&'a [u8]; 3]> {
+fn fields_fast(line: &[u8], cols: Columns) -> Option<[&[u8]; 3]> {
     let need = cols.id.max(cols.date).max(cols.amount);
     let mut out: [&[u8]; 3] = [&[], &[], &[]];
     let mut field = 0;

@@ -122,7 +122,7 @@ async fn missing_column_fails_at_once_listing_expected_and_found() {
     for db in backends().await {
         let err = import_files(
             &db.store,
-            &[path.clone()],
+            std::slice::from_ref(&path),
             &options(InputFormat::Canonical, "web"),
             &|_| {},
         )
@@ -172,7 +172,7 @@ async fn empty_file_fails_and_header_only_imports_nothing() {
     for db in backends().await {
         let err = import_files(
             &db.store,
-            &[empty.clone()],
+            std::slice::from_ref(&empty),
             &options(InputFormat::Canonical, "web"),
             &|_| {},
         )

@@ -10,7 +10,7 @@ use crate::common::*;
 
 /// On a small demo brand, the purchases read for CLV are exactly the paid and
 /// partially refunded orders (checked against a plain query summed per
-/// member), ordered by member then time; predictions are stored, read back
+/// member); predictions are stored, read back
 /// unchanged, rewriting them changes nothing, and a member no longer
 /// predicted loses its row.
 #[tokio::test]
@@ -67,14 +67,6 @@ async fn purchases_match_orders_and_predictions_round_trip_idempotently() {
         );
         let purchases = want.values().map(|v| v.0).sum::<usize>();
         assert_eq!(p.len(), purchases);
-        for i in 1..p.len() {
-            assert!(
-                (p.member_id[i - 1], p.ordered_at[i - 1]) <= (p.member_id[i], p.ordered_at[i]),
-                "{}: not ordered at {i}",
-                db.name
-            );
-        }
-
         // Predictions: store, read back, rewrite.
         let members: Vec<i64> = got.keys().copied().collect();
         let preds: Vec<MemberPrediction> = members
@@ -85,7 +77,7 @@ async fn purchases_match_orders_and_predictions_round_trip_idempotently() {
                 p_alive: 1.0 / (1.0 + k as f64 / 7.0),
                 expected_purchases: k as f64 * 0.013,
                 expected_spend: (k % 5 != 0).then(|| 100.0 + k as f64 / 3.0),
-                clv: (k % 5 != 0).then(|| k as f64 * 0.1),
+                clv: (k % 5 != 0).then_some(k as f64 * 0.1),
                 horizon_days: 364.0,
                 computed_at: 1_700_000_000_000,
             })
