@@ -354,13 +354,27 @@ fn parse_amount(s: &[u8]) -> Option<f64> {
     v.is_finite().then_some(v)
 }
 
-struct Chunk<'a> {
+/// A chunk of the file, parsed straight into its part of the final
+/// columns (customers as chunk-local ids until merged).
+struct Chunk<'a, 'o> {
     ids: Vec<&'a [u8]>,
     /// Local id -> index into `ids`.
     map: FxMap<&'a [u8], u32>,
-    customer: Vec<u32>,
-    day: Vec<i32>,
-    amount: Vec<f64>,
+    customer: &'o mut [u32],
+    day: &'o mut [i32],
+    amount: &'o mut [f64],
+    /// Rows written.
+    n: usize,
+}
+
+impl Chunk<'_, '_> {
+    #[inline]
+    fn push(&mut self, customer: u32, day: i32, amount: f64) {
+        self.customer[self.n] = customer;
+        self.day[self.n] = day;
+        self.amount[self.n] = amount;
+        self.n += 1;
+    }
 }
 
 /// Split a CSV line without quotes, returning the id, date and amount
@@ -459,14 +473,21 @@ struct Columns {
     csv: bool,
 }
 
-fn parse_chunk<'a>(text: &'a [u8], cols: Columns) -> Result<Chunk<'a>, LocalError> {
+/// Parse `text` into the output slices, which must hold at least one row
+/// per line.
+fn parse_chunk<'a, 'o>(
+    text: &'a [u8],
+    cols: Columns,
+    (customer, day, amount): (&'o mut [u32], &'o mut [i32], &'o mut [f64]),
+) -> Result<Chunk<'a, 'o>, LocalError> {
     let est = text.len() / 24 + 1;
     let mut chunk = Chunk {
         ids: Vec::with_capacity(est / 8),
         map: FxMap::with_capacity_and_hasher(est / 8, Default::default()),
-        customer: Vec::with_capacity(est),
-        day: Vec::with_capacity(est),
-        amount: Vec::with_capacity(est),
+        customer,
+        day,
+        amount,
+        n: 0,
     };
     let mut fields: Vec<&'a [u8]> = Vec::with_capacity(8);
     let mut last: Option<(&'a [u8], u32)> = None;
@@ -503,9 +524,7 @@ fn parse_chunk<'a>(text: &'a [u8], cols: Columns) -> Result<Chunk<'a>, LocalErro
                             c
                         }
                     };
-                    chunk.customer.push(cid);
-                    chunk.day.push(day);
-                    chunk.amount.push(amount);
+                    chunk.push(cid, day, amount);
                     continue;
                 }
             }
@@ -569,9 +588,7 @@ fn parse_chunk<'a>(text: &'a [u8], cols: Columns) -> Result<Chunk<'a>, LocalErro
                 c
             }
         };
-        chunk.customer.push(cid);
-        chunk.day.push(day);
-        chunk.amount.push(amount);
+        chunk.push(cid, day, amount);
     }
     Ok(chunk)
 }
@@ -672,9 +689,31 @@ pub fn read_transactions(
         bounds.push(end);
         pos = end;
     }
-    let chunks: Vec<Result<Chunk<'_>, LocalError>> = bounds
+    // One row per line at most: size the columns by counting line ends, and
+    // let every chunk parse straight into its part of them.
+    let caps: Vec<usize> = bounds
         .par_windows(2)
-        .map(|w| parse_chunk(&body[w[0]..w[1]], cols))
+        .map(|w| memchr::memchr_iter(b'\n', &body[w[0]..w[1]]).count() + 1)
+        .collect();
+    let cap_total: usize = caps.iter().sum();
+    let mut customer = vec![0u32; cap_total];
+    let mut day = vec![0i32; cap_total];
+    let mut amount = vec![0f64; cap_total];
+    let mut outs = Vec::with_capacity(caps.len());
+    {
+        let (mut cs, mut ds, mut am) = (&mut customer[..], &mut day[..], &mut amount[..]);
+        for &n in &caps {
+            let (c0, c1) = cs.split_at_mut(n);
+            let (d0, d1) = ds.split_at_mut(n);
+            let (a0, a1) = am.split_at_mut(n);
+            outs.push((c0, d0, a0));
+            (cs, ds, am) = (c1, d1, a1);
+        }
+    }
+    let chunks: Vec<Result<Chunk<'_, '_>, LocalError>> = bounds
+        .par_windows(2)
+        .zip(outs.into_par_iter())
+        .map(|(w, out)| parse_chunk(&body[w[0]..w[1]], cols, out))
         .collect();
     let mut parsed = Vec::with_capacity(chunks.len());
     for (i, c) in chunks.into_iter().enumerate() {
@@ -741,32 +780,31 @@ pub fn read_transactions(
         .into_iter()
         .flatten()
         .collect();
-    let total: usize = parsed.iter().map(|c| c.customer.len()).sum();
-    let mut customer = vec![0u32; total];
-    let mut day = vec![0i32; total];
-    let mut amount = vec![0f64; total];
-    {
-        let mut parts = Vec::with_capacity(parsed.len());
-        let (mut cs, mut ds, mut am) = (&mut customer[..], &mut day[..], &mut amount[..]);
-        for c in &parsed {
-            let n = c.customer.len();
-            let (c0, c1) = cs.split_at_mut(n);
-            let (d0, d1) = ds.split_at_mut(n);
-            let (a0, a1) = am.split_at_mut(n);
-            parts.push((c0, d0, a0));
-            (cs, ds, am) = (c1, d1, a1);
+    let rows: Vec<usize> = parsed.iter().map(|c| c.n).collect();
+    parsed
+        .par_iter_mut()
+        .zip(remaps.par_iter())
+        .for_each(|(c, r)| {
+            for v in c.customer[..c.n].iter_mut() {
+                *v = r[*v as usize];
+            }
+        });
+    drop(parsed);
+    // Close the gaps left by blank lines (none in a well-formed file).
+    let mut write = 0;
+    let mut read = 0;
+    for (k, &n) in rows.iter().enumerate() {
+        if write != read {
+            customer.copy_within(read..read + n, write);
+            day.copy_within(read..read + n, write);
+            amount.copy_within(read..read + n, write);
         }
-        parts
-            .into_par_iter()
-            .zip(parsed.par_iter().zip(remaps.par_iter()))
-            .for_each(|((co, dd, aa), (c, r))| {
-                for (o, &l) in co.iter_mut().zip(&c.customer) {
-                    *o = r[l as usize];
-                }
-                dd.copy_from_slice(&c.day);
-                aa.copy_from_slice(&c.amount);
-            });
+        write += n;
+        read += caps[k];
     }
+    customer.truncate(write);
+    day.truncate(write);
+    amount.truncate(write);
     Ok(TransactionLog {
         ids,
         customer,
@@ -1148,6 +1186,16 @@ mod tests {
             .filter(|c| seen.insert(*c))
             .collect();
         assert_eq!(order, (0..1000).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn blank_lines_leave_no_gaps() {
+        let text = b"customer_id,date,amount\n\nA,2024-01-01,1\r\n\n  \nB,2024-01-02,2\nA,2024-01-03,3\n\n";
+        let log = read_transactions(text, TransactionFormat::Csv).unwrap();
+        assert_eq!(log.ids, vec!["A".to_string(), "B".to_string()]);
+        assert_eq!(log.customer, vec![0, 1, 0]);
+        assert_eq!(log.amount, vec![1.0, 2.0, 3.0]);
+        assert_eq!(log.day.len(), 3);
     }
 
     #[test]
