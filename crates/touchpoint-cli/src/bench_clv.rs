@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use touchpoint_core::clv::synth::SynthConfig;
 use touchpoint_core::clv::{
-    clv_monthly, read_transactions, summarize, BgNbd, GammaGamma, RfmData, SpendData,
+    clv_monthly_many, read_transactions, summarize, BgNbd, GammaGamma, RfmData, SpendData,
     SummaryOptions, TimeUnit, TransactionFormat,
 };
 
@@ -106,24 +106,24 @@ pub fn run(args: BenchClvArgs) -> Result<()> {
     stages.push(("fit Gamma-Gamma", t.elapsed().as_secs_f64()));
 
     let t = Instant::now();
-    let clv: Vec<f64> = s
+    let x: Vec<f64> = s.rows.par_iter().map(|r| r.frequency as f64).collect();
+    let tx: Vec<f64> = s.rows.par_iter().map(|r| r.recency).collect();
+    let tt: Vec<f64> = s.rows.par_iter().map(|r| r.t).collect();
+    let spend: Vec<f64> = s
         .rows
         .par_iter()
-        .map(|r| {
-            let (x, tx, tt) = (r.frequency as f64, r.recency, r.t);
-            let spend = gg.expected_spend(x, r.monetary);
-            clv_monthly(
-                &bg.model,
-                x,
-                tx,
-                tt,
-                spend,
-                MONTHS,
-                DAYS_PER_MONTH,
-                MONTHLY_DISCOUNT,
-            )
-        })
+        .map(|r| gg.expected_spend(r.frequency as f64, r.monetary))
         .collect();
+    let clv = clv_monthly_many(
+        &bg.model,
+        &x,
+        &tx,
+        &tt,
+        &spend,
+        MONTHS,
+        DAYS_PER_MONTH,
+        MONTHLY_DISCOUNT,
+    );
     stages.push(("12-month CLV", t.elapsed().as_secs_f64()));
     let total: f64 = stages.iter().map(|s| s.1).sum();
     let mean_clv = clv.iter().sum::<f64>() / clv.len() as f64;

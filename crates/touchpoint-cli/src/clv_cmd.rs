@@ -4,14 +4,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use chrono::NaiveDate;
+use chrono::{NaiveDate, TimeZone};
 use rayon::prelude::*;
 use serde::Serialize;
 use touchpoint_core::clv::{
-    clv_monthly, holdout_fit, read_transactions, summarize, BgNbd, ClvError, FitReport, Fitted,
-    GammaGamma, HoldoutFit, MbgNbd, ParetoNbd, PurchaseModel, RfmData, SpendData, Summaries,
-    SummaryOptions, TimeUnit, TransactionFormat, TransactionLog,
+    clv_monthly_many, holdout_fit, read_transactions, summarize, BgNbd, ClvError, CustomerSummary,
+    FitReport, Fitted, GammaGamma, HoldoutFit, MbgNbd, ParetoNbd, PurchaseModel, RfmData,
+    SpendData, Summaries, SummaryOptions, TimeUnit, TransactionFormat, TransactionLog,
 };
+use touchpoint_store::clv::{MemberPrediction, PurchaseColumns};
+
+use crate::Settings;
 
 /// CLV commands.
 #[derive(Debug, clap::Subcommand)]
@@ -19,8 +22,9 @@ pub enum ClvCommand {
     /// Fit purchase models (BG/NBD, MBG/NBD, Pareto/NBD) and the Gamma-Gamma
     /// spend model, and print what they found.
     Fit(FitArgs),
-    /// Write per-customer predictions (P(alive), expected purchases,
-    /// expected spend, CLV) to a file.
+    /// Per-customer predictions (P(alive), expected purchases, expected
+    /// spend, CLV): stored per member (table member_predictions) when read
+    /// from the store, and/or written to a file with --out.
     Predict(PredictArgs),
 }
 
@@ -79,8 +83,9 @@ pub enum OutputArg {
 /// Where the transactions come from and how to summarise them.
 #[derive(Debug, clap::Args)]
 pub struct SourceArgs {
-    /// Transaction file. Without it the store's orders would be read (not
-    /// available yet: `--from FILE` is required).
+    /// Transaction file. Without it, the members' purchases in the store are
+    /// read: one transaction per paid or partially refunded order, on its
+    /// date in the business time zone (--timezone), for its net amount.
     #[arg(long, value_name = "FILE")]
     pub from: Option<PathBuf>,
     /// Layout of the file.
@@ -132,13 +137,14 @@ pub struct PredictArgs {
     /// Annual discount rate for CLV, as in `clv fit`.
     #[arg(long, default_value_t = 0.1)]
     pub discount_rate: f64,
-    /// Output file; `.json` writes JSON, anything else CSV.
+    /// Output file; `.json` writes JSON, anything else CSV. Required with
+    /// --from; optional with the store, where predictions are also stored
+    /// in member_predictions.
     #[arg(long, value_name = "FILE")]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
 }
 
-/// A source of transactions. The store's orders will be added here as a
-/// second variant.
+/// A source of transactions.
 #[derive(Debug, Clone)]
 pub enum TransactionSource {
     /// A file in one of the supported layouts.
@@ -148,11 +154,26 @@ pub enum TransactionSource {
         /// Its layout.
         format: TransactionFormat,
     },
+    /// The members' purchases in the store.
+    Store {
+        /// Database URL.
+        database: String,
+        /// Business time zone deciding each purchase's date.
+        timezone: chrono_tz::Tz,
+    },
+}
+
+/// Transactions with, for the store, the member id of each customer.
+pub struct Loaded {
+    /// The transactions.
+    pub log: TransactionLog,
+    /// `member_ids[i]` is the member of `log.ids[i]` (store only).
+    pub member_ids: Option<Vec<i64>>,
 }
 
 impl TransactionSource {
     /// Choose the source from the arguments.
-    pub fn from_args(args: &SourceArgs, _database: &str) -> Result<Self> {
+    pub fn from_args(args: &SourceArgs, database: &str, settings: &Settings) -> Result<Self> {
         match &args.from {
             Some(path) => Ok(TransactionSource::File {
                 path: path.clone(),
@@ -161,19 +182,76 @@ impl TransactionSource {
                     FileFormat::Cdnow => TransactionFormat::Cdnow,
                 },
             }),
-            None => bail!(
-                "--from FILE is required: reading members' orders from the store is not available yet \
-                 (give a CSV with customer_id,date,amount, or --format cdnow)"
-            ),
+            None => Ok(TransactionSource::Store {
+                database: database.to_string(),
+                timezone: settings.timezone.parse().map_err(|_| {
+                    anyhow::anyhow!(
+                        "--timezone {:?}: expected an IANA time zone such as Asia/Shanghai or UTC",
+                        settings.timezone
+                    )
+                })?,
+            }),
         }
     }
 
     /// Read all transactions.
-    pub fn load(&self) -> Result<TransactionLog> {
+    pub fn load(&self) -> Result<Loaded> {
         match self {
-            TransactionSource::File { path, format } => read_file(path, *format),
+            TransactionSource::File { path, format } => Ok(Loaded {
+                log: read_file(path, *format)?,
+                member_ids: None,
+            }),
+            TransactionSource::Store { database, timezone } => {
+                let cols = crate::runtime()?.block_on(async {
+                    let store = crate::connect(database).await?;
+                    let cols = store.purchase_transactions().await;
+                    store.close().await;
+                    anyhow::Ok(cols?)
+                })?;
+                if cols.is_empty() {
+                    bail!(
+                        "the store {} has no paid orders: import orders first (touchpoint import ..., or touchpoint demo)",
+                        touchpoint_store::redact_url(database)
+                    );
+                }
+                store_log(&cols, *timezone)
+            }
         }
     }
+}
+
+/// Turn the store's purchases into a transaction log:
+/// member ids as customer ids, dates in the business time zone, amounts in
+/// currency units (minor units / 100).
+fn store_log(cols: &PurchaseColumns, tz: chrono_tz::Tz) -> Result<Loaded> {
+    let n = cols.len();
+    let mut member_ids: Vec<i64> = Vec::new();
+    let mut index: std::collections::HashMap<i64, u32> = std::collections::HashMap::new();
+    let mut customer = Vec::with_capacity(n);
+    let mut day = Vec::with_capacity(n);
+    let mut amount = Vec::with_capacity(n);
+    for i in 0..n {
+        let m = cols.member_id[i];
+        let next = member_ids.len() as u32;
+        customer.push(*index.entry(m).or_insert_with(|| {
+            member_ids.push(m);
+            next
+        }));
+        let at = cols.ordered_at[i];
+        let local = chrono::Utc
+            .timestamp_millis_opt(at)
+            .single()
+            .with_context(|| format!("member {m}: order time {at} ms is out of range"))?
+            .with_timezone(&tz)
+            .date_naive();
+        day.push(touchpoint_core::clv::summary::epoch_day(local));
+        amount.push(cols.net_amount[i] as f64 / 100.0);
+    }
+    let ids = member_ids.iter().map(|m| m.to_string()).collect();
+    Ok(Loaded {
+        log: TransactionLog::from_columns(ids, customer, day, amount)?,
+        member_ids: Some(member_ids),
+    })
 }
 
 /// Read a transaction file; errors name the file, line, field and form.
@@ -197,15 +275,17 @@ fn parse_date(s: &Option<String>, flag: &str) -> Result<Option<NaiveDate>> {
 
 struct Prepared {
     log: TransactionLog,
+    member_ids: Option<Vec<i64>>,
+    source: TransactionSource,
     summaries: Summaries,
     unit: TimeUnit,
     calibration_end: Option<NaiveDate>,
     observation_end: NaiveDate,
 }
 
-fn prepare(args: &SourceArgs, database: &str) -> Result<Prepared> {
-    let source = TransactionSource::from_args(args, database)?;
-    let log = source.load()?;
+fn prepare(args: &SourceArgs, database: &str, settings: &Settings) -> Result<Prepared> {
+    let source = TransactionSource::from_args(args, database, settings)?;
+    let Loaded { log, member_ids } = source.load()?;
     let unit: TimeUnit = args.unit.into();
     let calibration_end = parse_date(&args.calibration_end, "--calibration-end")?;
     let observation_end = match parse_date(&args.observation_end, "--observation-end")? {
@@ -222,6 +302,8 @@ fn prepare(args: &SourceArgs, database: &str) -> Result<Prepared> {
     )?;
     Ok(Prepared {
         log,
+        member_ids,
+        source,
         summaries,
         unit,
         calibration_end,
@@ -299,20 +381,31 @@ fn horizon_of(h: Option<f64>, unit: TimeUnit) -> Result<f64> {
 /// Per-customer CLV: spend x expected purchases, month by month over
 /// round(horizon / periods-per-month) months (at least 1), discounted
 /// monthly as lifetimes' `customer_lifetime_value` does.
-#[allow(clippy::too_many_arguments)]
-fn customer_clv<M: PurchaseModel + ?Sized>(
+fn customers_clv<M: PurchaseModel + Sync + ?Sized>(
     m: &M,
-    x: f64,
-    tx: f64,
-    t: f64,
-    spend: f64,
+    rows: &[CustomerSummary],
+    spend: &[f64],
     horizon: f64,
     unit: TimeUnit,
     monthly: f64,
-) -> f64 {
+) -> Vec<f64> {
     let ppm = unit.per_month();
     let months = (horizon / ppm).round().max(1.0) as u32;
-    clv_monthly(m, x, tx, t, spend, months, ppm, monthly)
+    let x: Vec<f64> = rows.iter().map(|r| r.frequency as f64).collect();
+    let tx: Vec<f64> = rows.iter().map(|r| r.recency).collect();
+    let t: Vec<f64> = rows.iter().map(|r| r.t).collect();
+    clv_monthly_many(m, &x, &tx, &t, spend, months, ppm, monthly)
+}
+
+/// Gamma-Gamma expected spend per purchase of every customer (NaN without
+/// a spend model).
+fn customers_spend(gg: Option<&Fitted<GammaGamma>>, rows: &[CustomerSummary]) -> Vec<f64> {
+    rows.par_iter()
+        .map(|r| {
+            gg.map(|g| g.expected_spend(r.frequency as f64, r.monetary))
+                .unwrap_or(f64::NAN)
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -335,15 +428,15 @@ struct FitOutput {
 }
 
 /// Run a CLV command.
-pub fn run(cmd: ClvCommand, database: &str) -> Result<()> {
+pub fn run(cmd: ClvCommand, database: &str, settings: &Settings) -> Result<()> {
     match cmd {
-        ClvCommand::Fit(args) => fit(args, database),
-        ClvCommand::Predict(args) => predict(args, database),
+        ClvCommand::Fit(args) => fit(args, database, settings),
+        ClvCommand::Predict(args) => predict(args, database, settings),
     }
 }
 
-fn fit(args: FitArgs, database: &str) -> Result<()> {
-    let p = prepare(&args.source, database)?;
+fn fit(args: FitArgs, database: &str, settings: &Settings) -> Result<()> {
+    let p = prepare(&args.source, database, settings)?;
     let horizon = horizon_of(args.horizon, p.unit)?;
     let monthly = monthly_rate(args.discount_rate)?;
     let rows = &p.summaries.rows;
@@ -364,19 +457,15 @@ fn fit(args: FitArgs, database: &str) -> Result<()> {
     };
     let mut mean_e = Vec::new();
     let mut mean_clv = Vec::new();
+    let spend = customers_spend(gg.as_ref(), rows);
     for m in &models {
-        let (e, c) = rows
+        let e: f64 = rows
             .par_iter()
-            .map(|r| {
-                let (x, tx, t) = (r.frequency as f64, r.recency, r.t);
-                let e = m.expected_purchases(horizon, x, tx, t);
-                let s = gg
-                    .as_ref()
-                    .map(|g| g.expected_spend(x, r.monetary))
-                    .unwrap_or(f64::NAN);
-                (e, customer_clv(m, x, tx, t, s, horizon, p.unit, monthly))
-            })
-            .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
+            .map(|r| m.expected_purchases(horizon, r.frequency as f64, r.recency, r.t))
+            .sum();
+        let c: f64 = customers_clv(m, rows, &spend, horizon, p.unit, monthly)
+            .iter()
+            .sum();
         mean_e.push(e / rows.len() as f64);
         mean_clv.push(c / rows.len() as f64);
     }
@@ -597,11 +686,23 @@ struct Prediction<'a> {
     clv: f64,
 }
 
-fn predict(args: PredictArgs, database: &str) -> Result<()> {
+fn model_key(kind: ModelArg) -> &'static str {
+    match kind {
+        ModelArg::Bgnbd => "bgnbd",
+        ModelArg::Mbgnbd => "mbgnbd",
+        ModelArg::Paretonbd => "paretonbd",
+        ModelArg::All => "all",
+    }
+}
+
+fn predict(args: PredictArgs, database: &str, settings: &Settings) -> Result<()> {
     if args.model == ModelArg::All {
         bail!("clv predict needs one model: --model bgnbd, mbgnbd or paretonbd");
     }
-    let p = prepare(&args.source, database)?;
+    if args.source.from.is_some() && args.out.is_none() {
+        bail!("--out FILE is required with --from (predictions from a file are written to a file)");
+    }
+    let p = prepare(&args.source, database, settings)?;
     let horizon = horizon_of(args.horizon, p.unit)?;
     let monthly = monthly_rate(args.discount_rate)?;
     let rows = &p.summaries.rows;
@@ -612,15 +713,14 @@ fn predict(args: PredictArgs, database: &str) -> Result<()> {
     } else {
         Some(GammaGamma::params().check()?.fit(&spend)?)
     };
+    let spend = customers_spend(gg.as_ref(), rows);
+    let clv = customers_clv(&model, rows, &spend, horizon, p.unit, monthly);
     let preds: Vec<Prediction<'_>> = rows
         .par_iter()
         .zip(p.summaries.customer.par_iter())
-        .map(|(r, &c)| {
+        .enumerate()
+        .map(|(i, (r, &c))| {
             let (x, tx, t) = (r.frequency as f64, r.recency, r.t);
-            let s = gg
-                .as_ref()
-                .map(|g| g.expected_spend(x, r.monetary))
-                .unwrap_or(f64::NAN);
             Prediction {
                 customer_id: &p.log.ids[c as usize],
                 frequency: r.frequency,
@@ -628,16 +728,52 @@ fn predict(args: PredictArgs, database: &str) -> Result<()> {
                 t,
                 p_alive: model.p_alive(x, tx, t),
                 expected_purchases: model.expected_purchases(horizon, x, tx, t),
-                expected_spend: s,
-                clv: customer_clv(&model, x, tx, t, s, horizon, p.unit, monthly),
+                expected_spend: spend[i],
+                clv: clv[i],
             }
         })
         .collect();
-    let file = std::fs::File::create(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    if let (TransactionSource::Store { database, .. }, Some(members)) = (&p.source, &p.member_ids) {
+        let now = touchpoint_store::now_ms();
+        let finite = |v: f64| v.is_finite().then_some(v);
+        let rows: Vec<MemberPrediction> = preds
+            .iter()
+            .zip(&p.summaries.customer)
+            .map(|(pr, &c)| MemberPrediction {
+                member_id: members[c as usize],
+                p_alive: pr.p_alive,
+                expected_purchases: pr.expected_purchases,
+                expected_spend: finite(pr.expected_spend),
+                clv: finite(pr.clv),
+                horizon_days: horizon * p.unit.days(),
+                computed_at: now,
+            })
+            .collect();
+        let key = model_key(args.model);
+        let w = crate::runtime()?.block_on(async {
+            let store = crate::connect(database).await?;
+            let w = store.store_predictions(key, &rows).await;
+            store.close().await;
+            anyhow::Ok(w?)
+        })?;
+        eprintln!(
+            "Stored {} predictions ({} over the next {:.1} {}s) in member_predictions (model {key}): \
+             {} rows new or changed, {} removed",
+            rows.len(),
+            model.report().model,
+            horizon,
+            p.unit.name(),
+            w.upserted,
+            w.removed
+        );
+    }
+    let Some(out) = &args.out else {
+        return Ok(());
+    };
+    let file =
+        std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut w = std::io::BufWriter::new(file);
-    let json = args
-        .out
+    let json = out
         .extension()
         .map(|e| e.eq_ignore_ascii_case("json"))
         .unwrap_or(false);
@@ -658,7 +794,7 @@ fn predict(args: PredictArgs, database: &str) -> Result<()> {
         model.report().model,
         horizon,
         p.unit.name(),
-        args.out.display()
+        out.display()
     );
     Ok(())
 }

@@ -136,7 +136,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }),
-        Command::Clv(cmd) => clv_cmd::run(cmd, &database).map(|()| ExitCode::SUCCESS),
+        Command::Clv(cmd) => clv_cmd::run(cmd, &database, &settings).map(|()| ExitCode::SUCCESS),
         Command::Bench(cmd) => bench::run(cmd, &database).map(|()| ExitCode::SUCCESS),
     }
 }

@@ -23,6 +23,10 @@ pub enum Val {
     T(String),
     /// A string or NULL.
     OT(Option<String>),
+    /// A float (bind to REAL on SQLite, DOUBLE PRECISION on PostgreSQL).
+    F(f64),
+    /// A float or NULL.
+    OF(Option<f64>),
 }
 
 impl From<i64> for Val {
@@ -43,6 +47,16 @@ impl From<String> for Val {
 impl From<&str> for Val {
     fn from(v: &str) -> Self {
         Val::T(v.to_string())
+    }
+}
+impl From<f64> for Val {
+    fn from(v: f64) -> Self {
+        Val::F(v)
+    }
+}
+impl From<Option<f64>> for Val {
+    fn from(v: Option<f64>) -> Self {
+        Val::OF(v)
     }
 }
 impl From<Option<String>> for Val {
@@ -95,6 +109,14 @@ impl RowRef<'_> {
             RowRef::Pg(r) => r.try_get::<f64, _>(i)?,
         })
     }
+    /// Column `i` as a float or NULL (REAL on SQLite, DOUBLE PRECISION on
+    /// PostgreSQL).
+    pub fn opt_f64(&self, i: usize) -> Result<Option<f64>, StoreError> {
+        Ok(match self {
+            RowRef::Sqlite(r) => r.try_get::<Option<f64>, _>(i)?,
+            RowRef::Pg(r) => r.try_get::<Option<f64>, _>(i)?,
+        })
+    }
 }
 
 macro_rules! bind_vals {
@@ -106,6 +128,8 @@ macro_rules! bind_vals {
                 Val::OI(x) => q.bind(*x),
                 Val::T(x) => q.bind(x.as_str()),
                 Val::OT(x) => q.bind(x.as_deref()),
+                Val::F(x) => q.bind(*x),
+                Val::OF(x) => q.bind(*x),
             };
         }
         q
@@ -230,46 +254,55 @@ async fn insert_unnest(
     vals: &[Val],
 ) -> Result<u64, StoreError> {
     let rows = vals.len() / width;
-    let mut ints: Vec<Option<Vec<Option<i64>>>> = vec![None; width];
-    let mut texts: Vec<Option<Vec<Option<&str>>>> = vec![None; width];
-    for col in 0..width {
-        match &vals[col] {
-            Val::I(_) | Val::OI(_) => ints[col] = Some(Vec::with_capacity(rows)),
-            Val::T(_) | Val::OT(_) => texts[col] = Some(Vec::with_capacity(rows)),
-        }
+    enum Column<'a> {
+        Int(Vec<Option<i64>>),
+        Float(Vec<Option<f64>>),
+        Text(Vec<Option<&'a str>>),
     }
+    let mut cols: Vec<Column<'_>> = vals[..width]
+        .iter()
+        .map(|v| match v {
+            Val::I(_) | Val::OI(_) => Column::Int(Vec::with_capacity(rows)),
+            Val::F(_) | Val::OF(_) => Column::Float(Vec::with_capacity(rows)),
+            Val::T(_) | Val::OT(_) => Column::Text(Vec::with_capacity(rows)),
+        })
+        .collect();
     for row in vals.chunks(width) {
         for (col, v) in row.iter().enumerate() {
-            match (v, ints[col].as_mut(), texts[col].as_mut()) {
-                (Val::I(x), Some(a), _) => a.push(Some(*x)),
-                (Val::OI(x), Some(a), _) => a.push(*x),
-                (Val::T(x), _, Some(a)) => a.push(Some(x.as_str())),
-                (Val::OT(x), _, Some(a)) => a.push(x.as_deref()),
+            match (v, &mut cols[col]) {
+                (Val::I(x), Column::Int(a)) => a.push(Some(*x)),
+                (Val::OI(x), Column::Int(a)) => a.push(*x),
+                (Val::F(x), Column::Float(a)) => a.push(Some(*x)),
+                (Val::OF(x), Column::Float(a)) => a.push(*x),
+                (Val::T(x), Column::Text(a)) => a.push(Some(x.as_str())),
+                (Val::OT(x), Column::Text(a)) => a.push(x.as_deref()),
                 _ => {
                     return Err(StoreError::Corrupt(format!(
-                        "insert_many: column {col} mixes integer and text values"
+                        "insert_many: column {col} mixes value types"
                     )))
                 }
             }
         }
     }
-    let casts: Vec<String> = (0..width)
-        .map(|col| {
-            let ty = if ints[col].is_some() {
-                "bigint"
-            } else {
-                "text"
+    let casts: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let ty = match c {
+                Column::Int(_) => "bigint",
+                Column::Float(_) => "double precision",
+                Column::Text(_) => "text",
             };
-            format!("${}::{ty}[]", col + 1)
+            format!("${}::{ty}[]", i + 1)
         })
         .collect();
     let sql = format!("{head} SELECT * FROM UNNEST({}) {tail}", casts.join(", "));
     let mut q = sqlx::query(&sql);
-    for col in 0..width {
-        q = match (ints[col].take(), texts[col].take()) {
-            (Some(a), _) => q.bind(a),
-            (_, Some(a)) => q.bind(a),
-            _ => q,
+    for c in cols {
+        q = match c {
+            Column::Int(a) => q.bind(a),
+            Column::Float(a) => q.bind(a),
+            Column::Text(a) => q.bind(a),
         };
     }
     Ok(q.execute(&mut *c).await?.rows_affected())

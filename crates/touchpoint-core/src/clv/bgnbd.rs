@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::special::{digamma, hyp2f1, ln_beta, ln_gamma, log_add_exp};
-use super::{sum_rows, x_table, ClvError, FitParams, Model, PurchaseModel, RfmData};
+use super::special::{digamma, hyp2f1, ln_beta, ln_gamma};
+use super::{sum_rows, x_table, ClvError, FitParams, Model, PurchaseModel, RfmData, TimeGrid};
 
 /// BG/NBD parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -29,42 +29,60 @@ impl BgNbd {
     }
 
     /// Log-likelihood of one customer, with its gradient added (times
-    /// `weight`) into `g`.
+    /// `weight`) into `g`. `ln_al_t` and `ln_al_tx` are `ln(α + T)` and
+    /// `ln(α + t_x)` (looked up when the data is on a day grid).
     #[allow(clippy::too_many_arguments)]
     fn row(
         &self,
+        c: &Consts,
         x: f64,
         tx: f64,
         t: f64,
         weight: f64,
-        dig: &[f64; 3],
         xt: XTerms,
+        ln_al_t: f64,
+        ln_al_tx: f64,
         g: &mut [f64; 4],
     ) -> f64 {
-        let (r, al, a, b) = (self.r, self.alpha, self.a, self.b);
-        let [dig_r, dig_b, dig_ab] = *dig;
-        let ln_al_t = (al + t).ln();
+        let (r, al, a) = (self.r, self.alpha, self.a);
         let a3 = -(r + x) * ln_al_t;
-        let (tail, w, ln_al_tx) = if x > 0.0 {
-            let ln_al_tx = (al + tx).ln();
-            let a4 = a.ln() - (b + x - 1.0).ln() - (r + x) * ln_al_tx;
-            let m = log_add_exp(a3, a4);
-            (m, (a4 - m).exp(), ln_al_tx)
+        // ln(e^a3 + e^a4) and the weight w = e^a4 / (e^a3 + e^a4) with one
+        // exp and one ln_1p.
+        let (tail, w) = if x > 0.0 {
+            let a4 = c.ln_a - xt.ln_bx1 - (r + x) * ln_al_tx;
+            let d = a4 - a3;
+            if d > 0.0 {
+                let e = (-d).exp();
+                (a4 + e.ln_1p(), 1.0 / (1.0 + e))
+            } else {
+                let e = d.exp();
+                (a3 + e.ln_1p(), e / (1.0 + e))
+            }
         } else {
-            (a3, 0.0, 0.0)
+            (a3, 0.0)
         };
-        let ll = xt.lg + r * al.ln() + tail;
+        let ll = xt.lg + r * c.ln_al + tail;
         let dig_abx = xt.dig_abx;
-        g[0] += weight * (xt.dig_rx - dig_r + al.ln() - (1.0 - w) * ln_al_t - w * ln_al_tx);
-        g[1] += weight
-            * (r / al
-                - (r + x) * ((1.0 - w) / (al + t) + if x > 0.0 { w / (al + tx) } else { 0.0 }));
-        g[2] += weight * (dig_ab - dig_abx + w / a);
-        g[3] += weight
-            * (xt.dig_bx - dig_abx - dig_b + dig_ab
-                - if x > 0.0 { w / (b + x - 1.0) } else { 0.0 });
+        let (w_tx, w_bx) = if x > 0.0 {
+            (w / (al + tx), w * xt.inv_bx1)
+        } else {
+            (0.0, 0.0)
+        };
+        g[0] += weight * (xt.dig_rx - c.dig_r + c.ln_al - (1.0 - w) * ln_al_t - w * ln_al_tx);
+        g[1] += weight * (r / al - (r + x) * ((1.0 - w) / (al + t) + w_tx));
+        g[2] += weight * (c.dig_ab - dig_abx + w / a);
+        g[3] += weight * (xt.dig_bx - dig_abx - c.dig_b + c.dig_ab - w_bx);
         weight * ll
     }
+}
+
+/// Terms of the likelihood that depend only on the parameters.
+struct Consts {
+    ln_al: f64,
+    ln_a: f64,
+    dig_r: f64,
+    dig_b: f64,
+    dig_ab: f64,
 }
 
 /// The terms of a row that depend only on x.
@@ -75,6 +93,9 @@ struct XTerms {
     dig_rx: f64,
     dig_abx: f64,
     dig_bx: f64,
+    /// ln(b + x - 1) and 1 / (b + x - 1) (0 when x = 0).
+    ln_bx1: f64,
+    inv_bx1: f64,
 }
 
 impl BgNbd {
@@ -85,6 +106,8 @@ impl BgNbd {
             dig_rx: digamma(r + x),
             dig_abx: digamma(a + b + x),
             dig_bx: digamma(b + x),
+            ln_bx1: if x > 0.0 { (b + x - 1.0).ln() } else { 0.0 },
+            inv_bx1: if x > 0.0 { 1.0 / (b + x - 1.0) } else { 0.0 },
         }
     }
 }
@@ -115,21 +138,33 @@ impl Model for BgNbd {
     fn n_rows(data: &RfmData) -> usize {
         data.len()
     }
+    fn subsample(data: &RfmData, step: usize) -> Option<RfmData> {
+        Some(data.every(step))
+    }
     fn validate(data: &RfmData) -> Result<(), ClvError> {
         data.validate()
     }
     fn log_likelihood(&self, d: &RfmData, grad: Option<&mut [f64]>) -> f64 {
-        let dig = [digamma(self.r), digamma(self.b), digamma(self.a + self.b)];
+        let c = Consts {
+            ln_al: self.alpha.ln(),
+            ln_a: self.a.ln(),
+            dig_r: digamma(self.r),
+            dig_b: digamma(self.b),
+            dig_ab: digamma(self.a + self.b),
+        };
         let table = x_table(&d.x, |x| self.x_terms(x));
+        let ln_al = TimeGrid::new(&d.t, &d.t_x, |v| (self.alpha + v).ln());
         sum_rows::<4, _>(
             d.len(),
             |i, g| {
-                let x = d.x[i];
+                let (x, tx, t) = (d.x[i], d.t_x[i], d.t[i]);
                 let xt = match &table {
                     Some(t) => t[x as usize],
                     None => self.x_terms(x),
                 };
-                self.row(x, d.t_x[i], d.t[i], d.weight[i], &dig, xt, g)
+                let ln_t = ln_al.get(t);
+                let ln_tx = if x > 0.0 { ln_al.get(tx) } else { 0.0 };
+                self.row(&c, x, tx, t, d.weight[i], xt, ln_t, ln_tx, g)
             },
             grad,
         )
@@ -186,5 +221,87 @@ impl PurchaseModel for BgNbd {
             };
             num / (1.0 + odds)
         })
+    }
+
+    /// `E[purchases] / P(alive)`: the factor of eq. 10 before its
+    /// `1 / (1 + odds)`, which is P(alive).
+    fn expected_purchases_if_alive(&self, horizon: f64, x: f64, t: f64) -> Option<f64> {
+        if horizon <= 0.0 {
+            return Some(0.0);
+        }
+        let (r, al, b) = (self.r, self.alpha, self.b);
+        Some(avoid_a_equal_one(self.a, |a| {
+            let z = horizon / (al + t + horizon);
+            let term =
+                (1.0 - z).powf(a - 1.0) * hyp2f1(a + b - 1.0 - r, a - 1.0, a + b + x - 1.0, z);
+            (a + b + x - 1.0) / (a - 1.0) * (1.0 - term)
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clv::{clv_monthly, clv_monthly_many};
+
+    fn data(scale: f64) -> RfmData {
+        RfmData::from_triples((0..500).map(|i| {
+            let t = (40 + i % 300) as f64 / scale;
+            let x = (i % 9) as f64;
+            let tx = if x > 0.0 {
+                (i % 37) as f64 / scale
+            } else {
+                0.0
+            };
+            (x, tx, t)
+        }))
+    }
+
+    /// The day-grid lookup of ln(α + t) must give the same log-likelihood
+    /// and gradient as computing every logarithm: checked against a copy of
+    /// the data nudged off the grid. Tolerance 1e-12 relative.
+    #[test]
+    fn day_grid_lookup_matches_direct_logarithms() {
+        let m = BgNbd {
+            r: 0.6,
+            alpha: 4.2,
+            a: 0.8,
+            b: 2.5,
+        };
+        for scale in [1.0, 7.0] {
+            let d = data(scale);
+            let mut off = d.clone();
+            off.t[0] += 1e-9;
+            let (mut g1, mut g2) = ([0.0; 4], [0.0; 4]);
+            let l1 = m.log_likelihood(&d, Some(&mut g1));
+            let l2 = m.log_likelihood(&off, Some(&mut g2));
+            assert!(((l1 - l2) / l1).abs() < 1e-12, "{l1} vs {l2}");
+            for j in 0..4 {
+                assert!((g1[j] - g2[j]).abs() <= 1e-9 * g1[j].abs().max(1.0));
+            }
+        }
+    }
+
+    /// Batch CLV (shared work per frequency and age) equals per-customer
+    /// CLV; tolerance 1e-12 relative.
+    #[test]
+    fn batch_clv_matches_per_customer() {
+        let m = BgNbd {
+            r: 0.51,
+            alpha: 18.8,
+            a: 1.11,
+            b: 14.9,
+        };
+        let d = data(1.0);
+        let spend: Vec<f64> = (0..d.len()).map(|i| 20.0 + i as f64).collect();
+        let many = clv_monthly_many(&m, &d.x, &d.t_x, &d.t, &spend, 12, 30.0, 0.01);
+        for i in 0..d.len() {
+            let one = clv_monthly(&m, d.x[i], d.t_x[i], d.t[i], spend[i], 12, 30.0, 0.01);
+            assert!(
+                ((many[i] - one) / one).abs() < 1e-12,
+                "row {i}: {} vs {one}",
+                many[i]
+            );
+        }
     }
 }

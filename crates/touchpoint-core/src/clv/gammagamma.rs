@@ -72,6 +72,9 @@ impl Model for GammaGamma {
     fn n_rows(d: &SpendData) -> usize {
         d.len()
     }
+    fn subsample(data: &SpendData, step: usize) -> Option<SpendData> {
+        Some(data.every(step))
+    }
     fn validate(d: &SpendData) -> Result<(), ClvError> {
         if d.is_empty() {
             return Err(ClvError::NoData(

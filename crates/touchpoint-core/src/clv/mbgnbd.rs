@@ -109,6 +109,9 @@ impl Model for MbgNbd {
     fn n_rows(data: &RfmData) -> usize {
         data.len()
     }
+    fn subsample(data: &RfmData, step: usize) -> Option<RfmData> {
+        Some(data.every(step))
+    }
     fn validate(data: &RfmData) -> Result<(), ClvError> {
         data.validate()
     }

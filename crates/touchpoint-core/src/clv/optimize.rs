@@ -27,10 +27,26 @@ pub struct Minimum {
 /// iterations in a row, the floating-point floor), or after `max_iter`
 /// iterations. Non-finite objective values are treated as +infinity, so the
 /// line search backs away from them.
-pub fn bfgs<F>(mut f: F, x0: &[f64], gtol: f64, max_iter: usize) -> Minimum
+pub fn bfgs<F>(f: F, x0: &[f64], gtol: f64, max_iter: usize) -> Minimum
 where
     F: FnMut(&[f64], &mut [f64]) -> f64,
 {
+    bfgs_from(f, x0, None, gtol, max_iter)
+}
+
+/// [`bfgs`] with a first inverse-Hessian approximation `h0` (for example
+/// from a fit on a subsample); the identity when `None`.
+pub fn bfgs_from<F>(
+    mut f: F,
+    x0: &[f64],
+    h0: Option<Vec<Vec<f64>>>,
+    gtol: f64,
+    max_iter: usize,
+) -> Minimum
+where
+    F: FnMut(&[f64], &mut [f64]) -> f64,
+{
+    let warm = h0.is_some();
     let n = x0.len();
     let mut x = x0.to_vec();
     let mut g = vec![0.0; n];
@@ -45,13 +61,13 @@ where
         };
     }
     // Inverse Hessian approximation, identity to start.
-    let mut h = identity(n);
+    let mut h = h0.unwrap_or_else(|| identity(n));
     let mut x_new = vec![0.0; n];
     let mut g_new = vec![0.0; n];
     let mut stalls = 0;
     let mut iterations = 0;
     let mut converged = false;
-    let mut first = true;
+    let mut first = !warm;
     while iterations < max_iter {
         if inf_norm(&g) < gtol {
             converged = true;

@@ -158,6 +158,43 @@ impl TransactionLog {
         log
     }
 
+    /// Build from columns: transaction `i` belongs to `ids[customer[i]]`, on
+    /// day `day[i]` (see [`epoch_day`]), for `amount[i]`. Ids must be
+    /// distinct; every index must be in range and the columns equally long.
+    pub fn from_columns(
+        ids: Vec<String>,
+        customer: Vec<u32>,
+        day: Vec<i32>,
+        amount: Vec<f64>,
+    ) -> Result<Self, ClvError> {
+        if customer.len() != day.len() || customer.len() != amount.len() {
+            return Err(ClvError::Invalid(format!(
+                "transaction columns differ in length: {} customers, {} days, {} amounts",
+                customer.len(),
+                day.len(),
+                amount.len()
+            )));
+        }
+        if let Some(c) = customer.iter().find(|&&c| c as usize >= ids.len()) {
+            return Err(ClvError::Invalid(format!(
+                "customer index {c} out of range ({} ids)",
+                ids.len()
+            )));
+        }
+        let mut log = TransactionLog {
+            ids,
+            customer,
+            day,
+            amount,
+            index: HashMap::new(),
+        };
+        log.rebuild_index();
+        if log.index.len() != log.ids.len() {
+            return Err(ClvError::Invalid("customer ids are not distinct".into()));
+        }
+        Ok(log)
+    }
+
     /// Add one transaction.
     pub fn push(&mut self, customer: &str, date: NaiveDate, amount: f64) {
         if self.index.len() != self.ids.len() {
@@ -273,17 +310,101 @@ pub fn parse_day(s: &[u8]) -> Option<i32> {
     Some((era * 146_097 + doe - 719_468) as i32)
 }
 
+/// Powers of ten that are exact in an f64.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Parse a decimal amount. Plain decimals (`-12.34`: at most 15 digits)
+/// take Clinger's fast path: the digits as an exact integer divided by an
+/// exact power of ten, one correctly rounded division, so the result is
+/// the same as `str::parse`. Anything else (exponents, spaces, long
+/// numbers) goes through `str::parse`.
 fn parse_amount(s: &[u8]) -> Option<f64> {
+    let (neg, digits) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        _ => (false, s),
+    };
+    let mut mantissa = 0u64;
+    let mut n_digits = 0usize;
+    let mut frac = None;
+    let mut plain = !digits.is_empty() && digits.len() <= 16;
+    if plain {
+        for (i, &b) in digits.iter().enumerate() {
+            match b {
+                b'0'..=b'9' => {
+                    mantissa = mantissa * 10 + (b - b'0') as u64;
+                    n_digits += 1;
+                }
+                b'.' if frac.is_none() => frac = Some(digits.len() - i - 1),
+                _ => {
+                    plain = false;
+                    break;
+                }
+            }
+        }
+    }
+    if plain && n_digits > 0 && n_digits <= 15 {
+        let v = mantissa as f64 / POW10[frac.unwrap_or(0)];
+        return Some(if neg { -v } else { v });
+    }
     let s = std::str::from_utf8(s).ok()?.trim();
     let v: f64 = s.parse().ok()?;
     v.is_finite().then_some(v)
 }
 
-struct Chunk<'a> {
+/// A chunk of the file, parsed straight into its part of the final
+/// columns (customers as chunk-local ids until merged).
+struct Chunk<'a, 'o> {
     ids: Vec<&'a [u8]>,
-    customer: Vec<u32>,
-    day: Vec<i32>,
-    amount: Vec<f64>,
+    /// Local id -> index into `ids`.
+    map: FxMap<&'a [u8], u32>,
+    customer: &'o mut [u32],
+    day: &'o mut [i32],
+    amount: &'o mut [f64],
+    /// Rows written.
+    n: usize,
+}
+
+impl Chunk<'_, '_> {
+    #[inline]
+    fn push(&mut self, customer: u32, day: i32, amount: f64) {
+        self.customer[self.n] = customer;
+        self.day[self.n] = day;
+        self.amount[self.n] = amount;
+        self.n += 1;
+    }
+}
+
+/// Split a CSV line without quotes, returning the id, date and amount
+/// fields (or `None` when the line has too few fields).
+#[inline]
+fn fields_fast(line: &[u8], cols: Columns) -> Option<[&[u8]; 3]> {
+    let need = cols.id.max(cols.date).max(cols.amount);
+    let mut out: [&[u8]; 3] = [&[], &[], &[]];
+    let mut field = 0;
+    let mut start = 0;
+    for i in 0..=line.len() {
+        if i == line.len() || line[i] == b',' {
+            let f = &line[start..i];
+            if field == cols.id {
+                out[0] = f;
+            }
+            if field == cols.date {
+                out[1] = f;
+            }
+            if field == cols.amount {
+                out[2] = f;
+            }
+            if field == need {
+                return Some(out);
+            }
+            field += 1;
+            start = i + 1;
+        }
+    }
+    None
 }
 
 struct LocalError {
@@ -352,19 +473,62 @@ struct Columns {
     csv: bool,
 }
 
-fn parse_chunk<'a>(text: &'a [u8], cols: Columns) -> Result<Chunk<'a>, LocalError> {
+/// Parse `text` into the output slices, which must hold at least one row
+/// per line.
+fn parse_chunk<'a, 'o>(
+    text: &'a [u8],
+    cols: Columns,
+    (customer, day, amount): (&'o mut [u32], &'o mut [i32], &'o mut [f64]),
+) -> Result<Chunk<'a, 'o>, LocalError> {
     let est = text.len() / 24 + 1;
     let mut chunk = Chunk {
-        ids: Vec::new(),
-        customer: Vec::with_capacity(est),
-        day: Vec::with_capacity(est),
-        amount: Vec::with_capacity(est),
+        ids: Vec::with_capacity(est / 8),
+        map: FxMap::with_capacity_and_hasher(est / 8, Default::default()),
+        customer,
+        day,
+        amount,
+        n: 0,
     };
-    let mut local: FxMap<&'a [u8], u32> = FxMap::default();
     let mut fields: Vec<&'a [u8]> = Vec::with_capacity(8);
     let mut last: Option<(&'a [u8], u32)> = None;
-    for (n, raw) in text.split(|&b| b == b'\n').enumerate() {
+    // Plain CSV (no quotes anywhere in the chunk): fields by position, no
+    // per-line vector; anything unusual on a line falls back to the general
+    // path below, which also produces the error messages.
+    let quoted = cols.csv && text.contains(&b'"');
+    let text_end = text.strip_suffix(b"\n").unwrap_or(text);
+    let lines = memchr::memchr_iter(b'\n', text_end)
+        .chain(std::iter::once(text_end.len()))
+        .scan(0usize, |start, end| {
+            let line = &text_end[*start..end];
+            *start = end + 1;
+            Some(line)
+        });
+    for (n, raw) in lines.enumerate() {
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if cols.csv && !quoted {
+            if let Some([id, date, amount]) = fields_fast(line, cols) {
+                let clean_id = matches!((id.first(), id.last()),
+                    (Some(f), Some(l)) if !f.is_ascii_whitespace() && !l.is_ascii_whitespace());
+                if let (true, Some(day), Some(amount)) =
+                    (clean_id, parse_day(date), parse_amount(amount))
+                {
+                    let cid = match last {
+                        Some((prev, c)) if prev == id => c,
+                        _ => {
+                            let next = chunk.ids.len() as u32;
+                            let c = *chunk.map.entry(id).or_insert_with(|| {
+                                chunk.ids.push(id);
+                                next
+                            });
+                            last = Some((id, c));
+                            c
+                        }
+                    };
+                    chunk.push(cid, day, amount);
+                    continue;
+                }
+            }
+        }
         if trim(line).is_empty() {
             continue;
         }
@@ -416,7 +580,7 @@ fn parse_chunk<'a>(text: &'a [u8], cols: Columns) -> Result<Chunk<'a>, LocalErro
             Some((prev, c)) if prev == id => c,
             _ => {
                 let next = chunk.ids.len() as u32;
-                let c = *local.entry(id).or_insert_with(|| {
+                let c = *chunk.map.entry(id).or_insert_with(|| {
                     chunk.ids.push(id);
                     next
                 });
@@ -424,9 +588,7 @@ fn parse_chunk<'a>(text: &'a [u8], cols: Columns) -> Result<Chunk<'a>, LocalErro
                 c
             }
         };
-        chunk.customer.push(cid);
-        chunk.day.push(day);
-        chunk.amount.push(amount);
+        chunk.push(cid, day, amount);
     }
     Ok(chunk)
 }
@@ -513,7 +675,9 @@ pub fn read_transactions(
     let header_lines = usize::from(body_start > 0);
     let body = &bytes[body_start..];
     // Split into chunks at line boundaries.
-    let target = (rayon::current_num_threads() * 8).max(1);
+    // Two chunks per thread: ids are merged by looking them up in earlier
+    // chunks' maps, so fewer chunks means less merging.
+    let target = (rayon::current_num_threads() * 2).max(1);
     let size = (body.len() / target).max(1 << 16);
     let mut bounds = vec![0usize];
     let mut pos = 0;
@@ -525,9 +689,31 @@ pub fn read_transactions(
         bounds.push(end);
         pos = end;
     }
-    let chunks: Vec<Result<Chunk<'_>, LocalError>> = bounds
+    // One row per line at most: size the columns by counting line ends, and
+    // let every chunk parse straight into its part of them.
+    let caps: Vec<usize> = bounds
         .par_windows(2)
-        .map(|w| parse_chunk(&body[w[0]..w[1]], cols))
+        .map(|w| memchr::memchr_iter(b'\n', &body[w[0]..w[1]]).count() + 1)
+        .collect();
+    let cap_total: usize = caps.iter().sum();
+    let mut customer = vec![0u32; cap_total];
+    let mut day = vec![0i32; cap_total];
+    let mut amount = vec![0f64; cap_total];
+    let mut outs = Vec::with_capacity(caps.len());
+    {
+        let (mut cs, mut ds, mut am) = (&mut customer[..], &mut day[..], &mut amount[..]);
+        for &n in &caps {
+            let (c0, c1) = cs.split_at_mut(n);
+            let (d0, d1) = ds.split_at_mut(n);
+            let (a0, a1) = am.split_at_mut(n);
+            outs.push((c0, d0, a0));
+            (cs, ds, am) = (c1, d1, a1);
+        }
+    }
+    let chunks: Vec<Result<Chunk<'_, '_>, LocalError>> = bounds
+        .par_windows(2)
+        .zip(outs.into_par_iter())
+        .map(|(w, out)| parse_chunk(&body[w[0]..w[1]], cols, out))
         .collect();
     let mut parsed = Vec::with_capacity(chunks.len());
     for (i, c) in chunks.into_iter().enumerate() {
@@ -544,38 +730,81 @@ pub fn read_transactions(
             }
         }
     }
-    // Merge chunk-local ids into global ones, in order of first appearance.
-    let mut global: FxMap<&[u8], u32> = FxMap::default();
-    let mut ids = Vec::new();
-    let remaps: Vec<Vec<u32>> = parsed
-        .iter()
-        .map(|c| {
+    // Merge chunk-local ids into global ones, in order of first appearance:
+    // an id seen in an earlier chunk gets that chunk's index (looked up in
+    // parallel in the earlier chunks' maps); new ids are numbered after.
+    let found: Vec<Vec<Option<(u32, u32)>>> = parsed
+        .par_iter()
+        .enumerate()
+        .map(|(k, c)| {
             c.ids
                 .iter()
-                .map(|&id| {
-                    let next = ids.len() as u32;
-                    *global.entry(id).or_insert_with(|| {
-                        ids.push(String::from_utf8_lossy(id).into_owned());
-                        next
-                    })
+                .map(|id| {
+                    parsed[..k]
+                        .iter()
+                        .enumerate()
+                        .find_map(|(j, p)| p.map.get(id).map(|&l| (j as u32, l)))
                 })
                 .collect()
         })
         .collect();
-    let total: usize = parsed.iter().map(|c| c.customer.len()).sum();
-    let mut customer = Vec::with_capacity(total);
-    let mut day = Vec::with_capacity(total);
-    let mut amount = Vec::with_capacity(total);
-    let mapped: Vec<Vec<u32>> = parsed
-        .par_iter()
-        .zip(remaps.par_iter())
-        .map(|(c, r)| c.customer.iter().map(|&l| r[l as usize]).collect())
-        .collect();
-    for (c, m) in parsed.iter().zip(mapped) {
-        customer.extend_from_slice(&m);
-        day.extend_from_slice(&c.day);
-        amount.extend_from_slice(&c.amount);
+    let mut remaps: Vec<Vec<u32>> = Vec::with_capacity(parsed.len());
+    let mut n_ids = 0u32;
+    let mut new_ids: Vec<Vec<usize>> = Vec::with_capacity(parsed.len());
+    for f in &found {
+        let mut remap = Vec::with_capacity(f.len());
+        let mut fresh = Vec::new();
+        for (l, hit) in f.iter().enumerate() {
+            remap.push(match hit {
+                Some((j, jl)) => remaps[*j as usize][*jl as usize],
+                None => {
+                    fresh.push(l);
+                    n_ids += 1;
+                    n_ids - 1
+                }
+            });
+        }
+        remaps.push(remap);
+        new_ids.push(fresh);
     }
+    let ids: Vec<String> = parsed
+        .par_iter()
+        .zip(new_ids.par_iter())
+        .map(|(c, fresh)| {
+            fresh
+                .iter()
+                .map(|&l| String::from_utf8_lossy(c.ids[l]).into_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .flatten()
+        .collect();
+    let rows: Vec<usize> = parsed.iter().map(|c| c.n).collect();
+    parsed
+        .par_iter_mut()
+        .zip(remaps.par_iter())
+        .for_each(|(c, r)| {
+            for v in c.customer[..c.n].iter_mut() {
+                *v = r[*v as usize];
+            }
+        });
+    drop(parsed);
+    // Close the gaps left by blank lines (none in a well-formed file).
+    let mut write = 0;
+    let mut read = 0;
+    for (k, &n) in rows.iter().enumerate() {
+        if write != read {
+            customer.copy_within(read..read + n, write);
+            day.copy_within(read..read + n, write);
+            amount.copy_within(read..read + n, write);
+        }
+        write += n;
+        read += caps[k];
+    }
+    customer.truncate(write);
+    day.truncate(write);
+    amount.truncate(write);
     Ok(TransactionLog {
         ids,
         customer,
@@ -791,6 +1020,18 @@ impl RfmData {
         self.x.len()
     }
 
+    /// Every `step`-th row (with its weight), starting at the first.
+    pub fn every(&self, step: usize) -> Self {
+        let step = step.max(1);
+        let pick = |v: &[f64]| v.iter().step_by(step).copied().collect();
+        Self {
+            x: pick(&self.x),
+            t_x: pick(&self.t_x),
+            t: pick(&self.t),
+            weight: pick(&self.weight),
+        }
+    }
+
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.x.is_empty()
@@ -864,6 +1105,17 @@ impl SpendData {
         self.x.len()
     }
 
+    /// Every `step`-th row (with its weight), starting at the first.
+    pub fn every(&self, step: usize) -> Self {
+        let step = step.max(1);
+        let pick = |v: &[f64]| v.iter().step_by(step).copied().collect();
+        Self {
+            x: pick(&self.x),
+            m: pick(&self.m),
+            weight: pick(&self.weight),
+        }
+    }
+
     /// True when empty.
     pub fn is_empty(&self) -> bool {
         self.x.is_empty()
@@ -878,6 +1130,73 @@ impl SpendData {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_amounts_as_str_parse_does() {
+        for t in [
+            "29.33",
+            "0.01",
+            "-3.5",
+            "12",
+            "1234567.89",
+            "0.1",
+            "7.",
+            ".5",
+            "1e3",
+            " 4.25 ",
+            "123456789012345",
+            "1234567890123456.5",
+            "0.30000000000000004",
+        ] {
+            let want: f64 = t.trim().parse().unwrap();
+            assert_eq!(parse_amount(t.as_bytes()), Some(want), "{t}");
+        }
+        assert_eq!(parse_amount(b"abc"), None);
+        assert_eq!(parse_amount(b"-"), None);
+        assert_eq!(parse_amount(b"1.2.3"), None);
+    }
+
+    #[test]
+    fn ids_spanning_chunks_keep_first_appearance_order() {
+        // Enough rows for several chunks; customer ids recur across chunks.
+        let mut text = String::from("customer_id,date,amount\n");
+        for i in 0..60_000 {
+            text.push_str(&format!(
+                "c{},2024-01-{:02},{}.5\n",
+                (i * 7) % 1000,
+                1 + i % 28,
+                i % 50
+            ));
+        }
+        let log = read_transactions(text.as_bytes(), TransactionFormat::Csv).unwrap();
+        assert_eq!(log.len(), 60_000);
+        assert_eq!(log.ids.len(), 1000);
+        for i in [0usize, 1, 999, 31_337, 59_999] {
+            assert_eq!(
+                log.ids[log.customer[i] as usize],
+                format!("c{}", (i * 7) % 1000)
+            );
+            assert_eq!(log.amount[i], (i % 50) as f64 + 0.5);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let order: Vec<u32> = log
+            .customer
+            .iter()
+            .copied()
+            .filter(|c| seen.insert(*c))
+            .collect();
+        assert_eq!(order, (0..1000).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn blank_lines_leave_no_gaps() {
+        let text = b"customer_id,date,amount\n\nA,2024-01-01,1\r\n\n  \nB,2024-01-02,2\nA,2024-01-03,3\n\n";
+        let log = read_transactions(text, TransactionFormat::Csv).unwrap();
+        assert_eq!(log.ids, vec!["A".to_string(), "B".to_string()]);
+        assert_eq!(log.customer, vec![0, 1, 0]);
+        assert_eq!(log.amount, vec![1.0, 2.0, 3.0]);
+        assert_eq!(log.day.len(), 3);
+    }
 
     #[test]
     fn parses_dates() {

@@ -2,6 +2,7 @@
 //! when `TOUCHPOINT_TEST_POSTGRES_URL` is set (each test gets a fresh database).
 
 mod bad_input;
+mod clv;
 mod common;
 mod import;
 mod members;
