@@ -18,7 +18,8 @@ fn three_files(dir: &std::path::Path) -> [std::path::PathBuf; 3] {
                pos,P-78,2024-12-02T11:00:00+08:00,paid,SKU-B-0002,龙井,山茶集,tea,1,50.00,20.00,VIP001,,,\n";
     // ...and on the web shop with that e-mail.
     let shopify = format!(
-        "{SHOPIFY_HEADER}\n{}\n{}\n",
+        "{}\n{}\n{}\n",
+        shopify_header(),
         shopify_row(&[
             ("Name", "#1001"),
             ("Email", "li.na@example.com"),
