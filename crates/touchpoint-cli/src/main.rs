@@ -6,11 +6,14 @@
 //! format. Exit status: 0 success, 1 failure, 2 some input rows rejected.
 
 mod bench;
+mod bench_ingest;
 mod clv_cmd;
 mod demo_cmd;
 mod import_cmd;
+mod keys_cmd;
 mod members_cmd;
 mod output;
+mod serve_cmd;
 
 use std::process::ExitCode;
 
@@ -95,6 +98,11 @@ pub enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Run the HTTP server: JSON API and Segment-compatible tracking ingest.
+    Serve(serve_cmd::ServeArgs),
+    /// Manage API keys (admin, analyst, ingest).
+    #[command(subcommand)]
+    Keys(keys_cmd::KeysCommand),
 }
 
 /// Connect to the store named by `--database`, applying migrations.
@@ -131,6 +139,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }),
         Command::Clv(cmd) => clv_cmd::run(cmd, &database).map(|()| ExitCode::SUCCESS),
         Command::Bench(cmd) => bench::run(cmd, &database).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => runtime()?.block_on(serve_cmd::run(args, &database, &settings)),
+        Command::Keys(cmd) => runtime()?.block_on(keys_cmd::run(cmd, &database)),
     }
 }
 

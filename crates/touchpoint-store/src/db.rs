@@ -170,9 +170,11 @@ impl Conn<'_> {
 
     /// `n` comma-separated placeholders numbered from `first`, for an `IN (...)`
     /// list that ends the statement's parameters (anonymous `?` on SQLite, whose
-    /// named-parameter lookup is linear per parameter).
+    /// named-parameter lookup is linear per parameter, when the list holds all
+    /// the parameters: sqlx numbers anonymous `?` from 1 whatever `$N` precede
+    /// them, so after `$1` they must be numbered too).
     pub fn param_list(&self, first: usize, n: usize) -> String {
-        let anonymous = matches!(self, Conn::Sqlite(_));
+        let anonymous = matches!(self, Conn::Sqlite(_)) && first == 1;
         (first..first + n)
             .map(|i| {
                 if anonymous {

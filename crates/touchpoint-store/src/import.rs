@@ -208,15 +208,15 @@ fn open_reader(
     })
 }
 
+/// Chunks of a file with its header, as the reader thread sends them.
+type ChunkReceiver = tokio::sync::mpsc::Receiver<Result<(Vec<String>, Chunk), ImportError>>;
+
 /// Read a file on a thread, sending chunks; returns the header through the channel's first message.
 fn spawn_reader(
     path: PathBuf,
     options: ImportOptions,
     read_bytes: Arc<AtomicU64>,
-) -> (
-    tokio::sync::mpsc::Receiver<Result<(Vec<String>, Chunk), ImportError>>,
-    std::thread::JoinHandle<()>,
-) {
+) -> (ChunkReceiver, std::thread::JoinHandle<()>) {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let handle = std::thread::spawn(move || {
         let mut reader = match open_reader(&path, &options) {
@@ -252,7 +252,7 @@ struct RejectsWriter {
 }
 
 enum RejectsOut {
-    Csv(csv::Writer<File>),
+    Csv(Box<csv::Writer<File>>),
     Lines(std::io::BufWriter<File>),
 }
 
@@ -273,7 +273,7 @@ impl RejectsWriter {
             } else {
                 let mut w = csv::WriterBuilder::new().flexible(true).from_writer(file);
                 w.write_record(header).map_err(|e| self.io_err(e.into()))?;
-                RejectsOut::Csv(w)
+                RejectsOut::Csv(Box::new(w))
             });
         }
         let result: std::io::Result<()> = match self.out.as_mut().expect("just created") {

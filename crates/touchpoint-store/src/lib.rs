@@ -14,8 +14,11 @@
 #![warn(missing_docs)]
 
 pub mod db;
+pub mod events;
 pub mod import;
+pub mod keys;
 pub mod members;
+pub mod orders;
 mod writes;
 
 use std::str::FromStr;
@@ -193,8 +196,8 @@ impl Tx {
     /// The connection to run statements on.
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
-            Tx::Sqlite(t) => Conn::Sqlite(&mut **t),
-            Tx::Pg(t) => Conn::Pg(&mut **t),
+            Tx::Sqlite(t) => Conn::Sqlite(t),
+            Tx::Pg(t) => Conn::Pg(t),
         }
     }
     /// Commit.
@@ -219,8 +222,8 @@ impl Handle {
     /// The connection to run statements on.
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
-            Handle::Sqlite(c) => Conn::Sqlite(&mut **c),
-            Handle::Pg(c) => Conn::Pg(&mut **c),
+            Handle::Sqlite(c) => Conn::Sqlite(c),
+            Handle::Pg(c) => Conn::Pg(c),
         }
     }
 }

@@ -1,0 +1,264 @@
+//! The ingest pipeline: one task writes every accepted request's events, many
+//! requests per transaction (group commit), and answers each request only
+//! after its events are committed.
+//!
+//! For each group it (1) finds which (source, messageId) keys are already
+//! stored, (2) applies the identity and order effects of the new events through
+//! the shared [`Writer`] (idempotent: a crash before step 3 and a client retry
+//! apply them again with the same result), (3) stores events, keys and
+//! rejected events in one transaction. A retried batch adds nothing; an old
+//! `Order Completed` retried after a refund does not undo the refund.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot, Mutex};
+use touchpoint_core::identity::RecordRef;
+use touchpoint_core::ingest::OrderRecord;
+use touchpoint_core::{Identifier, Money, OrderStatus};
+use touchpoint_store::events::{EventWriteCounts, NewRejected, DEDUP_RETENTION_MS};
+use touchpoint_store::import::Writer;
+use touchpoint_store::{now_ms, Store, StoreError};
+
+use crate::metrics::Metrics;
+use crate::segment::{Action, Prepared};
+
+/// Events of one request.
+pub struct Job {
+    /// Accepted events.
+    pub events: Vec<Prepared>,
+    /// Rejected events.
+    pub rejected: Vec<NewRejected>,
+    /// Where to answer.
+    pub reply: oneshot::Sender<Result<EventWriteCounts, String>>,
+}
+
+/// Most events written in one transaction.
+const GROUP_EVENTS: usize = 5_000;
+
+/// Start the writer task. It ends when every sender is dropped and the queue is drained.
+pub fn start(
+    store: Store,
+    writer: Arc<Mutex<Writer>>,
+    metrics: Arc<Metrics>,
+) -> (mpsc::Sender<Job>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel::<Job>(4_096);
+    let handle = tokio::spawn(run(store, writer, metrics, rx));
+    (tx, handle)
+}
+
+async fn run(
+    store: Store,
+    writer: Arc<Mutex<Writer>>,
+    metrics: Arc<Metrics>,
+    mut rx: mpsc::Receiver<Job>,
+) {
+    let mut last_prune: Option<Instant> = None;
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        let mut n = jobs[0].events.len() + jobs[0].rejected.len();
+        while n < GROUP_EVENTS {
+            match rx.try_recv() {
+                Ok(j) => {
+                    n += j.events.len() + j.rejected.len();
+                    jobs.push(j);
+                }
+                Err(_) => break,
+            }
+        }
+        let result = write_group(&store, &writer, &metrics, &jobs).await;
+        match result {
+            Ok(per_job) => {
+                for (job, counts) in jobs.into_iter().zip(per_job) {
+                    metrics
+                        .events_accepted
+                        .fetch_add(counts.accepted, Ordering::Relaxed);
+                    metrics
+                        .events_deduplicated
+                        .fetch_add(counts.duplicates, Ordering::Relaxed);
+                    metrics
+                        .events_rejected
+                        .fetch_add(counts.rejected, Ordering::Relaxed);
+                    let _ = job.reply.send(Ok(counts));
+                }
+            }
+            Err(e) => {
+                let msg = chain(&e);
+                tracing::error!(error = %msg, "writing events failed");
+                for job in jobs {
+                    let _ = job.reply.send(Err(msg.clone()));
+                }
+            }
+        }
+        if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
+            last_prune = Some(Instant::now());
+            match store.prune_event_ids(now_ms() - DEDUP_RETENTION_MS).await {
+                Ok(n) if n > 0 => tracing::info!(pruned = n, "forgot old event deduplication keys"),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %chain(&e), "pruning event deduplication keys failed")
+                }
+            }
+        }
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+async fn write_group(
+    store: &Store,
+    writer: &Mutex<Writer>,
+    metrics: &Metrics,
+    jobs: &[Job],
+) -> Result<Vec<EventWriteCounts>, StoreError> {
+    let all: Vec<&Prepared> = jobs.iter().flat_map(|j| j.events.iter()).collect();
+    if all.iter().any(|p| p.action != Action::None) {
+        let keys: Vec<(String, String)> = all
+            .iter()
+            .filter(|p| p.action != Action::None)
+            .map(|p| (p.event.source.clone(), p.event.message_id.clone()))
+            .collect();
+        let mut known = store.known_event_ids(&keys).await?;
+        // New events with effects, first occurrence only, in arrival order.
+        let mut todo: Vec<&Prepared> = Vec::new();
+        for p in all.iter().filter(|p| p.action != Action::None) {
+            if known.insert((p.event.source.clone(), p.event.message_id.clone())) {
+                todo.push(p);
+            }
+        }
+        apply_effects(store, writer, metrics, &todo).await?;
+    }
+    let events: Vec<_> = all.iter().map(|p| p.event.clone()).collect();
+    let rejected: Vec<NewRejected> = jobs
+        .iter()
+        .flat_map(|j| j.rejected.iter().cloned())
+        .collect();
+    let started = Instant::now();
+    let (fresh, _) = store.write_events(&events, &rejected).await?;
+    metrics.time("store_event_write", started.elapsed());
+    let mut out = Vec::with_capacity(jobs.len());
+    let mut i = 0;
+    for j in jobs {
+        let mut c = EventWriteCounts {
+            rejected: j.rejected.len() as u64,
+            ..Default::default()
+        };
+        for _ in &j.events {
+            if fresh[i] {
+                c.accepted += 1;
+            } else {
+                c.duplicates += 1;
+            }
+            i += 1;
+        }
+        out.push(c);
+    }
+    Ok(out)
+}
+
+/// Identity and order effects, in order; consecutive ones of a kind are written together.
+async fn apply_effects(
+    store: &Store,
+    writer: &Mutex<Writer>,
+    metrics: &Metrics,
+    todo: &[&Prepared],
+) -> Result<(), StoreError> {
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let mut w = writer.lock().await;
+    let mut ids: Vec<(RecordRef, Vec<Identifier>)> = Vec::new();
+    let mut orders: Vec<OrderRecord> = Vec::new();
+    for p in todo {
+        match &p.action {
+            Action::None => {}
+            Action::Identify(list) => {
+                flush_orders(store, &mut w, metrics, &mut orders).await?;
+                if !list.is_empty() {
+                    ids.push((
+                        RecordRef {
+                            channel: p.event.source.clone(),
+                            record_id: p.event.message_id.clone(),
+                        },
+                        list.clone(),
+                    ));
+                }
+            }
+            Action::OrderCompleted(r) => {
+                flush_ids(store, &mut w, metrics, &mut ids).await?;
+                orders.push((**r).clone());
+            }
+            Action::OrderRefunded { order_id, amount } => {
+                flush_ids(store, &mut w, metrics, &mut ids).await?;
+                flush_orders(store, &mut w, metrics, &mut orders).await?;
+                match store.order_record(&p.event.source, order_id).await? {
+                    Some(mut r) => {
+                        let gross = r.gross_amount().minor();
+                        let refunded = amount
+                            .map(|a| a.minor())
+                            .unwrap_or(gross)
+                            .clamp(0, gross.max(0));
+                        r.refunded = Money::from_minor(refunded);
+                        r.status = if refunded >= gross {
+                            OrderStatus::Refunded
+                        } else {
+                            OrderStatus::PartiallyRefunded
+                        };
+                        orders.push(r);
+                        flush_orders(store, &mut w, metrics, &mut orders).await?;
+                    }
+                    None => tracing::warn!(
+                        source = %p.event.source,
+                        order_id,
+                        "Order Refunded for an order not stored; kept as an event only"
+                    ),
+                }
+            }
+        }
+    }
+    flush_ids(store, &mut w, metrics, &mut ids).await?;
+    flush_orders(store, &mut w, metrics, &mut orders).await?;
+    Ok(())
+}
+
+async fn flush_ids(
+    store: &Store,
+    w: &mut Writer,
+    metrics: &Metrics,
+    ids: &mut Vec<(RecordRef, Vec<Identifier>)>,
+) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let started = Instant::now();
+    w.resolve(store, ids).await?;
+    metrics.time("identity_write", started.elapsed());
+    ids.clear();
+    Ok(())
+}
+
+async fn flush_orders(
+    store: &Store,
+    w: &mut Writer,
+    metrics: &Metrics,
+    orders: &mut Vec<OrderRecord>,
+) -> Result<(), StoreError> {
+    if orders.is_empty() {
+        return Ok(());
+    }
+    let started = Instant::now();
+    w.write_orders(store, orders).await?;
+    metrics.time("order_write", started.elapsed());
+    orders.clear();
+    Ok(())
+}
