@@ -34,7 +34,7 @@ pub struct IngestArgs {
     #[arg(long, default_value_t = 10)]
     pub seconds: u64,
     /// Concurrent connections.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
     /// Events per batch.
     #[arg(long, default_value_t = 100)]

@@ -37,38 +37,70 @@ pub struct Job {
 /// Most events written in one transaction.
 const GROUP_EVENTS: usize = 5_000;
 
-/// Start the writer task. It ends when every sender is dropped and the queue is drained.
+/// Start the writer tasks: one on SQLite (one writer at a time is what it
+/// allows), three on PostgreSQL (concurrent transactions overlap their
+/// round trips and commits; the unique key on (source, messageId) keeps them
+/// from storing an event twice). They end when every sender is dropped and
+/// the queue is drained.
 pub fn start(
     store: Store,
     writer: Arc<Mutex<Writer>>,
     metrics: Arc<Metrics>,
 ) -> (mpsc::Sender<Job>, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel::<Job>(4_096);
-    let handle = tokio::spawn(run(store, writer, metrics, rx));
+    let rx = Arc::new(Mutex::new(rx));
+    let workers = match store.backend() {
+        touchpoint_store::Backend::Sqlite => 1,
+        touchpoint_store::Backend::Postgres => 3,
+    };
+    let handles: Vec<_> = (0..workers)
+        .map(|_| {
+            tokio::spawn(run(
+                store.clone(),
+                writer.clone(),
+                metrics.clone(),
+                rx.clone(),
+            ))
+        })
+        .collect();
+    let handle = tokio::spawn(async move {
+        for h in handles {
+            if let Err(e) = h.await {
+                tracing::error!(error = %e, "an ingest writer task failed");
+            }
+        }
+    });
     (tx, handle)
+}
+
+/// The next group of jobs: wait for one, then take what is queued, up to
+/// [`GROUP_EVENTS`] events. `None` when the queue is closed and empty.
+async fn next_group(rx: &Mutex<mpsc::Receiver<Job>>) -> Option<Vec<Job>> {
+    let mut rx = rx.lock().await;
+    let first = rx.recv().await?;
+    let mut n = first.events.len() + first.rejected.len();
+    let mut jobs = vec![first];
+    while n < GROUP_EVENTS {
+        match rx.try_recv() {
+            Ok(j) => {
+                n += j.events.len() + j.rejected.len();
+                jobs.push(j);
+            }
+            Err(_) => break,
+        }
+    }
+    Some(jobs)
 }
 
 async fn run(
     store: Store,
     writer: Arc<Mutex<Writer>>,
     metrics: Arc<Metrics>,
-    mut rx: mpsc::Receiver<Job>,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
 ) {
     let mut last_prune: Option<Instant> = None;
-    while let Some(first) = rx.recv().await {
-        let mut jobs = vec![first];
-        let mut n = jobs[0].events.len() + jobs[0].rejected.len();
-        while n < GROUP_EVENTS {
-            match rx.try_recv() {
-                Ok(j) => {
-                    n += j.events.len() + j.rejected.len();
-                    jobs.push(j);
-                }
-                Err(_) => break,
-            }
-        }
-        let result = write_group(&store, &writer, &metrics, &jobs).await;
-        match result {
+    while let Some(jobs) = next_group(&rx).await {
+        match write_group(&store, &writer, &metrics, &jobs).await {
             Ok(per_job) => {
                 for (job, counts) in jobs.into_iter().zip(per_job) {
                     metrics
@@ -122,7 +154,12 @@ async fn write_group(
     jobs: &[Job],
 ) -> Result<Vec<EventWriteCounts>, StoreError> {
     let all: Vec<&Prepared> = jobs.iter().flat_map(|j| j.events.iter()).collect();
+    // Groups with identity or order effects hold the writer until their events
+    // are stored, so effects apply in one order and once (several writer tasks
+    // run on PostgreSQL); groups of behaviour events only never wait for it.
+    let mut guard = None;
     if all.iter().any(|p| p.action != Action::None) {
+        let w = guard.insert(writer.lock().await);
         let keys: Vec<(String, String)> = all
             .iter()
             .filter(|p| p.action != Action::None)
@@ -136,7 +173,7 @@ async fn write_group(
                 todo.push(p);
             }
         }
-        apply_effects(store, writer, metrics, &todo).await?;
+        apply_effects(store, w, metrics, &todo).await?;
     }
     let events: Vec<_> = all.iter().map(|p| p.event.clone()).collect();
     let rejected: Vec<NewRejected> = jobs
@@ -146,6 +183,7 @@ async fn write_group(
     let started = Instant::now();
     let (fresh, _) = store.write_events(&events, &rejected).await?;
     metrics.time("store_event_write", started.elapsed());
+    drop(guard);
     let mut out = Vec::with_capacity(jobs.len());
     let mut i = 0;
     for j in jobs {
@@ -169,21 +207,20 @@ async fn write_group(
 /// Identity and order effects, in order; consecutive ones of a kind are written together.
 async fn apply_effects(
     store: &Store,
-    writer: &Mutex<Writer>,
+    w: &mut Writer,
     metrics: &Metrics,
     todo: &[&Prepared],
 ) -> Result<(), StoreError> {
     if todo.is_empty() {
         return Ok(());
     }
-    let mut w = writer.lock().await;
     let mut ids: Vec<(RecordRef, Vec<Identifier>)> = Vec::new();
     let mut orders: Vec<OrderRecord> = Vec::new();
     for p in todo {
         match &p.action {
             Action::None => {}
             Action::Identify(list) => {
-                flush_orders(store, &mut w, metrics, &mut orders).await?;
+                flush_orders(store, w, metrics, &mut orders).await?;
                 if !list.is_empty() {
                     ids.push((
                         RecordRef {
@@ -195,12 +232,12 @@ async fn apply_effects(
                 }
             }
             Action::OrderCompleted(r) => {
-                flush_ids(store, &mut w, metrics, &mut ids).await?;
+                flush_ids(store, w, metrics, &mut ids).await?;
                 orders.push((**r).clone());
             }
             Action::OrderRefunded { order_id, amount } => {
-                flush_ids(store, &mut w, metrics, &mut ids).await?;
-                flush_orders(store, &mut w, metrics, &mut orders).await?;
+                flush_ids(store, w, metrics, &mut ids).await?;
+                flush_orders(store, w, metrics, &mut orders).await?;
                 match store.order_record(&p.event.source, order_id).await? {
                     Some(mut r) => {
                         let gross = r.gross_amount().minor();
@@ -215,7 +252,7 @@ async fn apply_effects(
                             OrderStatus::PartiallyRefunded
                         };
                         orders.push(r);
-                        flush_orders(store, &mut w, metrics, &mut orders).await?;
+                        flush_orders(store, w, metrics, &mut orders).await?;
                     }
                     None => tracing::warn!(
                         source = %p.event.source,
@@ -226,8 +263,8 @@ async fn apply_effects(
             }
         }
     }
-    flush_ids(store, &mut w, metrics, &mut ids).await?;
-    flush_orders(store, &mut w, metrics, &mut orders).await?;
+    flush_ids(store, w, metrics, &mut ids).await?;
+    flush_orders(store, w, metrics, &mut orders).await?;
     Ok(())
 }
 

@@ -397,3 +397,59 @@ impl Store {
         Ok(row.unwrap_or((0, 0)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str, received_at: i64) -> NewEvent {
+        NewEvent {
+            source: "web".into(),
+            message_id: id.into(),
+            kind: "track".into(),
+            name: Some("Viewed".into()),
+            user_id: None,
+            anon_key: Some("web:a".into()),
+            occurred_at: received_at,
+            received_at,
+            ip: None,
+            payload: "{}".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn duplicates_are_skipped_until_their_keys_are_pruned() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let now = crate::now_ms();
+        let old = now - DEDUP_RETENTION_MS - 1;
+        let (fresh, c) = store
+            .write_events(&[event("a", old), event("b", now), event("b", now)], &[])
+            .await
+            .unwrap();
+        assert_eq!(fresh, [true, true, false]);
+        assert_eq!((c.accepted, c.duplicates), (2, 1));
+        let (fresh, _) = store
+            .write_events(&[event("a", now), event("b", now)], &[])
+            .await
+            .unwrap();
+        assert_eq!(fresh, [false, false]);
+        // Keys older than 7 days are forgotten; newer ones still deduplicate.
+        assert_eq!(
+            store
+                .prune_event_ids(now - DEDUP_RETENTION_MS)
+                .await
+                .unwrap(),
+            1
+        );
+        let (fresh, _) = store
+            .write_events(&[event("a", now), event("b", now)], &[])
+            .await
+            .unwrap();
+        assert_eq!(fresh, [true, false]);
+        let known = store
+            .known_event_ids(&[("web".into(), "a".into()), ("web".into(), "zz".into())])
+            .await
+            .unwrap();
+        assert_eq!(known.len(), 1);
+    }
+}
