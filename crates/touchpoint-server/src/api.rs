@@ -301,7 +301,9 @@ pub(crate) fn routes() -> Vec<Route> {
 
 async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let mut h = state.store.acquire().await?;
-    h.conn().fetch_opt("SELECT 1", &[], |r| r.i64(0)).await?;
+    h.conn()
+        .fetch_opt("SELECT CAST(1 AS BIGINT)", &[], |r| r.i64(0))
+        .await?;
     Ok(Json(json!({"status": "ok"})))
 }
 

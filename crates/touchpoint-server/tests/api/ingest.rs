@@ -342,6 +342,8 @@ async fn cors_origins_are_configurable() {
 
 /// The identity and order scenario, run on SQLite and (when configured) PostgreSQL.
 async fn identity_and_orders_scenario(app: &TestApp) {
+    let h = app.get("/healthz", None).await;
+    assert_eq!(h.status, 200, "{}", h.text);
     // Anonymous browsing, then identify: the earlier events are attributed.
     let r = batch(app, &json!({"batch": [
         {"type": "page", "name": "Home", "anonymousId": "anon-1", "messageId": "p1"},
