@@ -8,12 +8,18 @@ pub enum BenchCommand {
     Import(crate::bench_import::BenchImportArgs),
     /// CLV pipeline on synthetic data (optionally against Python lifetimes).
     Clv(crate::bench_clv::BenchClvArgs),
+    /// Tracking ingest load test: events/s and p50/p99 latency, durable writes.
+    Ingest(crate::bench_ingest::IngestArgs),
 }
 
 /// Run a benchmark.
-pub fn run(cmd: BenchCommand, _database: &str) -> Result<()> {
+pub fn run(cmd: BenchCommand, database: &str) -> Result<()> {
     match cmd {
         BenchCommand::Import(args) => crate::bench_import::run(args),
         BenchCommand::Clv(args) => crate::bench_clv::run(args),
+        BenchCommand::Ingest(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(crate::bench_ingest::run(args, database)),
     }
 }

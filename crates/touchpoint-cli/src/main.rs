@@ -8,11 +8,14 @@
 mod bench;
 mod bench_clv;
 mod bench_import;
+mod bench_ingest;
 mod clv_cmd;
 mod demo_cmd;
 mod import_cmd;
+mod keys_cmd;
 mod members_cmd;
 mod output;
+mod serve_cmd;
 
 use std::process::ExitCode;
 
@@ -102,6 +105,11 @@ pub enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Run the HTTP server: JSON API and Segment-compatible tracking ingest.
+    Serve(serve_cmd::ServeArgs),
+    /// Manage API keys (admin, analyst, ingest).
+    #[command(subcommand)]
+    Keys(keys_cmd::KeysCommand),
 }
 
 /// Connect to the store named by `--database`, applying migrations.
@@ -138,6 +146,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }),
         Command::Clv(cmd) => clv_cmd::run(cmd, &database, &settings).map(|()| ExitCode::SUCCESS),
         Command::Bench(cmd) => bench::run(cmd, &database).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => runtime()?.block_on(serve_cmd::run(args, &database, &settings)),
+        Command::Keys(cmd) => runtime()?.block_on(keys_cmd::run(cmd, &database)),
     }
 }
 

@@ -192,12 +192,13 @@ impl Conn<'_> {
         Ok(self.fetch(sql, vals, decode).await?.into_iter().next())
     }
 
-    /// `n` comma-separated placeholders numbered from `first`: anonymous `?` on
-    /// SQLite (whose named-parameter lookup is linear per parameter), `$N` on
-    /// PostgreSQL. On SQLite every placeholder of the statement must then be
-    /// anonymous and in order: sqlx numbers anonymous ones separately from `$N`.
+    /// `n` comma-separated placeholders numbered from `first`. On SQLite, when
+    /// the list holds all of the statement's parameters (`first == 1`), they are
+    /// anonymous `?`: SQLite looks up a named `$N` linearly per parameter, and
+    /// sqlx numbers anonymous `?` from 1 whatever `$N` precede them, so after
+    /// `$1` they must be numbered too.
     pub fn param_list(&self, first: usize, n: usize) -> String {
-        let anonymous = matches!(self, Conn::Sqlite(_));
+        let anonymous = matches!(self, Conn::Sqlite(_)) && first == 1;
         (first..first + n)
             .map(|i| {
                 if anonymous {

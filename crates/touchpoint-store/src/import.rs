@@ -186,8 +186,6 @@ pub enum Progress {
 }
 
 type Chunk = Vec<Result<OrderRecord, Rejected>>;
-/// What the reader thread sends: the file's header and a chunk of orders.
-type ChunkMsg = Result<(Vec<String>, Chunk), ImportError>;
 
 fn open_reader(
     path: &Path,
@@ -210,15 +208,15 @@ fn open_reader(
     })
 }
 
+/// Chunks of a file with its header, as the reader thread sends them.
+type ChunkReceiver = tokio::sync::mpsc::Receiver<Result<(Vec<String>, Chunk), ImportError>>;
+
 /// Read a file on a thread, sending chunks; returns the header through the channel's first message.
 fn spawn_reader(
     path: PathBuf,
     options: ImportOptions,
     read_bytes: Arc<AtomicU64>,
-) -> (
-    tokio::sync::mpsc::Receiver<ChunkMsg>,
-    std::thread::JoinHandle<()>,
-) {
+) -> (ChunkReceiver, std::thread::JoinHandle<()>) {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let handle = std::thread::spawn(move || {
         let mut reader = match open_reader(&path, &options) {

@@ -15,8 +15,11 @@
 
 pub mod clv;
 pub mod db;
+pub mod events;
 pub mod import;
+pub mod keys;
 pub mod members;
+pub mod orders;
 mod writes;
 
 use std::str::FromStr;

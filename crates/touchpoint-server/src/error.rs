@@ -1,0 +1,186 @@
+//! The API's errors: one enum, a closed table of codes and statuses, one JSON
+//! shape `{"code": "...", "message": "..."}` for every endpoint.
+//!
+//! Policy (as in crates.io's error module): handlers return [`ApiError`];
+//! errors a client caused say what to do; server errors answer a generic
+//! message and log the whole cause chain, so internals never reach a client.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use touchpoint_store::import::ImportError;
+use touchpoint_store::StoreError;
+
+/// Every error the API answers.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON (or not the JSON expected).
+    #[error("{0}")]
+    InvalidJson(String),
+    /// A parameter or field has a wrong value.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// An uploaded file is not in the format named.
+    #[error("{0}")]
+    InvalidFile(String),
+    /// No key, or an unknown or revoked key.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The key's role may not use this endpoint.
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such resource.
+    #[error("{0}")]
+    NotFound(String),
+    /// The method is not allowed on this path.
+    #[error("method not allowed on this path")]
+    MethodNotAllowed,
+    /// An Idempotency-Key was reused with a different request.
+    #[error("{0}")]
+    IdempotencyConflict(String),
+    /// The body or an event is over the size limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// Too many requests in flight; retry after the given seconds.
+    #[error("the server is busy; retry after {retry_after} s")]
+    Overloaded {
+        /// Seconds.
+        retry_after: u64,
+    },
+    /// The server is shutting down.
+    #[error("the server is shutting down; retry shortly")]
+    ShuttingDown,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Anything else that is the server's fault.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<ImportError> for ApiError {
+    fn from(e: ImportError) -> Self {
+        match e {
+            ImportError::File { .. } => ApiError::InvalidFile(e.to_string()),
+            ImportError::Store(s) => ApiError::Store(s),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl ApiError {
+    /// The closed table: (code, status) of each error.
+    pub fn code_and_status(&self) -> (&'static str, StatusCode) {
+        match self {
+            ApiError::InvalidJson(_) => ("invalid_json", StatusCode::BAD_REQUEST),
+            ApiError::InvalidRequest(_) => ("invalid_request", StatusCode::BAD_REQUEST),
+            ApiError::InvalidFile(_) => ("invalid_file", StatusCode::BAD_REQUEST),
+            ApiError::Unauthorized(_) => ("unauthorized", StatusCode::UNAUTHORIZED),
+            ApiError::Forbidden(_) => ("forbidden", StatusCode::FORBIDDEN),
+            ApiError::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),
+            ApiError::MethodNotAllowed => ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
+            ApiError::IdempotencyConflict(_) => ("idempotency_key_reused", StatusCode::CONFLICT),
+            ApiError::PayloadTooLarge(_) => ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),
+            ApiError::Overloaded { .. } => ("overloaded", StatusCode::TOO_MANY_REQUESTS),
+            ApiError::ShuttingDown => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
+            ApiError::Store(_) | ApiError::Internal(_) => {
+                ("internal", StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        }
+    }
+}
+
+/// Every code the API can answer, with its status, for the documentation.
+pub const ERROR_CODES: &[(&str, u16, &str)] = &[
+    (
+        "invalid_json",
+        400,
+        "the body is not valid JSON, or not the JSON object expected",
+    ),
+    (
+        "invalid_request",
+        400,
+        "a parameter or field has a wrong value; the message names it and the accepted form",
+    ),
+    (
+        "invalid_file",
+        400,
+        "an uploaded file is not in the format named",
+    ),
+    ("unauthorized", 401, "no key, or an unknown or revoked key"),
+    ("forbidden", 403, "the key's role may not use this endpoint"),
+    ("not_found", 404, "no such resource or path"),
+    (
+        "method_not_allowed",
+        405,
+        "the method is not allowed on this path",
+    ),
+    (
+        "idempotency_key_reused",
+        409,
+        "an Idempotency-Key was reused with a different request",
+    ),
+    (
+        "payload_too_large",
+        413,
+        "the body or one event is over the size limit",
+    ),
+    (
+        "overloaded",
+        429,
+        "too many requests in flight; retry after the Retry-After header's seconds",
+    ),
+    ("internal", 500, "the server failed; the log has the cause"),
+    ("unavailable", 503, "the server is shutting down; retry"),
+];
+
+/// The error body.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    /// A code from the closed table.
+    pub code: String,
+    /// What happened and what to do.
+    pub message: String,
+}
+
+/// The error and its cause chain, for the log.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (code, status) = self.code_and_status();
+        let message = if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!(error = %chain(&self), "request failed");
+            "internal error; the server log has the details".to_string()
+        } else {
+            self.to_string()
+        };
+        let mut resp = (
+            status,
+            axum::Json(ErrorBody {
+                code: code.to_string(),
+                message,
+            }),
+        )
+            .into_response();
+        if let ApiError::Overloaded { retry_after } = self {
+            if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}
+
+/// Map axum's extractor rejections to the API's error shape.
+pub(crate) fn rejection(r: impl std::fmt::Display, what: &str) -> ApiError {
+    ApiError::InvalidRequest(format!("{what}: {r}"))
+}

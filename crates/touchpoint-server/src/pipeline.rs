@@ -1,0 +1,301 @@
+//! The ingest pipeline: one task writes every accepted request's events, many
+//! requests per transaction (group commit), and answers each request only
+//! after its events are committed.
+//!
+//! For each group it (1) finds which (source, messageId) keys are already
+//! stored, (2) applies the identity and order effects of the new events through
+//! the shared [`Writer`] (idempotent: a crash before step 3 and a client retry
+//! apply them again with the same result), (3) stores events, keys and
+//! rejected events in one transaction. A retried batch adds nothing; an old
+//! `Order Completed` retried after a refund does not undo the refund.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot, Mutex};
+use touchpoint_core::identity::RecordRef;
+use touchpoint_core::ingest::OrderRecord;
+use touchpoint_core::{Identifier, Money, OrderStatus};
+use touchpoint_store::events::{EventWriteCounts, NewRejected, DEDUP_RETENTION_MS};
+use touchpoint_store::import::Writer;
+use touchpoint_store::{now_ms, Store, StoreError};
+
+use crate::metrics::Metrics;
+use crate::segment::{Action, Prepared};
+
+/// Events of one request.
+pub struct Job {
+    /// Accepted events.
+    pub events: Vec<Prepared>,
+    /// Rejected events.
+    pub rejected: Vec<NewRejected>,
+    /// Where to answer.
+    pub reply: oneshot::Sender<Result<EventWriteCounts, String>>,
+}
+
+/// Most events written in one transaction.
+const GROUP_EVENTS: usize = 5_000;
+
+/// Start the writer tasks: one on SQLite (one writer at a time is what it
+/// allows), three on PostgreSQL (concurrent transactions overlap their
+/// round trips and commits; the unique key on (source, messageId) keeps them
+/// from storing an event twice). They end when every sender is dropped and
+/// the queue is drained.
+pub fn start(
+    store: Store,
+    writer: Arc<Mutex<Writer>>,
+    metrics: Arc<Metrics>,
+) -> (mpsc::Sender<Job>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel::<Job>(4_096);
+    let rx = Arc::new(Mutex::new(rx));
+    let workers = match store.backend() {
+        touchpoint_store::Backend::Sqlite => 1,
+        touchpoint_store::Backend::Postgres => 3,
+    };
+    let handles: Vec<_> = (0..workers)
+        .map(|_| {
+            tokio::spawn(run(
+                store.clone(),
+                writer.clone(),
+                metrics.clone(),
+                rx.clone(),
+            ))
+        })
+        .collect();
+    let handle = tokio::spawn(async move {
+        for h in handles {
+            if let Err(e) = h.await {
+                tracing::error!(error = %e, "an ingest writer task failed");
+            }
+        }
+    });
+    (tx, handle)
+}
+
+/// The next group of jobs: wait for one, then take what is queued, up to
+/// [`GROUP_EVENTS`] events. `None` when the queue is closed and empty.
+async fn next_group(rx: &Mutex<mpsc::Receiver<Job>>) -> Option<Vec<Job>> {
+    let mut rx = rx.lock().await;
+    let first = rx.recv().await?;
+    let mut n = first.events.len() + first.rejected.len();
+    let mut jobs = vec![first];
+    while n < GROUP_EVENTS {
+        match rx.try_recv() {
+            Ok(j) => {
+                n += j.events.len() + j.rejected.len();
+                jobs.push(j);
+            }
+            Err(_) => break,
+        }
+    }
+    Some(jobs)
+}
+
+async fn run(
+    store: Store,
+    writer: Arc<Mutex<Writer>>,
+    metrics: Arc<Metrics>,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+) {
+    let mut last_prune: Option<Instant> = None;
+    while let Some(jobs) = next_group(&rx).await {
+        match write_group(&store, &writer, &metrics, &jobs).await {
+            Ok(per_job) => {
+                for (job, counts) in jobs.into_iter().zip(per_job) {
+                    metrics
+                        .events_accepted
+                        .fetch_add(counts.accepted, Ordering::Relaxed);
+                    metrics
+                        .events_deduplicated
+                        .fetch_add(counts.duplicates, Ordering::Relaxed);
+                    metrics
+                        .events_rejected
+                        .fetch_add(counts.rejected, Ordering::Relaxed);
+                    let _ = job.reply.send(Ok(counts));
+                }
+            }
+            Err(e) => {
+                let msg = chain(&e);
+                tracing::error!(error = %msg, "writing events failed");
+                for job in jobs {
+                    let _ = job.reply.send(Err(msg.clone()));
+                }
+            }
+        }
+        if last_prune.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
+            last_prune = Some(Instant::now());
+            match store.prune_event_ids(now_ms() - DEDUP_RETENTION_MS).await {
+                Ok(n) if n > 0 => tracing::info!(pruned = n, "forgot old event deduplication keys"),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %chain(&e), "pruning event deduplication keys failed")
+                }
+            }
+        }
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+async fn write_group(
+    store: &Store,
+    writer: &Mutex<Writer>,
+    metrics: &Metrics,
+    jobs: &[Job],
+) -> Result<Vec<EventWriteCounts>, StoreError> {
+    let all: Vec<&Prepared> = jobs.iter().flat_map(|j| j.events.iter()).collect();
+    // Groups with identity or order effects hold the writer until their events
+    // are stored, so effects apply in one order and once (several writer tasks
+    // run on PostgreSQL); groups of behaviour events only never wait for it.
+    let mut guard = None;
+    if all.iter().any(|p| p.action != Action::None) {
+        let w = guard.insert(writer.lock().await);
+        let keys: Vec<(String, String)> = all
+            .iter()
+            .filter(|p| p.action != Action::None)
+            .map(|p| (p.event.source.clone(), p.event.message_id.clone()))
+            .collect();
+        let mut known = store.known_event_ids(&keys).await?;
+        // New events with effects, first occurrence only, in arrival order.
+        let mut todo: Vec<&Prepared> = Vec::new();
+        for p in all.iter().filter(|p| p.action != Action::None) {
+            if known.insert((p.event.source.clone(), p.event.message_id.clone())) {
+                todo.push(p);
+            }
+        }
+        apply_effects(store, w, metrics, &todo).await?;
+    }
+    let events: Vec<_> = all.iter().map(|p| p.event.clone()).collect();
+    let rejected: Vec<NewRejected> = jobs
+        .iter()
+        .flat_map(|j| j.rejected.iter().cloned())
+        .collect();
+    let started = Instant::now();
+    let (fresh, _) = store.write_events(&events, &rejected).await?;
+    metrics.time("store_event_write", started.elapsed());
+    drop(guard);
+    let mut out = Vec::with_capacity(jobs.len());
+    let mut i = 0;
+    for j in jobs {
+        let mut c = EventWriteCounts {
+            rejected: j.rejected.len() as u64,
+            ..Default::default()
+        };
+        for _ in &j.events {
+            if fresh[i] {
+                c.accepted += 1;
+            } else {
+                c.duplicates += 1;
+            }
+            i += 1;
+        }
+        out.push(c);
+    }
+    Ok(out)
+}
+
+/// Identity and order effects, in order; consecutive ones of a kind are written together.
+async fn apply_effects(
+    store: &Store,
+    w: &mut Writer,
+    metrics: &Metrics,
+    todo: &[&Prepared],
+) -> Result<(), StoreError> {
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let mut ids: Vec<(RecordRef, Vec<Identifier>)> = Vec::new();
+    let mut orders: Vec<OrderRecord> = Vec::new();
+    for p in todo {
+        match &p.action {
+            Action::None => {}
+            Action::Identify(list) => {
+                flush_orders(store, w, metrics, &mut orders).await?;
+                if !list.is_empty() {
+                    ids.push((
+                        RecordRef {
+                            channel: p.event.source.clone(),
+                            record_id: p.event.message_id.clone(),
+                        },
+                        list.clone(),
+                    ));
+                }
+            }
+            Action::OrderCompleted(r) => {
+                flush_ids(store, w, metrics, &mut ids).await?;
+                orders.push((**r).clone());
+            }
+            Action::OrderRefunded { order_id, amount } => {
+                flush_ids(store, w, metrics, &mut ids).await?;
+                flush_orders(store, w, metrics, &mut orders).await?;
+                match store.order_record(&p.event.source, order_id).await? {
+                    Some(mut r) => {
+                        let gross = r.gross_amount().minor();
+                        let refunded = amount
+                            .map(|a| a.minor())
+                            .unwrap_or(gross)
+                            .clamp(0, gross.max(0));
+                        r.refunded = Money::from_minor(refunded);
+                        r.status = if refunded >= gross {
+                            OrderStatus::Refunded
+                        } else {
+                            OrderStatus::PartiallyRefunded
+                        };
+                        orders.push(r);
+                        flush_orders(store, w, metrics, &mut orders).await?;
+                    }
+                    None => tracing::warn!(
+                        source = %p.event.source,
+                        order_id,
+                        "Order Refunded for an order not stored; kept as an event only"
+                    ),
+                }
+            }
+        }
+    }
+    flush_ids(store, w, metrics, &mut ids).await?;
+    flush_orders(store, w, metrics, &mut orders).await?;
+    Ok(())
+}
+
+async fn flush_ids(
+    store: &Store,
+    w: &mut Writer,
+    metrics: &Metrics,
+    ids: &mut Vec<(RecordRef, Vec<Identifier>)>,
+) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let started = Instant::now();
+    w.resolve(store, ids).await?;
+    metrics.time("identity_write", started.elapsed());
+    ids.clear();
+    Ok(())
+}
+
+async fn flush_orders(
+    store: &Store,
+    w: &mut Writer,
+    metrics: &Metrics,
+    orders: &mut Vec<OrderRecord>,
+) -> Result<(), StoreError> {
+    if orders.is_empty() {
+        return Ok(());
+    }
+    let started = Instant::now();
+    w.write_orders(store, orders).await?;
+    metrics.time("order_write", started.elapsed());
+    orders.clear();
+    Ok(())
+}

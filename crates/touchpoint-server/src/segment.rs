@@ -1,0 +1,507 @@
+//! The Segment tracking spec, read leniently: one raw event (a JSON object) in,
+//! one event to store (and what it does to identities and orders) out.
+//!
+//! Tolerated: explicit nulls, unknown keys, `_metadata`, `context.traits`
+//! instead of `traits`, ISO-8601 or epoch timestamps, ids sent as numbers.
+//! Stamped: `receivedAt`, a `timestamp` corrected for the client's clock
+//! (`timestamp + (receivedAt - sentAt)`), the request IP (kept in
+//! `context.ip` when the client did not set one), a `messageId` when missing,
+//! the batch-level `context` merged under the event's own.
+
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use serde_json::{Map, Value};
+use touchpoint_core::ingest::{Customer, OrderLine, OrderRecord};
+use touchpoint_core::{ChannelName, Currency, Email, Identifier, Money, OrderStatus, Phone};
+use touchpoint_store::events::{NewEvent, NewRejected};
+
+/// The event types of the spec.
+pub const TYPES: [&str; 6] = ["identify", "track", "page", "screen", "group", "alias"];
+
+/// What an accepted event does besides being stored.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Nothing (behaviour only).
+    None,
+    /// Join these identifiers (identify, alias).
+    Identify(Vec<Identifier>),
+    /// Write this order (`Order Completed`).
+    OrderCompleted(Box<OrderRecord>),
+    /// Mark an order refunded (`Order Refunded`); `None` means in full.
+    OrderRefunded {
+        /// The order id.
+        order_id: String,
+        /// The amount refunded.
+        amount: Option<Money>,
+    },
+}
+
+/// An accepted event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    /// The row to store.
+    pub event: NewEvent,
+    /// What it does.
+    pub action: Action,
+}
+
+/// The result of reading one raw event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Store it.
+    Accept(Box<Prepared>),
+    /// Keep it in the rejected table.
+    Reject(NewRejected),
+}
+
+/// What is known about the request an event came in.
+#[derive(Debug, Clone)]
+pub struct RequestCx<'a> {
+    /// The key's source (channel).
+    pub source: &'a ChannelName,
+    /// When the request arrived.
+    pub received_at: DateTime<Utc>,
+    /// The client's address.
+    pub ip: Option<String>,
+    /// The batch's `context`.
+    pub batch_context: Option<&'a Map<String, Value>>,
+    /// The batch's `sentAt`.
+    pub batch_sent_at: Option<DateTime<Utc>>,
+    /// Calling code for national phone numbers.
+    pub default_country: &'a str,
+    /// Currency when an order does not say.
+    pub default_currency: &'a Currency,
+}
+
+/// A string field: strings as they are, numbers as decimal text; null, empty and
+/// other types are absent.
+pub fn str_field(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A time: an ISO-8601 / RFC 3339 string (an offset-less one is UTC), or a
+/// number of epoch milliseconds (seconds when below 10^11).
+pub fn parse_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
+    match v? {
+        Value::String(s) => {
+            let s = s.trim();
+            if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+                return Some(t.with_timezone(&Utc));
+            }
+            for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+                if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
+                    return Some(t.and_utc());
+                }
+            }
+            s.parse::<f64>().ok().and_then(epoch)
+        }
+        Value::Number(n) => n.as_f64().and_then(epoch),
+        _ => None,
+    }
+}
+
+fn epoch(x: f64) -> Option<DateTime<Utc>> {
+    if !x.is_finite() || x < 0.0 {
+        return None;
+    }
+    let ms = if x < 1e11 { x * 1000.0 } else { x };
+    Utc.timestamp_millis_opt(ms as i64).single()
+}
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Money from a JSON number or string, in minor units (2 decimals; more are rounded).
+pub fn money(v: Option<&Value>) -> Option<Money> {
+    let text = match v? {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.trim().to_string(),
+        _ => return None,
+    };
+    Money::parse(&text).ok().or_else(|| {
+        let x: f64 = text.parse().ok()?;
+        x.is_finite()
+            .then(|| Money::from_minor((x * 100.0).round() as i64))
+    })
+}
+
+/// A random id in the UUID v4 text form.
+pub fn new_message_id() -> String {
+    let b: [u8; 16] = rand::random();
+    let h = touchpoint_store::keys::hex(&b);
+    format!(
+        "{}-{}-4{}-{:x}{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        (b[8] & 0x3) | 0x8,
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
+fn obj<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a Map<String, Value>> {
+    m.get(k).and_then(Value::as_object)
+}
+
+/// Identifiers in traits and `context.externalIds`.
+fn identity_fields(ev: &Map<String, Value>, cx: &RequestCx<'_>, out: &mut Vec<Identifier>) {
+    let context = obj(ev, "context");
+    let traits = obj(ev, "traits").or_else(|| context.and_then(|c| obj(c, "traits")));
+    if let Some(t) = traits {
+        if let Some(e) = str_field(t.get("email")).and_then(|s| Email::parse(&s).ok()) {
+            out.push(Identifier::email(&e));
+        }
+        if let Some(p) =
+            str_field(t.get("phone")).and_then(|s| Phone::parse(&s, cx.default_country).ok())
+        {
+            out.push(Identifier::phone(&p));
+        }
+    }
+    let ext = context
+        .and_then(|c| c.get("externalIds"))
+        .and_then(Value::as_array);
+    for x in ext.into_iter().flatten() {
+        let Some(x) = x.as_object() else { continue };
+        let (Some(id), Some(kind)) = (str_field(x.get("id")), str_field(x.get("type"))) else {
+            continue;
+        };
+        if let Some(i) = external_identifier(&kind, &id, cx.default_country) {
+            out.push(i);
+        }
+    }
+}
+
+/// An `externalIds` entry as an identifier: `email`, `phone`, `member_no`,
+/// `wechat_unionid` (or `unionid`), and `CHANNEL_buyer_id` / `CHANNEL_user_id`
+/// (a platform user id on that channel, e.g. `tmall_buyer_id`). Other types
+/// are not identifiers Touchpoint joins on.
+pub fn external_identifier(kind: &str, id: &str, default_country: &str) -> Option<Identifier> {
+    let kind = kind.trim().to_ascii_lowercase();
+    match kind.as_str() {
+        "email" => Email::parse(id).ok().map(|e| Identifier::email(&e)),
+        "phone" => Phone::parse(id, default_country)
+            .ok()
+            .map(|p| Identifier::phone(&p)),
+        "member_no" | "member_id" => Identifier::member_no(id).ok(),
+        "wechat_unionid" | "unionid" => Identifier::wechat_unionid(id).ok(),
+        _ => {
+            let channel = kind
+                .strip_suffix("_buyer_id")
+                .or_else(|| kind.strip_suffix("_user_id"))?;
+            let channel = ChannelName::parse(channel).ok()?;
+            Identifier::platform_user_id(&channel, id).ok()
+        }
+    }
+}
+
+fn push_unique(v: &mut Vec<Identifier>, i: Identifier) {
+    if !v.contains(&i) {
+        v.push(i);
+    }
+}
+
+/// Read one raw event. `kind` is the type from the URL (`/v1/track`), else the
+/// event's own `type`.
+pub fn prepare(mut ev: Map<String, Value>, kind: Option<&str>, cx: &RequestCx<'_>) -> Outcome {
+    let received = cx.received_at;
+    let source = cx.source.as_str();
+    ev.remove("writeKey");
+    let message_id = str_field(ev.get("messageId"));
+    let reject = |ev: Map<String, Value>, message_id: Option<String>, reason: String| {
+        Outcome::Reject(NewRejected {
+            source: source.to_string(),
+            message_id,
+            reason,
+            received_at: received.timestamp_millis(),
+            payload: Value::Object(ev).to_string(),
+        })
+    };
+    let kind = match kind
+        .map(str::to_string)
+        .or_else(|| str_field(ev.get("type")))
+    {
+        Some(k) if TYPES.contains(&k.to_ascii_lowercase().as_str()) => k.to_ascii_lowercase(),
+        Some(k) => {
+            return reject(
+                ev,
+                message_id,
+                format!("unknown type {k:?}: expected one of {}", TYPES.join(", ")),
+            )
+        }
+        None => {
+            return reject(
+                ev,
+                message_id,
+                format!("no type: expected one of {}", TYPES.join(", ")),
+            )
+        }
+    };
+    let user_id = str_field(ev.get("userId"));
+    let anonymous_id = str_field(ev.get("anonymousId"));
+    let previous_id = str_field(ev.get("previousId"));
+    if kind == "alias" {
+        if previous_id.is_none() || user_id.is_none() {
+            return reject(
+                ev,
+                message_id,
+                "an alias needs both previousId and userId".into(),
+            );
+        }
+    } else if user_id.is_none() && anonymous_id.is_none() {
+        return reject(
+            ev,
+            message_id,
+            format!("a {kind} event needs a userId or an anonymousId"),
+        );
+    }
+    let message_id = message_id.unwrap_or_else(new_message_id);
+
+    // Context: the batch's under the event's own; the request IP unless the client set one.
+    let mut context = match ev.remove("context") {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    if let Some(bc) = cx.batch_context {
+        for (k, v) in bc {
+            context.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    if str_field(context.get("ip")).is_none() {
+        if let Some(ip) = &cx.ip {
+            context.insert("ip".into(), Value::String(ip.clone()));
+        }
+    }
+    let ip = str_field(context.get("ip"));
+
+    // Time: the client's timestamp corrected by the skew between its clock and ours.
+    let client_ts =
+        parse_time(ev.get("timestamp")).or_else(|| parse_time(ev.get("originalTimestamp")));
+    let sent_at = parse_time(ev.get("sentAt")).or(cx.batch_sent_at);
+    let occurred = match (client_ts, sent_at) {
+        (Some(ts), Some(sent)) => ts + (received - sent),
+        (Some(ts), None) => ts,
+        (None, _) => received,
+    };
+    if let Some(ts) = client_ts {
+        ev.entry("originalTimestamp")
+            .or_insert_with(|| Value::String(iso(ts)));
+    }
+    ev.insert("type".into(), Value::String(kind.clone()));
+    ev.insert("messageId".into(), Value::String(message_id.clone()));
+    ev.insert("timestamp".into(), Value::String(iso(occurred)));
+    ev.insert("receivedAt".into(), Value::String(iso(received)));
+    ev.insert("context".into(), Value::Object(context));
+
+    let anon_key = anonymous_id
+        .as_deref()
+        .and_then(|a| Identifier::anonymous_id(source, a).ok());
+    let member_no = user_id
+        .as_deref()
+        .and_then(|u| Identifier::member_no(u).ok());
+    let name = match kind.as_str() {
+        "track" => str_field(ev.get("event")),
+        "page" | "screen" => str_field(ev.get("name")),
+        _ => None,
+    };
+
+    let action = match kind.as_str() {
+        "identify" => {
+            let mut ids = Vec::new();
+            if let Some(m) = &member_no {
+                ids.push(m.clone());
+            }
+            if let Some(a) = &anon_key {
+                ids.push(a.clone());
+            }
+            let mut more = Vec::new();
+            identity_fields(&ev, cx, &mut more);
+            for i in more {
+                push_unique(&mut ids, i);
+            }
+            Action::Identify(ids)
+        }
+        "alias" => {
+            let mut ids = Vec::new();
+            if let Some(p) = previous_id
+                .as_deref()
+                .and_then(|p| Identifier::anonymous_id(source, p).ok())
+            {
+                ids.push(p);
+            }
+            if let Some(m) = &member_no {
+                push_unique(&mut ids, m.clone());
+            }
+            Action::Identify(ids)
+        }
+        "track" => {
+            let event_name = name.as_deref().unwrap_or("").to_ascii_lowercase();
+            let props = obj(&ev, "properties");
+            match event_name.as_str() {
+                "order completed" => {
+                    let Some(order_id) = props.and_then(|p| str_field(p.get("order_id"))) else {
+                        return reject(
+                            ev,
+                            Some(message_id),
+                            "an Order Completed event needs properties.order_id".into(),
+                        );
+                    };
+                    let mut ids = Vec::new();
+                    if let Some(m) = &member_no {
+                        ids.push(m.clone());
+                    }
+                    if let Some(a) = &anon_key {
+                        ids.push(a.clone());
+                    }
+                    let mut more = Vec::new();
+                    identity_fields(&ev, cx, &mut more);
+                    for i in more {
+                        push_unique(&mut ids, i);
+                    }
+                    match order_record(cx, props, order_id, occurred, ids, &ev) {
+                        Ok(r) => Action::OrderCompleted(Box::new(r)),
+                        Err(reason) => return reject(ev, Some(message_id), reason),
+                    }
+                }
+                "order refunded" => {
+                    let Some(order_id) = props.and_then(|p| str_field(p.get("order_id"))) else {
+                        return reject(
+                            ev,
+                            Some(message_id),
+                            "an Order Refunded event needs properties.order_id".into(),
+                        );
+                    };
+                    let amount = props.and_then(|p| {
+                        money(p.get("total"))
+                            .or_else(|| money(p.get("revenue")))
+                            .or_else(|| money(p.get("amount")))
+                    });
+                    Action::OrderRefunded { order_id, amount }
+                }
+                _ => Action::None,
+            }
+        }
+        _ => Action::None,
+    };
+
+    Outcome::Accept(Box::new(Prepared {
+        event: NewEvent {
+            source: source.to_string(),
+            message_id,
+            kind,
+            name,
+            user_id: member_no.map(|m| m.value().to_string()),
+            anon_key: anon_key.map(|a| a.value().to_string()),
+            occurred_at: occurred.timestamp_millis(),
+            received_at: received.timestamp_millis(),
+            ip,
+            payload: Value::Object(ev).to_string(),
+        },
+        action,
+    }))
+}
+
+/// An `Order Completed` event as an order of the source's channel (Segment
+/// e-commerce spec: order_id, total or revenue, discount, currency, products
+/// with sku or product_id, name, price, quantity, category, brand).
+fn order_record(
+    cx: &RequestCx<'_>,
+    props: Option<&Map<String, Value>>,
+    order_id: String,
+    at: DateTime<Utc>,
+    identifiers: Vec<Identifier>,
+    ev: &Map<String, Value>,
+) -> Result<OrderRecord, String> {
+    let empty = Map::new();
+    let p = props.unwrap_or(&empty);
+    let currency = match str_field(p.get("currency")) {
+        Some(c) => {
+            Currency::parse(&c).map_err(|e| format!("properties.currency {c:?}: expected {e}"))?
+        }
+        None => cx.default_currency.clone(),
+    };
+    let mut lines = Vec::new();
+    for (i, item) in p
+        .get("products")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let Some(item) = item.as_object() else {
+            continue;
+        };
+        let sku = str_field(item.get("sku"))
+            .or_else(|| str_field(item.get("product_id")))
+            .or_else(|| str_field(item.get("id")))
+            .or_else(|| str_field(item.get("name")))
+            .unwrap_or_else(|| format!("line-{}", i + 1));
+        let quantity = item
+            .get("quantity")
+            .and_then(|q| {
+                q.as_i64()
+                    .or_else(|| q.as_f64().map(|f| f.round() as i64))
+                    .or_else(|| str_field(Some(q))?.parse().ok())
+            })
+            .unwrap_or(1);
+        if quantity < 1 {
+            return Err(format!(
+                "properties.products[{i}].quantity {quantity}: expected at least 1"
+            ));
+        }
+        lines.push(OrderLine {
+            sku,
+            product_name: str_field(item.get("name")),
+            brand: str_field(item.get("brand")),
+            category: str_field(item.get("category")),
+            quantity,
+            unit_price: money(item.get("price")).unwrap_or(Money::ZERO),
+            unit_cost: None,
+            discount: Money::ZERO,
+        });
+    }
+    let total = money(p.get("total")).or_else(|| money(p.get("revenue")));
+    let discount = money(p.get("discount")).unwrap_or(Money::ZERO);
+    if lines.is_empty() {
+        lines.push(OrderLine {
+            sku: "order".into(),
+            product_name: None,
+            brand: None,
+            category: None,
+            quantity: 1,
+            unit_price: Money::from_minor(total.map(|t| t.minor() + discount.minor()).unwrap_or(0)),
+            unit_cost: None,
+            discount: Money::ZERO,
+        });
+    }
+    let line_sum: i64 = lines.iter().map(|l| l.net_amount().minor()).sum();
+    // With a total, the order discount is what makes the lines add up to it
+    // (discounts, and shipping or tax as a negative discount).
+    let order_discount = match total {
+        Some(t) => Money::from_minor(line_sum - t.minor()),
+        None => discount,
+    };
+    let context = obj(ev, "context");
+    let traits = obj(ev, "traits").or_else(|| context.and_then(|c| obj(c, "traits")));
+    Ok(OrderRecord {
+        channel: cx.source.clone(),
+        order_id,
+        ordered_at: at,
+        paid_at: Some(at),
+        status: OrderStatus::Paid,
+        currency,
+        order_discount,
+        refunded: Money::ZERO,
+        customer: Customer {
+            identifiers,
+            name: traits.and_then(|t| str_field(t.get("name"))),
+            ..Customer::default()
+        },
+        lines,
+        source_line: 0,
+    })
+}

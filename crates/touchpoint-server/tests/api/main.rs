@@ -1,0 +1,12 @@
+//! Integration tests of the HTTP server: the real server, built by the same
+//! function as `touchpoint serve`, on port 0 with a fresh database, driven
+//! over HTTP (and by the real Segment and RudderStack libraries in `clients`).
+//! One test binary for the whole crate.
+
+mod api;
+mod clients;
+mod errors;
+mod helpers;
+mod ingest;
+mod openapi;
+mod shutdown;
