@@ -6,11 +6,13 @@
 //! format. Exit status: 0 success, 1 failure, 2 some input rows rejected.
 
 mod bench;
+mod bench_reports;
 mod clv_cmd;
 mod demo_cmd;
 mod import_cmd;
 mod members_cmd;
 mod output;
+mod report_cmd;
 
 use std::process::ExitCode;
 
@@ -92,6 +94,8 @@ pub enum Command {
     /// Customer lifetime value models (BG/NBD, MBG/NBD, Pareto/NBD, Gamma-Gamma).
     #[command(subcommand)]
     Clv(clv_cmd::ClvCommand),
+    /// Customer value reports: rfm, abc, retention, cohorts, products, channels, summary.
+    Report(report_cmd::ReportArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -130,6 +134,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }),
         Command::Clv(cmd) => clv_cmd::run(cmd, &database).map(|()| ExitCode::SUCCESS),
+        Command::Report(args) => runtime()?.block_on(report_cmd::run(args, &database, &settings)),
         Command::Bench(cmd) => bench::run(cmd, &database).map(|()| ExitCode::SUCCESS),
     }
 }

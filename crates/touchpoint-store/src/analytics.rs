@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use touchpoint_core::analytics::{DayActivity, Dataset, MemberSummary, ProductData, ProductFacts};
+use touchpoint_core::analytics::{Dataset, DayActivity, MemberSummary, ProductData, ProductFacts};
 
 use crate::db::{Conn, Val};
 use crate::{Store, StoreError};
@@ -355,10 +355,7 @@ impl Store {
         .await?;
         let mut p = Params { vals: Vec::new() };
         let sql = non_buyers_sql(&scope, i64::MAX, &mut p);
-        let non_buyers = c
-            .fetch_opt(&sql, &p.vals, |r| r.i64(0))
-            .await?
-            .unwrap_or(0);
+        let non_buyers = c.fetch_opt(&sql, &p.vals, |r| r.i64(0)).await?.unwrap_or(0);
         c.exec(
             "UPDATE analytics_state SET summary_version = $1, tz_offset_ms = $2, refreshed_at = $3, non_buyers = $4 WHERE id = 1",
             &[version.into(), utc_offset_ms.into(), crate::now_ms().into(), non_buyers.into()],
@@ -402,7 +399,9 @@ impl Store {
         let mut h = self.acquire().await?;
         let mut c = h.conn();
         let mut channels: Vec<String> = c
-            .fetch("SELECT name FROM channels ORDER BY name", &[], |r| r.text(0))
+            .fetch("SELECT name FROM channels ORDER BY name", &[], |r| {
+                r.text(0)
+            })
             .await?;
         let (members, non_buyers) = if materialised {
             let members = read_members(
@@ -427,10 +426,7 @@ impl Store {
             let members = read_members(&mut c, &sql, &p.vals, &mut channels).await?;
             let mut p = Params { vals: Vec::new() };
             let sql = non_buyers_sql(scope, as_of_end, &mut p);
-            let nb = c
-                .fetch_opt(&sql, &p.vals, |r| r.i64(0))
-                .await?
-                .unwrap_or(0);
+            let nb = c.fetch_opt(&sql, &p.vals, |r| r.i64(0)).await?.unwrap_or(0);
             (members, nb)
         };
         Ok(Dataset {

@@ -215,14 +215,8 @@ pub fn abc_members(data: &Dataset, config: &AbcConfig) -> Vec<AbcMember> {
             )
         })
         .collect();
-    let (mut cl, mut ch, mut fl, mut fh, mut rl, mut rh) = (
-        f64::MAX,
-        f64::MIN,
-        f64::MAX,
-        f64::MIN,
-        f64::MAX,
-        f64::MIN,
-    );
+    let (mut cl, mut ch, mut fl, mut fh, mut rl, mut rh) =
+        (f64::MAX, f64::MIN, f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for (m, f, r) in &rows {
         cl = cl.min(m.contribution as f64);
         ch = ch.max(m.contribution as f64);

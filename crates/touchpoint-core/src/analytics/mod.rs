@@ -151,7 +151,11 @@ pub fn month_of_day(day: i32) -> i32 {
 
 /// `YYYY-MM` of a month index.
 pub fn month_label(month: i32) -> String {
-    format!("{:04}-{:02}", month.div_euclid(12), month.rem_euclid(12) + 1)
+    format!(
+        "{:04}-{:02}",
+        month.div_euclid(12),
+        month.rem_euclid(12) + 1
+    )
 }
 
 /// `part / whole`, 0 when `whole` is 0.
@@ -170,5 +174,9 @@ pub(crate) fn ratio(part: f64, whole: f64) -> f64 {
 pub fn utc_offset_ms(tz: &chrono_tz::Tz, at_ms: i64) -> i64 {
     use chrono::{Offset, TimeZone};
     let at = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(at_ms).unwrap_or_default();
-    i64::from(tz.offset_from_utc_datetime(&at.naive_utc()).fix().local_minus_utc()) * 1000
+    i64::from(
+        tz.offset_from_utc_datetime(&at.naive_utc())
+            .fix()
+            .local_minus_utc(),
+    ) * 1000
 }

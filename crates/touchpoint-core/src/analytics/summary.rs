@@ -4,8 +4,8 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    abc, channels, cohorts, products, retention, rfm, AbcConfig, AbcReport, ChannelReport,
-    Dataset, ProductData, ProductRole, RetentionReport, RetentionThresholds, RfmReport,
+    abc, channels, cohorts, products, retention, rfm, AbcConfig, AbcReport, ChannelReport, Dataset,
+    ProductData, ProductRole, RetentionReport, RetentionThresholds, RfmReport,
 };
 
 /// Headline numbers.

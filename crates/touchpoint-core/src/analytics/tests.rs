@@ -32,7 +32,11 @@ fn data() -> Dataset {
             m(1, vec![act(1000, 1, 500), act(990, 1, 300)], 300),
             m(2, vec![act(900, 0, 1000)], 1200),
             m(3, vec![act(1000, 0, 100)], 0),
-            m(4, vec![act(500, 0, 200), act(550, 0, 200), act(600, 1, 200)], 100),
+            m(
+                4,
+                vec![act(500, 0, 200), act(550, 0, 200), act(600, 1, 200)],
+                100,
+            ),
             m(5, vec![act(1000, 0, 200)], 50),
         ],
         members_without_purchases: 1,
@@ -46,7 +50,10 @@ fn quintile_ties_share_the_lowest_position_score() {
     // Ties: the three 7s all have w = 1 -> 2; the 9 has w = 4 -> 5.
     assert_eq!(quintile_scores(&[7, 3, 7, 9, 7], true), vec![2, 1, 2, 5, 2]);
     // Lower is better: 9 is worst (w=0 -> 1); 7s have w=1 -> 2; 3 has w=4 -> 5.
-    assert_eq!(quintile_scores(&[7, 3, 7, 9, 7], false), vec![2, 5, 2, 1, 2]);
+    assert_eq!(
+        quintile_scores(&[7, 3, 7, 9, 7], false),
+        vec![2, 5, 2, 1, 2]
+    );
     // 10 distinct values: two per quintile.
     let v: Vec<i64> = (0..10).collect();
     assert_eq!(
@@ -69,11 +76,11 @@ fn rfm_scores_and_segments_by_hand() {
     assert_eq!(
         s,
         vec![
-            (1, 3, 4, 4, Segment::Loyal),          // R3-5 F3-5 M3-5
-            (2, 2, 1, 5, Segment::AboutToSleep),   // R2 F1-2
-            (3, 3, 1, 1, Segment::NeedAttention),  // R3
-            (4, 1, 5, 3, Segment::AtRisk),         // R1-2 F3-5 (M3: not Can't Lose)
-            (5, 3, 1, 2, Segment::NeedAttention),  // R3
+            (1, 3, 4, 4, Segment::Loyal),         // R3-5 F3-5 M3-5
+            (2, 2, 1, 5, Segment::AboutToSleep),  // R2 F1-2
+            (3, 3, 1, 1, Segment::NeedAttention), // R3
+            (4, 1, 5, 3, Segment::AtRisk),        // R1-2 F3-5 (M3: not Can't Lose)
+            (5, 3, 1, 2, Segment::NeedAttention), // R3
         ]
     );
     assert_eq!(r.members, 5);
@@ -221,7 +228,10 @@ fn cohorts_by_hand() {
     let m4 = &r.cohorts[0].cells;
     // m4 bought in May (offset 0), July (2: 1971-07-05), August (3: 1971-08-24), 200 each.
     assert_eq!(
-        m4.iter().map(|c| c.active_members).take(4).collect::<Vec<_>>(),
+        m4.iter()
+            .map(|c| c.active_members)
+            .take(4)
+            .collect::<Vec<_>>(),
         vec![1, 0, 1, 1]
     );
     assert_eq!(m4[3].cumulative_revenue_per_member, 600.0);

@@ -33,9 +33,14 @@ fn options(format: InputFormat, channel: Option<&str>) -> ImportOptions {
 }
 
 async fn import(store: &Store, path: &Path, format: InputFormat, channel: Option<&str>) {
-    import_files(store, &[path.to_path_buf()], &options(format, channel), &|_| {})
-        .await
-        .unwrap();
+    import_files(
+        store,
+        &[path.to_path_buf()],
+        &options(format, channel),
+        &|_| {},
+    )
+    .await
+    .unwrap();
 }
 
 fn scope() -> Scope {
@@ -101,18 +106,25 @@ async fn hand_computed_summary_on_sqlite() {
     assert!(st.is_current(SHANGHAI_MS));
 
     let d = store.member_dataset(&scope()).await.unwrap();
-    assert_eq!(d.as_of(), chrono::NaiveDate::from_ymd_opt(2024, 3, 31).unwrap());
+    assert_eq!(
+        d.as_of(),
+        chrono::NaiveDate::from_ymd_opt(2024, 3, 31).unwrap()
+    );
     assert_eq!(d.members_without_purchases, 1); // M2
     assert_eq!(
         by_net(&d),
         vec![
-            (1, 1, 10000, 4000, 0, "tmall".to_string()),   // M3
-            (3, 3, 33000, 13000, 3000, "tmall".to_string()) // M1
+            (1, 1, 10000, 4000, 0, "tmall".to_string()),     // M3
+            (3, 3, 33000, 13000, 3000, "tmall".to_string())  // M1
         ]
     );
     // RFM over two members: M1 recency 2024-03-31 - 2024-03-02 = 29 days.
     let r = an::rfm(&d, true);
-    let m1 = r.member_scores.iter().find(|m| m.monetary == 33000).unwrap();
+    let m1 = r
+        .member_scores
+        .iter()
+        .find(|m| m.monetary == 33000)
+        .unwrap();
     assert_eq!((m1.recency_days, m1.frequency), (29, 3));
 
     // Channel filter (live aggregation): M1's jd orders only: 60 + 50 = 110.00 on 2 days.
@@ -153,7 +165,10 @@ async fn hand_computed_summary_on_sqlite() {
         })
         .await
         .unwrap();
-    assert_eq!(by_net(&early), vec![(1, 1, 22000, 8000, 3000, "tmall".to_string())]);
+    assert_eq!(
+        by_net(&early),
+        vec![(1, 1, 22000, 8000, 3000, "tmall".to_string())]
+    );
     // M2 (refunded) and M3 (cancelled) have orders but no purchase by then.
     assert_eq!(early.members_without_purchases, 2);
 
@@ -165,12 +180,26 @@ async fn hand_computed_summary_on_sqlite() {
     let row = |k: &str| p.products.iter().find(|x| x.key == k).unwrap().clone();
     let a = row("SKU-A");
     assert_eq!(
-        (a.net_revenue, a.units, a.cogs, a.orders, a.first_orders, a.first_order_repeaters),
+        (
+            a.net_revenue,
+            a.units,
+            a.cogs,
+            a.orders,
+            a.first_orders,
+            a.first_order_repeaters
+        ),
         (24333, 3, 9000, 2, 1, 1)
     );
     let b = row("SKU-B");
     assert_eq!(
-        (b.net_revenue, b.units, b.cogs, b.orders, b.first_orders, b.first_order_repeaters),
+        (
+            b.net_revenue,
+            b.units,
+            b.cogs,
+            b.orders,
+            b.first_orders,
+            b.first_order_repeaters
+        ),
         (18666, 4, 8000, 3, 2, 1)
     );
     assert_eq!((p.total_orders, p.total_first_orders), (4, 2));
@@ -202,7 +231,11 @@ async fn hand_computed_summary_on_sqlite() {
     assert!(!after.is_current(SHANGHAI_MS));
     let d = store.member_dataset(&scope()).await.unwrap();
     assert_eq!(d.members.len(), 3);
-    assert!(store.analytics_state().await.unwrap().is_current(SHANGHAI_MS));
+    assert!(store
+        .analytics_state()
+        .await
+        .unwrap()
+        .is_current(SHANGHAI_MS));
     store.close().await;
 }
 
@@ -274,7 +307,11 @@ async fn sqlite_and_postgres_give_identical_reports_on_the_demo() {
         eprintln!("TOUCHPOINT_TEST_POSTGRES_URL not set: PostgreSQL half skipped");
         return;
     };
-    let name = format!("tp_analytics_{}_{}", std::process::id(), touchpoint_store::now_ms());
+    let name = format!(
+        "tp_analytics_{}_{}",
+        std::process::id(),
+        touchpoint_store::now_ms()
+    );
     let admin = Store::connect_without_migrating(&base).await.unwrap();
     let mut h = admin.acquire().await.unwrap();
     h.conn()
