@@ -187,16 +187,15 @@ fn product_summary_sql(scope: &Scope, as_of_end: i64, p: &mut Params) -> String 
     };
     format!(
         "WITH f AS (SELECT o.member_id, o.channel, o.order_id, o.gross_amount, o.refunded_amount, o.order_discount, \
-                 (o.ordered_at + {off}) / {DAY_MS} AS day, \
-                 ROW_NUMBER() OVER (PARTITION BY o.member_id ORDER BY o.ordered_at, o.channel, o.order_id) AS rn \
+                 ROW_NUMBER() OVER (PARTITION BY o.member_id ORDER BY o.ordered_at, o.channel, o.order_id) AS rn, \
+                 CASE WHEN MIN(o.ordered_at + {off}) OVER (PARTITION BY o.member_id) / {DAY_MS} \
+                         < MAX(o.ordered_at + {off}) OVER (PARTITION BY o.member_id) / {DAY_MS} THEN 1 ELSE 0 END AS repeater \
                  FROM orders o WHERE {PURCHASE} AND {w}), \
-         rep AS (SELECT member_id, CASE WHEN MIN(day) < MAX(day) THEN 1 ELSE 0 END AS repeater FROM f GROUP BY member_id), \
-         li AS (SELECT o.channel AS channel, o.order_id AS order_id, o.rn AS rn, rep.repeater AS repeater, l.sku AS sku, \
+         li AS (SELECT o.channel AS channel, o.order_id AS order_id, o.rn AS rn, o.repeater AS repeater, l.sku AS sku, \
                  COALESCE(pr.name, l.sku) AS name, COALESCE(pr.category, '') AS category, l.quantity AS quantity, \
                  (o.gross_amount - o.refunded_amount) * (l.quantity * l.unit_price - l.discount) / {LINE_TOTAL} AS net, \
                  l.quantity * COALESCE(l.unit_cost, pr.unit_cost, 0) AS cogs \
                  FROM f o JOIN order_lines l ON l.channel = o.channel AND l.order_id = o.order_id \
-                 JOIN rep ON rep.member_id = o.member_id \
                  LEFT JOIN products pr ON pr.sku = l.sku WHERE 1 = 1{brand}) \
          {} UNION ALL {}",
         level("product", "sku"),
