@@ -255,7 +255,7 @@ pub async fn compute(store: &Store, args: &ReportArgs, settings: &Settings) -> R
     } else {
         ProductData::default()
     };
-    Ok(compute_from(args, &data, &pdata)?)
+    compute_from(args, &data, &pdata)
 }
 
 /// Compute one report from loaded inputs.

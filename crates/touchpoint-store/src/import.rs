@@ -208,13 +208,16 @@ fn open_reader(
     })
 }
 
+/// What the reader thread sends: the header and a chunk of parsed orders.
+type ChunkMsg = Result<(Vec<String>, Chunk), ImportError>;
+
 /// Read a file on a thread, sending chunks; returns the header through the channel's first message.
 fn spawn_reader(
     path: PathBuf,
     options: ImportOptions,
     read_bytes: Arc<AtomicU64>,
 ) -> (
-    tokio::sync::mpsc::Receiver<Result<(Vec<String>, Chunk), ImportError>>,
+    tokio::sync::mpsc::Receiver<ChunkMsg>,
     std::thread::JoinHandle<()>,
 ) {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
@@ -252,7 +255,7 @@ struct RejectsWriter {
 }
 
 enum RejectsOut {
-    Csv(csv::Writer<File>),
+    Csv(Box<csv::Writer<File>>),
     Lines(std::io::BufWriter<File>),
 }
 
@@ -273,7 +276,7 @@ impl RejectsWriter {
             } else {
                 let mut w = csv::WriterBuilder::new().flexible(true).from_writer(file);
                 w.write_record(header).map_err(|e| self.io_err(e.into()))?;
-                RejectsOut::Csv(w)
+                RejectsOut::Csv(Box::new(w))
             });
         }
         let result: std::io::Result<()> = match self.out.as_mut().expect("just created") {

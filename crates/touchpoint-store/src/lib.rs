@@ -194,8 +194,8 @@ impl Tx {
     /// The connection to run statements on.
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
-            Tx::Sqlite(t) => Conn::Sqlite(&mut **t),
-            Tx::Pg(t) => Conn::Pg(&mut **t),
+            Tx::Sqlite(t) => Conn::Sqlite(t),
+            Tx::Pg(t) => Conn::Pg(t),
         }
     }
     /// Commit.
@@ -220,8 +220,8 @@ impl Handle {
     /// The connection to run statements on.
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
-            Handle::Sqlite(c) => Conn::Sqlite(&mut **c),
-            Handle::Pg(c) => Conn::Pg(&mut **c),
+            Handle::Sqlite(c) => Conn::Sqlite(c),
+            Handle::Pg(c) => Conn::Pg(c),
         }
     }
 }

@@ -225,7 +225,7 @@ impl Store {
         let Some((created_at, name, gender, birthday, region)) = c
             .fetch_opt(
                 "SELECT created_at, name, gender, birthday, region FROM members WHERE id = $1",
-                &[m.clone()],
+                std::slice::from_ref(&m),
                 |r| {
                     Ok((
                         r.i64(0)?,
@@ -243,7 +243,7 @@ impl Store {
         let identifiers = c
             .fetch(
                 "SELECT kind, value, shared, first_channel, first_record_id FROM identifiers WHERE member_id = $1 ORDER BY id",
-                &[m.clone()],
+                std::slice::from_ref(&m),
                 |r| {
                     Ok(IdentifierView {
                         kind: r.text(0)?,
@@ -261,7 +261,7 @@ impl Store {
                     "SELECT channel, COUNT(*), CAST(COALESCE(SUM({NET_REVENUE_SQL}), 0) AS BIGINT), MIN(ordered_at), MAX(ordered_at) \
                      FROM orders WHERE member_id = $1 GROUP BY channel ORDER BY channel"
                 ),
-                &[m.clone()],
+                std::slice::from_ref(&m),
                 |r| {
                     Ok(ChannelView {
                         channel: r.text(0)?,
@@ -278,7 +278,7 @@ impl Store {
             .fetch(
                 "SELECT channel, order_id, status, ordered_at, currency, gross_amount, refunded_amount, line_count \
                  FROM orders WHERE member_id = $1 ORDER BY ordered_at DESC, channel, order_id LIMIT 100",
-                &[m.clone()],
+                std::slice::from_ref(&m),
                 |r| {
                     Ok(OrderView {
                         channel: r.text(0)?,
@@ -296,7 +296,7 @@ impl Store {
         let merged_ids = c
             .fetch(
                 "SELECT id FROM members WHERE merged_into = $1 ORDER BY id",
-                &[m.clone()],
+                std::slice::from_ref(&m),
                 |r| Ok(MemberId::from_i64(r.i64(0)?)),
             )
             .await?;
