@@ -455,15 +455,17 @@ impl Store {
             c.fetch(&sql, &p.vals, product_row).await?
         };
         let mut p = Params { vals: Vec::new() };
-        let w = scope_sql(scope, as_of_end, &mut p);
-        let (orders, buyers) = c
-            .fetch_opt(
-                &format!(
-                    "SELECT CAST(COUNT(*) AS BIGINT), CAST(COUNT(DISTINCT o.member_id) AS BIGINT) FROM orders o WHERE {PURCHASE} AND {w}"
-                ),
-                &p.vals,
-                |r| Ok((r.i64(0)?, r.i64(1)?)),
+        let totals = if materialised {
+            "SELECT CAST(COALESCE(SUM(orders), 0) AS BIGINT), CAST(COUNT(*) AS BIGINT) FROM member_summary"
+                .to_string()
+        } else {
+            let w = scope_sql(scope, as_of_end, &mut p);
+            format!(
+                "SELECT CAST(COUNT(*) AS BIGINT), CAST(COUNT(DISTINCT o.member_id) AS BIGINT) FROM orders o WHERE {PURCHASE} AND {w}"
             )
+        };
+        let (orders, buyers) = c
+            .fetch_opt(&totals, &p.vals, |r| Ok((r.i64(0)?, r.i64(1)?)))
             .await?
             .unwrap_or((0, 0));
         let mut data = ProductData {
