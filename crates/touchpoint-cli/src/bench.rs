@@ -10,6 +10,8 @@ pub enum BenchCommand {
     Clv(crate::bench_clv::BenchClvArgs),
     /// Tracking ingest load test: events/s and p50/p99 latency, durable writes.
     Ingest(crate::bench_ingest::IngestArgs),
+    /// Reports over a generated 1M-member brand (optionally against pandas).
+    Reports(crate::bench_reports::BenchReportsArgs),
 }
 
 /// Run a benchmark.
@@ -21,5 +23,6 @@ pub fn run(cmd: BenchCommand, database: &str) -> Result<()> {
             .enable_all()
             .build()?
             .block_on(crate::bench_ingest::run(args, database)),
+        BenchCommand::Reports(args) => crate::bench_reports::run(args),
     }
 }

@@ -136,8 +136,10 @@ pub async fn run(args: DemoArgs, database: &str, settings: &Settings) -> Result<
     if let Some(d) = &args.export {
         println!("\nChannel files kept in {}", d.display());
     }
+    println!();
+    crate::report_cmd::print_summary(&store, settings).await?;
     println!(
-        "\nDone in {:.1} s. Try: touchpoint members list   |   touchpoint members show M-1   |   touchpoint members shared",
+        "\nDone in {:.1} s. Try: touchpoint members list   |   touchpoint members show M-1   |   touchpoint members shared   |   touchpoint report rfm",
         started.elapsed().as_secs_f64()
     );
     store.close().await;

@@ -9,12 +9,14 @@ mod bench;
 mod bench_clv;
 mod bench_import;
 mod bench_ingest;
+mod bench_reports;
 mod clv_cmd;
 mod demo_cmd;
 mod import_cmd;
 mod keys_cmd;
 mod members_cmd;
 mod output;
+mod report_cmd;
 mod serve_cmd;
 
 use std::process::ExitCode;
@@ -102,6 +104,8 @@ pub enum Command {
     /// Customer lifetime value models (BG/NBD, MBG/NBD, Pareto/NBD, Gamma-Gamma).
     #[command(subcommand)]
     Clv(clv_cmd::ClvCommand),
+    /// Customer value reports: rfm, abc, retention, cohorts, products, channels, summary.
+    Report(report_cmd::ReportArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -145,6 +149,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }),
         Command::Clv(cmd) => clv_cmd::run(cmd, &database, &settings).map(|()| ExitCode::SUCCESS),
+        Command::Report(args) => runtime()?.block_on(report_cmd::run(args, &database, &settings)),
         Command::Bench(cmd) => bench::run(cmd, &database).map(|()| ExitCode::SUCCESS),
         Command::Serve(args) => runtime()?.block_on(serve_cmd::run(args, &database, &settings)),
         Command::Keys(cmd) => runtime()?.block_on(keys_cmd::run(cmd, &database)),

@@ -4,6 +4,7 @@
 //! axum). Readers and writers it takes are plain `std::io` traits.
 #![warn(missing_docs)]
 
+pub mod analytics;
 pub mod clv;
 pub mod demo;
 pub mod identity;

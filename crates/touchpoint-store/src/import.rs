@@ -443,6 +443,9 @@ pub async fn import_files(
     }
     report.identity = writer.stats().clone();
     report.shared_identifiers = writer.shared_marked().to_vec();
+    // Keep the analytics summaries current (one aggregation inside the database).
+    let offset = touchpoint_core::analytics::utc_offset_ms(&options.read.business_tz, now_ms());
+    store.refresh_member_summary_if_stale(offset).await?;
     Ok(report)
 }
 
@@ -599,6 +602,10 @@ impl Writer {
             .map(|(r, ids)| g.resolve(r, ids).map(|x| x.nodes).unwrap_or_default())
             .collect();
         let changed = self.flush_identity(tx, now).await?;
+        if changed {
+            // Merges move orders between members.
+            crate::analytics::bump_data_version(&mut tx.conn()).await?;
+        }
         let (g, _) = self.graph.as_ref().expect("loaded by begin");
         Ok((
             nodes.iter().map(|n| g.member_of_nodes(n)).collect(),
@@ -671,6 +678,9 @@ impl Writer {
         let mut conn = tx.conn();
         let (o, l) = writes::write_orders(&mut conn, &prepared, now).await?;
         writes::fill_profiles(&mut conn, &prepared, &mut self.tried_profiles).await?;
+        if changed || o.inserted + o.updated > 0 {
+            crate::analytics::bump_data_version(&mut conn).await?;
+        }
         Ok((
             BatchResult {
                 orders: o,

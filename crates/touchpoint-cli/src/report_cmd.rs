@@ -1,0 +1,924 @@
+//! `touchpoint report KIND`: customer value analytics (see docs/metrics.md).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use chrono::NaiveDate;
+use touchpoint_core::analytics::{
+    self as an, AbcConfig, AbcWeights, Dataset, ProductData, RankBy, RetentionThresholds,
+};
+use touchpoint_store::analytics::Scope;
+use touchpoint_store::Store;
+
+use crate::output::{count, money};
+use crate::Settings;
+
+/// Report kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// Recency, frequency, monetary scores and the 11 named segments.
+    Rfm,
+    /// A/B/C classes by profit contribution, loss-making members, Pareto curve.
+    Abc,
+    /// Repeat purchase, inactivity and annual return against thresholds.
+    Retention,
+    /// Members by month (or channel) of first purchase x months since.
+    Cohorts,
+    /// Products and categories: revenue, margin, first orders, roles.
+    Products,
+    /// Channels: members, orders, revenue, AOV, repeat rate, overlap.
+    Channels,
+    /// Headline numbers of every report.
+    Summary,
+}
+
+/// Output formats of reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportOutput {
+    /// Aligned text.
+    Table,
+    /// JSON (documented in docs/metrics.md).
+    Json,
+    /// CSV (documented in docs/metrics.md).
+    Csv,
+}
+
+/// Cohort grouping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CohortBy {
+    /// Month of first purchase.
+    Month,
+    /// Month and channel of first purchase.
+    Channel,
+}
+
+/// ABC ranking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RankArg {
+    /// Profit contribution.
+    Contribution,
+    /// Weighted score of contribution, frequency and recency.
+    Score,
+}
+
+/// `report` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportArgs {
+    /// Which report.
+    #[arg(value_enum)]
+    pub kind: Kind,
+    /// Last day included (YYYY-MM-DD, business time zone); default the day of the last order.
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<NaiveDate>,
+    /// Only orders of this channel.
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// Only order lines of products of this brand.
+    #[arg(long)]
+    pub brand: Option<String>,
+    /// Only orders on or after this day (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<NaiveDate>,
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value = "table")]
+    pub output: ReportOutput,
+    /// rfm, abc: list every member with scores / class.
+    #[arg(long)]
+    pub members: bool,
+    /// cohorts: group by first month, or by first month and first channel.
+    #[arg(long, value_enum, default_value = "month")]
+    pub by: CohortBy,
+    /// abc: fulfilment cost per purchase order, in currency units (e.g. 8.50).
+    #[arg(long, env = "TOUCHPOINT_FULFILMENT_COST", default_value = "0")]
+    pub fulfilment_cost: String,
+    /// abc: channel fee as a share of the channel's net revenue, CHANNEL=RATE (repeatable or comma-separated).
+    #[arg(long, env = "TOUCHPOINT_CHANNEL_FEES", value_delimiter = ',')]
+    pub channel_fee: Vec<String>,
+    /// abc: rank by contribution or by the weighted score.
+    #[arg(
+        long,
+        value_enum,
+        env = "TOUCHPOINT_ABC_RANK_BY",
+        default_value = "contribution"
+    )]
+    pub rank_by: RankArg,
+    /// abc: score weights contribution,frequency,recency.
+    #[arg(long, env = "TOUCHPOINT_ABC_WEIGHTS", default_value = "0.6,0.2,0.2")]
+    pub weights: String,
+    /// retention: minimum repeat rate within 90 days.
+    #[arg(long, env = "TOUCHPOINT_REPEAT_90_MIN", default_value_t = 0.10)]
+    pub repeat_90_min: f64,
+    /// retention: minimum repeat rate within 180 days.
+    #[arg(long, env = "TOUCHPOINT_REPEAT_180_MIN", default_value_t = 0.20)]
+    pub repeat_180_min: f64,
+    /// retention: annual return rate target.
+    #[arg(long, env = "TOUCHPOINT_ANNUAL_RETURN_TARGET", default_value_t = 0.80)]
+    pub annual_return_target: f64,
+}
+
+impl ReportArgs {
+    /// Defaults for a kind (used by `demo` and the benchmark).
+    pub fn of(kind: Kind) -> Self {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct W {
+            #[command(flatten)]
+            a: ReportArgs,
+        }
+        let name = clap::ValueEnum::to_possible_value(&kind)
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default();
+        W::parse_from(["report", name.as_str()]).a
+    }
+
+    fn abc_config(&self) -> Result<AbcConfig> {
+        let cost = parse_money(&self.fulfilment_cost).context("--fulfilment-cost")?;
+        let mut fees = Vec::new();
+        for f in &self.channel_fee {
+            let (c, r) = f.split_once('=').with_context(|| {
+                format!("--channel-fee {f:?}: expected CHANNEL=RATE, e.g. tmall=0.05")
+            })?;
+            let r: f64 = r
+                .trim()
+                .parse()
+                .with_context(|| format!("--channel-fee {f:?}: rate is not a number"))?;
+            if !(0.0..=1.0).contains(&r) {
+                bail!("--channel-fee {f:?}: rate must be between 0 and 1");
+            }
+            fees.push((c.trim().to_string(), r));
+        }
+        let w: Vec<f64> = self
+            .weights
+            .split(',')
+            .map(|x| x.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
+            .with_context(|| {
+                format!(
+                    "--weights {:?}: expected three numbers such as 0.6,0.2,0.2",
+                    self.weights
+                )
+            })?;
+        if w.len() != 3 || w.iter().any(|x| *x < 0.0) {
+            bail!("--weights {:?}: expected three non-negative numbers (contribution,frequency,recency)", self.weights);
+        }
+        Ok(AbcConfig {
+            fulfilment_cost: cost,
+            channel_fees: fees,
+            rank_by: match self.rank_by {
+                RankArg::Contribution => RankBy::Contribution,
+                RankArg::Score => RankBy::Score,
+            },
+            weights: AbcWeights {
+                contribution: w[0],
+                frequency: w[1],
+                recency: w[2],
+            },
+            ..AbcConfig::default()
+        })
+    }
+
+    fn thresholds(&self) -> RetentionThresholds {
+        RetentionThresholds {
+            repeat_90_min: self.repeat_90_min,
+            repeat_180_min: self.repeat_180_min,
+            annual_return_target: self.annual_return_target,
+        }
+    }
+}
+
+fn parse_money(s: &str) -> Result<i64> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .with_context(|| format!("{s:?} is not an amount"))?;
+    if v < 0.0 {
+        bail!("{s:?}: must not be negative");
+    }
+    Ok((v * 100.0).round() as i64)
+}
+
+/// The scope of a report from its arguments.
+pub fn scope(args: &ReportArgs, settings: &Settings) -> Result<Scope> {
+    let tz: chrono_tz::Tz = settings.timezone.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "--timezone {:?}: expected an IANA time zone",
+            settings.timezone
+        )
+    })?;
+    let at = args
+        .as_of
+        .and_then(|d| d.and_hms_opt(12, 0, 0))
+        .map(|t| t.and_utc().timestamp_millis())
+        .unwrap_or_else(touchpoint_store::now_ms);
+    Ok(Scope {
+        as_of_day: args.as_of.map(an::date_to_day),
+        channel: args.channel.clone(),
+        brand: args.brand.clone(),
+        since_day: args.since.map(an::date_to_day),
+        utc_offset_ms: an::utc_offset_ms(&tz, at),
+    })
+}
+
+/// A computed report.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(untagged)]
+pub enum Report {
+    /// RFM.
+    Rfm(an::RfmReport),
+    /// ABC.
+    Abc(an::AbcReport),
+    /// Retention.
+    Retention(an::RetentionReport),
+    /// Cohorts.
+    Cohorts(an::CohortReport),
+    /// Products.
+    Products(an::ProductReport),
+    /// Channels.
+    Channels(an::ChannelReport),
+    /// Summary.
+    Summary(Box<an::SummaryReport>),
+}
+
+/// Load the inputs and compute one report.
+pub async fn compute(store: &Store, args: &ReportArgs, settings: &Settings) -> Result<Report> {
+    let scope = scope(args, settings)?;
+    let needs_members = args.kind != Kind::Products;
+    let needs_products = matches!(args.kind, Kind::Products | Kind::Summary);
+    let data = if needs_members {
+        store.member_dataset(&scope).await?
+    } else {
+        Dataset::default()
+    };
+    let pdata = if needs_products {
+        store.product_data(&scope).await?
+    } else {
+        ProductData::default()
+    };
+    compute_from(args, &data, &pdata)
+}
+
+/// Compute one report from loaded inputs.
+pub fn compute_from(args: &ReportArgs, data: &Dataset, pdata: &ProductData) -> Result<Report> {
+    Ok(match args.kind {
+        Kind::Rfm => Report::Rfm(an::rfm(data, args.members)),
+        Kind::Abc => Report::Abc(an::abc(data, &args.abc_config()?, args.members)),
+        Kind::Retention => Report::Retention(an::retention(data, &args.thresholds())),
+        Kind::Cohorts => Report::Cohorts(an::cohorts(data, args.by == CohortBy::Channel)),
+        Kind::Products => Report::Products(an::products(pdata)),
+        Kind::Channels => Report::Channels(an::channels(data)),
+        Kind::Summary => Report::Summary(Box::new(an::summary(
+            data,
+            pdata,
+            &args.abc_config()?,
+            &args.thresholds(),
+        ))),
+    })
+}
+
+/// `touchpoint report KIND`.
+pub async fn run(args: ReportArgs, database: &str, settings: &Settings) -> Result<ExitCode> {
+    let store = crate::connect(database).await?;
+    let report = compute(&store, &args, settings).await?;
+    store.close().await;
+    let mut out = std::io::stdout().lock();
+    match args.output {
+        ReportOutput::Json => {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        }
+        ReportOutput::Csv => write_csv(&mut out, &report)?,
+        ReportOutput::Table => write_table(&mut out, &report)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+/// Write a report as CSV (the documented primary table of each kind).
+pub fn write_csv(out: &mut dyn Write, report: &Report) -> Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    match report {
+        Report::Rfm(r) if !r.member_scores.is_empty() => {
+            w.write_record([
+                "member_id",
+                "recency_days",
+                "frequency",
+                "monetary",
+                "r",
+                "f",
+                "m",
+                "segment",
+            ])?;
+            for m in &r.member_scores {
+                w.write_record([
+                    m.member_id.to_string(),
+                    m.recency_days.to_string(),
+                    m.frequency.to_string(),
+                    m.monetary.to_string(),
+                    m.r.to_string(),
+                    m.f.to_string(),
+                    m.m.to_string(),
+                    m.segment.name().to_string(),
+                ])?;
+            }
+        }
+        Report::Rfm(r) => {
+            w.write_record([
+                "segment",
+                "members",
+                "member_share",
+                "revenue",
+                "revenue_share",
+                "avg_recency_days",
+                "avg_frequency",
+                "avg_monetary",
+            ])?;
+            for s in &r.segments {
+                w.write_record([
+                    s.segment.name().to_string(),
+                    s.members.to_string(),
+                    s.member_share.to_string(),
+                    s.revenue.to_string(),
+                    s.revenue_share.to_string(),
+                    s.avg_recency_days.to_string(),
+                    s.avg_frequency.to_string(),
+                    s.avg_monetary.to_string(),
+                ])?;
+            }
+        }
+        Report::Abc(r) if !r.member_classes.is_empty() => {
+            w.write_record([
+                "member_id",
+                "rank",
+                "net_revenue",
+                "cogs",
+                "discounts",
+                "cost_to_serve",
+                "contribution",
+                "score",
+                "class",
+            ])?;
+            for m in &r.member_classes {
+                w.write_record([
+                    m.member_id.to_string(),
+                    m.rank.to_string(),
+                    m.net_revenue.to_string(),
+                    m.cogs.to_string(),
+                    m.discounts.to_string(),
+                    m.cost_to_serve.to_string(),
+                    m.contribution.to_string(),
+                    m.score.to_string(),
+                    m.class.name().to_string(),
+                ])?;
+            }
+        }
+        Report::Abc(r) => {
+            w.write_record([
+                "class",
+                "members",
+                "member_share",
+                "contribution",
+                "contribution_share",
+                "net_revenue",
+            ])?;
+            for c in &r.classes {
+                w.write_record([
+                    c.class.name().to_string(),
+                    c.members.to_string(),
+                    c.member_share.to_string(),
+                    c.contribution.to_string(),
+                    c.contribution_share.to_string(),
+                    c.net_revenue.to_string(),
+                ])?;
+            }
+        }
+        Report::Retention(r) => {
+            w.write_record([
+                "metric",
+                "days",
+                "numerator",
+                "denominator",
+                "value",
+                "threshold",
+                "flagged",
+            ])?;
+            for x in &r.repeat {
+                w.write_record([
+                    "repeat_rate".to_string(),
+                    x.window_days.to_string(),
+                    x.repeat_members.to_string(),
+                    x.observed_members.to_string(),
+                    x.rate.to_string(),
+                    x.threshold.map(|t| t.to_string()).unwrap_or_default(),
+                    x.flagged.to_string(),
+                ])?;
+            }
+            for x in &r.inactive {
+                w.write_record([
+                    "inactive_share".to_string(),
+                    x.days.to_string(),
+                    x.members.to_string(),
+                    r.members.to_string(),
+                    x.share.to_string(),
+                    String::new(),
+                    "false".to_string(),
+                ])?;
+            }
+            let a = &r.annual_return;
+            w.write_record([
+                "annual_return_rate".to_string(),
+                "365".to_string(),
+                a.returned.to_string(),
+                a.previous_year_buyers.to_string(),
+                a.rate.to_string(),
+                a.target.to_string(),
+                a.flagged.to_string(),
+            ])?;
+        }
+        Report::Cohorts(r) => {
+            w.write_record([
+                "cohort",
+                "channel",
+                "members",
+                "months_since",
+                "active_members",
+                "active_share",
+                "revenue",
+                "revenue_per_member",
+                "cumulative_revenue_per_member",
+            ])?;
+            for c in &r.cohorts {
+                for x in &c.cells {
+                    w.write_record([
+                        c.cohort.clone(),
+                        c.channel.clone().unwrap_or_default(),
+                        c.members.to_string(),
+                        x.months_since.to_string(),
+                        x.active_members.to_string(),
+                        x.active_share.to_string(),
+                        x.revenue.to_string(),
+                        x.revenue_per_member.to_string(),
+                        x.cumulative_revenue_per_member.to_string(),
+                    ])?;
+                }
+            }
+        }
+        Report::Products(r) => {
+            w.write_record([
+                "level",
+                "key",
+                "name",
+                "category",
+                "net_revenue",
+                "units",
+                "gross_margin",
+                "margin_rate",
+                "orders",
+                "first_order_share",
+                "first_order_repeat_rate",
+                "role",
+            ])?;
+            for (level, rows) in [("product", &r.products), ("category", &r.categories)] {
+                for p in rows {
+                    w.write_record([
+                        level.to_string(),
+                        p.key.clone(),
+                        p.name.clone(),
+                        p.category.clone(),
+                        p.net_revenue.to_string(),
+                        p.units.to_string(),
+                        p.gross_margin.to_string(),
+                        p.margin_rate.to_string(),
+                        p.orders.to_string(),
+                        p.first_order_share.to_string(),
+                        p.first_order_repeat_rate.to_string(),
+                        p.role.name().to_string(),
+                    ])?;
+                }
+            }
+        }
+        Report::Channels(r) => {
+            let mut head = vec![
+                "channel",
+                "members",
+                "new_members",
+                "orders",
+                "net_revenue",
+                "aov",
+                "repeat_rate",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+            head.extend(r.channels.iter().map(|c| format!("overlap_{}", c.channel)));
+            w.write_record(&head)?;
+            for (i, c) in r.channels.iter().enumerate() {
+                let mut row = vec![
+                    c.channel.clone(),
+                    c.members.to_string(),
+                    c.new_members.to_string(),
+                    c.orders.to_string(),
+                    c.net_revenue.to_string(),
+                    c.aov.to_string(),
+                    c.repeat_rate.to_string(),
+                ];
+                row.extend(r.overlap[i].iter().map(|x| x.to_string()));
+                w.write_record(&row)?;
+            }
+        }
+        Report::Summary(s) => {
+            w.write_record(["metric", "value"])?;
+            for (k, v) in summary_lines(s) {
+                w.write_record([k, v])?;
+            }
+        }
+    }
+    w.flush()?;
+    Ok(())
+}
+
+fn summary_lines(s: &an::SummaryReport) -> Vec<(String, String)> {
+    let mut v = vec![
+        ("as_of".to_string(), s.as_of.to_string()),
+        ("members".to_string(), s.members.to_string()),
+        ("net_revenue".to_string(), s.net_revenue.to_string()),
+    ];
+    for seg in &s.rfm.segments {
+        v.push((
+            format!("rfm_members_{}", seg.segment.name()),
+            seg.members.to_string(),
+        ));
+    }
+    for c in &s.abc.classes {
+        v.push((
+            format!("abc_{}_member_share", c.class.name()),
+            c.member_share.to_string(),
+        ));
+        v.push((
+            format!("abc_{}_contribution_share", c.class.name()),
+            c.contribution_share.to_string(),
+        ));
+    }
+    for r in &s.retention.repeat {
+        v.push((
+            format!("repeat_rate_{}d", r.window_days),
+            r.rate.to_string(),
+        ));
+    }
+    for r in &s.retention.inactive {
+        v.push((format!("inactive_share_{}d", r.days), r.share.to_string()));
+    }
+    v.push((
+        "annual_return_rate".to_string(),
+        s.retention.annual_return.rate.to_string(),
+    ));
+    v.push((
+        "multi_channel_members".to_string(),
+        s.channels.multi_channel_members.to_string(),
+    ));
+    v.push(("cohorts".to_string(), s.cohorts.to_string()));
+    v.push((
+        "month_3_active_share".to_string(),
+        s.month_3_active_share.to_string(),
+    ));
+    v
+}
+
+/// Write a report as aligned text.
+pub fn write_table(out: &mut dyn Write, report: &Report) -> Result<()> {
+    match report {
+        Report::Rfm(r) => {
+            writeln!(out, "RFM as of {}: {} members with purchases ({} with orders but no purchase), net revenue {}", r.as_of, count(r.members as i64), count(r.members_without_purchases as i64), money(r.revenue))?;
+            writeln!(
+                out,
+                "{:<20} {:>9} {:>7} {:>16} {:>7} {:>8} {:>6} {:>12}",
+                "segment", "members", "share", "revenue", "rev %", "avg R", "avg F", "avg M"
+            )?;
+            for s in &r.segments {
+                writeln!(
+                    out,
+                    "{:<20} {:>9} {:>7} {:>16} {:>7} {:>8.1} {:>6.2} {:>12}",
+                    s.segment.name(),
+                    count(s.members as i64),
+                    pct(s.member_share),
+                    money(s.revenue),
+                    pct(s.revenue_share),
+                    s.avg_recency_days,
+                    s.avg_frequency,
+                    money(s.avg_monetary.round() as i64)
+                )?;
+            }
+            if !r.member_scores.is_empty() {
+                writeln!(
+                    out,
+                    "\n{:>10} {:>8} {:>5} {:>14} {:>2} {:>2} {:>2}  segment",
+                    "member", "R days", "F", "M", "r", "f", "m"
+                )?;
+                for m in &r.member_scores {
+                    writeln!(
+                        out,
+                        "{:>10} {:>8} {:>5} {:>14} {:>2} {:>2} {:>2}  {}",
+                        format!("M-{}", m.member_id),
+                        m.recency_days,
+                        m.frequency,
+                        money(m.monetary),
+                        m.r,
+                        m.f,
+                        m.m,
+                        m.segment.name()
+                    )?;
+                }
+            }
+        }
+        Report::Abc(r) => {
+            writeln!(
+                out,
+                "ABC by {} as of {}: {} members, contribution {} (positive {})",
+                match r.config.rank_by {
+                    RankBy::Contribution => "contribution",
+                    RankBy::Score => "score",
+                },
+                r.as_of,
+                count(r.members as i64),
+                money(r.total_contribution),
+                money(r.positive_contribution)
+            )?;
+            writeln!(
+                out,
+                "{:<12} {:>9} {:>7} {:>16} {:>8} {:>16}",
+                "class", "members", "share", "contribution", "contr %", "net revenue"
+            )?;
+            for c in &r.classes {
+                writeln!(
+                    out,
+                    "{:<12} {:>9} {:>7} {:>16} {:>8} {:>16}",
+                    c.class.name(),
+                    count(c.members as i64),
+                    pct(c.member_share),
+                    money(c.contribution),
+                    pct(c.contribution_share),
+                    money(c.net_revenue)
+                )?;
+            }
+            let curve: Vec<String> = r
+                .pareto
+                .iter()
+                .filter(|p| {
+                    (p.member_share * 100.0).round() as i64 % 10 == 0 && p.member_share > 0.0
+                })
+                .map(|p| format!("{}:{}", pct(p.member_share), pct(p.contribution_share)))
+                .collect();
+            writeln!(out, "Pareto (members:contribution): {}", curve.join("  "))?;
+            if !r.loss_making.is_empty() {
+                writeln!(out, "Loss-making members (worst first):")?;
+                for m in r.loss_making.iter().take(if r.member_classes.is_empty() {
+                    10
+                } else {
+                    usize::MAX
+                }) {
+                    writeln!(out, "  M-{:<10} contribution {:>12}  revenue {:>12}  cogs {:>12}  cost to serve {:>10}", m.member_id, money(m.contribution), money(m.net_revenue), money(m.cogs), money(m.cost_to_serve))?;
+                }
+            }
+            if !r.member_classes.is_empty() {
+                writeln!(
+                    out,
+                    "\n{:>6} {:>10} {:>14} {:>6}  class",
+                    "rank", "member", "contribution", "score"
+                )?;
+                for m in &r.member_classes {
+                    writeln!(
+                        out,
+                        "{:>6} {:>10} {:>14} {:>6.3}  {}",
+                        m.rank,
+                        format!("M-{}", m.member_id),
+                        money(m.contribution),
+                        m.score,
+                        m.class.name()
+                    )?;
+                }
+            }
+        }
+        Report::Retention(r) => {
+            writeln!(
+                out,
+                "Retention as of {}: {} members with purchases",
+                r.as_of,
+                count(r.members as i64)
+            )?;
+            for x in &r.repeat {
+                writeln!(
+                    out,
+                    "  repeat within {:>3} days: {:>7} of {:>9} observed members{}",
+                    x.window_days,
+                    pct(x.rate),
+                    count(x.observed_members as i64),
+                    match (x.threshold, x.flagged) {
+                        (Some(t), true) => format!("  BELOW {} (value being lost)", pct(t)),
+                        (Some(t), false) => format!("  (minimum {})", pct(t)),
+                        _ => String::new(),
+                    }
+                )?;
+            }
+            for x in &r.inactive {
+                writeln!(
+                    out,
+                    "  no purchase in {:>3} days: {:>7} ({} members)",
+                    x.days,
+                    pct(x.share),
+                    count(x.members as i64)
+                )?;
+            }
+            let a = &r.annual_return;
+            writeln!(
+                out,
+                "  annual return rate:      {:>7} of {} previous-year buyers (target {}){}",
+                pct(a.rate),
+                count(a.previous_year_buyers as i64),
+                pct(a.target),
+                if a.flagged { "  BELOW TARGET" } else { "" }
+            )?;
+        }
+        Report::Cohorts(r) => {
+            writeln!(out, "Cohorts by {} as of {}: share still buying / cumulative revenue per member, by months since first purchase", r.by, r.as_of)?;
+            for c in &r.cohorts {
+                let cells: Vec<String> = c
+                    .cells
+                    .iter()
+                    .take(13)
+                    .map(|x| format!("{:>5}", pct(x.active_share)))
+                    .collect();
+                let cum = c
+                    .cells
+                    .last()
+                    .map(|x| x.cumulative_revenue_per_member)
+                    .unwrap_or(0.0);
+                writeln!(
+                    out,
+                    "{} {:<8} {:>7}  {}  cum/member {}",
+                    c.cohort,
+                    c.channel.clone().unwrap_or_default(),
+                    count(c.members as i64),
+                    cells.join(" "),
+                    money(cum.round() as i64)
+                )?;
+            }
+        }
+        Report::Products(r) => {
+            writeln!(
+                out,
+                "Products as of {}: first-order share of all orders {}, margin rate {}",
+                r.as_of,
+                pct(r.first_order_share),
+                pct(r.margin_rate)
+            )?;
+            for (title, rows) in [("product", &r.products), ("category", &r.categories)] {
+                writeln!(
+                    out,
+                    "{:<16} {:>14} {:>8} {:>14} {:>7} {:>8} {:>8} {:>8}  role",
+                    title,
+                    "net revenue",
+                    "units",
+                    "gross margin",
+                    "margin",
+                    "orders",
+                    "first %",
+                    "repeat %"
+                )?;
+                for p in rows
+                    .iter()
+                    .take(if title == "product" { 30 } else { usize::MAX })
+                {
+                    writeln!(
+                        out,
+                        "{:<16} {:>14} {:>8} {:>14} {:>7} {:>8} {:>8} {:>8}  {}",
+                        p.key,
+                        money(p.net_revenue),
+                        count(p.units),
+                        money(p.gross_margin),
+                        pct(p.margin_rate),
+                        count(p.orders as i64),
+                        pct(p.first_order_share),
+                        pct(p.first_order_repeat_rate),
+                        p.role.name()
+                    )?;
+                }
+                if title == "product" && rows.len() > 30 {
+                    writeln!(
+                        out,
+                        "({} more products: use -o json or -o csv)",
+                        rows.len() - 30
+                    )?;
+                }
+            }
+        }
+        Report::Channels(r) => {
+            writeln!(
+                out,
+                "Channels as of {}: {} members bought in two or more channels",
+                r.as_of,
+                count(r.multi_channel_members as i64)
+            )?;
+            writeln!(
+                out,
+                "{:<10} {:>9} {:>9} {:>9} {:>16} {:>10} {:>8}",
+                "channel", "members", "new", "orders", "net revenue", "AOV", "repeat"
+            )?;
+            for c in &r.channels {
+                writeln!(
+                    out,
+                    "{:<10} {:>9} {:>9} {:>9} {:>16} {:>10} {:>8}",
+                    c.channel,
+                    count(c.members as i64),
+                    count(c.new_members as i64),
+                    count(c.orders as i64),
+                    money(c.net_revenue),
+                    money(c.aov.round() as i64),
+                    pct(c.repeat_rate)
+                )?;
+            }
+            write!(out, "\noverlap   ")?;
+            for c in &r.channels {
+                write!(out, " {:>9}", c.channel)?;
+            }
+            writeln!(out)?;
+            for (i, c) in r.channels.iter().enumerate() {
+                write!(out, "{:<10}", c.channel)?;
+                for x in &r.overlap[i] {
+                    write!(out, " {:>9}", count(*x as i64))?;
+                }
+                writeln!(out)?;
+            }
+        }
+        Report::Summary(s) => write_summary(out, s)?,
+    }
+    Ok(())
+}
+
+fn write_summary(out: &mut dyn Write, s: &an::SummaryReport) -> Result<()> {
+    writeln!(
+        out,
+        "Customer value as of {}: {} members with purchases, net revenue {}",
+        s.as_of,
+        count(s.members as i64),
+        money(s.net_revenue)
+    )?;
+    let segs: Vec<String> = s
+        .rfm
+        .segments
+        .iter()
+        .filter(|x| x.members > 0)
+        .map(|x| format!("{} {}", x.segment.name(), pct(x.member_share)))
+        .collect();
+    writeln!(out, "  RFM segments: {}", segs.join(", "))?;
+    let a = &s.abc.classes;
+    writeln!(out, "  ABC: A = {} of members make {} of contribution; B {} / {}; C {} / {}; loss-making {} ({})", pct(a[0].member_share), pct(a[0].contribution_share), pct(a[1].member_share), pct(a[1].contribution_share), pct(a[2].member_share), pct(a[2].contribution_share), count(a[3].members as i64), money(a[3].contribution))?;
+    let r = &s.retention;
+    writeln!(out, "  Repeat within 90/180/365 days: {} / {} / {}; no purchase in 90/180 days: {} / {}; annual return {} (target {})", pct(r.repeat[0].rate), pct(r.repeat[1].rate), pct(r.repeat[2].rate), pct(r.inactive[0].share), pct(r.inactive[1].share), pct(r.annual_return.rate), pct(r.annual_return.target))?;
+    for f in &r.flags {
+        writeln!(out, "  ! {f}")?;
+    }
+    writeln!(
+        out,
+        "  Cohorts: {} months of first purchase; {} of a cohort still buying in month 3",
+        s.cohorts,
+        pct(s.month_3_active_share)
+    )?;
+    let ch: Vec<String> = s
+        .channels
+        .channels
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} (AOV {}, repeat {})",
+                c.channel,
+                money(c.net_revenue),
+                money(c.aov.round() as i64),
+                pct(c.repeat_rate)
+            )
+        })
+        .collect();
+    writeln!(
+        out,
+        "  Channels: {}; {} members bought in 2+ channels",
+        ch.join(", "),
+        count(s.channels.multi_channel_members as i64)
+    )?;
+    let tp: Vec<String> = s
+        .top_products
+        .iter()
+        .map(|(role, sku, _)| format!("{sku} ({})", an::ProductRole::name(*role)))
+        .collect();
+    writeln!(out, "  Product roles: {}", tp.join(", "))?;
+    Ok(())
+}
+
+/// Print the summary report (used at the end of `touchpoint demo`).
+pub async fn print_summary(store: &Store, settings: &Settings) -> Result<()> {
+    let args = ReportArgs::of(Kind::Summary);
+    let report = compute(store, &args, settings).await?;
+    let mut out = std::io::stdout().lock();
+    write_table(&mut out, &report)
+}
