@@ -1,1 +1,2 @@
+mod analytics_cdnow;
 mod clv;
