@@ -103,7 +103,7 @@ pub async fn run(args: DemoArgs, database: &str, settings: &Settings) -> Result<
         count(o.members)
     );
     println!(
-        "  {} members bought in two or more channels and are unified under one id",
+        "  {} members have orders (of any status) in two or more channels, each unified under one id",
         count(o.multi_channel_members)
     );
     println!(
