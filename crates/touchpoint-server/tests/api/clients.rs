@@ -174,3 +174,8 @@ async fn rudder_python_on_postgres() {
 async fn segment_node_on_postgres() {
     node_client(Db::Postgres).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segment_python_2_3_6_on_postgres() {
+    python_client(Db::Postgres, "segment236", "segment").await;
+}
