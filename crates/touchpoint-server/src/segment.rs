@@ -22,7 +22,8 @@ pub const TYPES: [&str; 6] = ["identify", "track", "page", "screen", "group", "a
 pub enum Action {
     /// Nothing (behaviour only).
     None,
-    /// Join these identifiers (identify, alias).
+    /// Join these identifiers (identify, alias, and any event with both a
+    /// userId and an anonymousId).
     Identify(Vec<Identifier>),
     /// Write this order (`Order Completed`).
     OrderCompleted(Box<OrderRecord>),
@@ -309,6 +310,12 @@ pub fn prepare(mut ev: Map<String, Value>, kind: Option<&str>, cx: &RequestCx<'_
         _ => None,
     };
 
+    // Any event that carries both ids says they are the same person (Segment
+    // links userId and anonymousId on every call, not only on identify).
+    let link = match (&member_no, &anon_key) {
+        (Some(m), Some(a)) => Action::Identify(vec![m.clone(), a.clone()]),
+        _ => Action::None,
+    };
     let action = match kind.as_str() {
         "identify" => {
             let mut ids = Vec::new();
@@ -382,10 +389,10 @@ pub fn prepare(mut ev: Map<String, Value>, kind: Option<&str>, cx: &RequestCx<'_
                     });
                     Action::OrderRefunded { order_id, amount }
                 }
-                _ => Action::None,
+                _ => link,
             }
         }
-        _ => Action::None,
+        _ => link,
     };
 
     Outcome::Accept(Box::new(Prepared {

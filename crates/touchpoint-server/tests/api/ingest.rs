@@ -509,3 +509,38 @@ async fn a_gzip_batch_from_another_source_keeps_its_channel() {
     assert_eq!(one.body["gross_amount"], 1200, "{}", one.text);
     app.finish().await;
 }
+
+/// Segment links userId and anonymousId on every call: a track event that
+/// carries both joins them, so earlier anonymous browsing is attributed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_track_event_with_both_ids_joins_them() {
+    let app = spawn_app().await;
+    let r = batch(&app, &json!({"batch": [
+        {"type": "page", "name": "Home", "anonymousId": "anon-7", "messageId": "t1"},
+        {"type": "track", "event": "Product Viewed", "userId": "VIP-7", "anonymousId": "anon-7", "messageId": "t2"},
+    ]}))
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let m = app
+        .get("/api/members?member_no=VIP-7", Some(&app.analyst))
+        .await;
+    let id = m.body["members"][0]["id"]
+        .as_str()
+        .expect("a member")
+        .to_string();
+    let m360 = app
+        .get(&format!("/api/members/{id}"), Some(&app.analyst))
+        .await;
+    let ids: Vec<&str> = m360.body["identifiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["value"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"web:anon-7") && ids.contains(&"VIP-7"),
+        "{ids:?}"
+    );
+    assert_eq!(m360.body["events"]["items"].as_array().unwrap().len(), 2);
+    app.finish().await;
+}
