@@ -132,7 +132,8 @@ async fn generate(store: &Store, members: i64, orders: i64) -> Result<()> {
     Ok(())
 }
 
-/// Export purchases-relevant columns for the pandas script.
+/// Export purchases-relevant columns for the pandas script, streaming rows
+/// straight to the CSV files.
 async fn export(store: &Store, dir: &std::path::Path) -> Result<()> {
     let mut h = store.acquire().await?;
     let mut c = h.conn();
@@ -147,27 +148,24 @@ async fn export(store: &Store, dir: &std::path::Path) -> Result<()> {
         "order_discount",
         "refunded_amount",
     ])?;
-    let rows = c
-        .fetch(
-            "SELECT channel, order_id, member_id, status, ordered_at, gross_amount, order_discount, refunded_amount FROM orders",
-            &[],
-            |r| {
-                Ok([
-                    r.text(0)?,
-                    r.text(1)?,
-                    r.i64(2)?.to_string(),
-                    r.text(3)?,
-                    r.i64(4)?.to_string(),
-                    r.i64(5)?.to_string(),
-                    r.i64(6)?.to_string(),
-                    r.i64(7)?.to_string(),
-                ])
-            },
-        )
-        .await?;
-    for r in rows {
-        w.write_record(&r)?;
-    }
+    c.fetch_each(
+        "SELECT channel, order_id, member_id, status, ordered_at, gross_amount, order_discount, refunded_amount FROM orders",
+        &[],
+        |r| {
+            w.write_record([
+                r.text(0)?,
+                r.text(1)?,
+                r.i64(2)?.to_string(),
+                r.text(3)?,
+                r.i64(4)?.to_string(),
+                r.i64(5)?.to_string(),
+                r.i64(6)?.to_string(),
+                r.i64(7)?.to_string(),
+            ])?;
+            anyhow::Ok(())
+        },
+    )
+    .await?;
     w.flush()?;
     let mut w = csv::Writer::from_path(dir.join("lines.csv"))?;
     w.write_record([
@@ -179,27 +177,24 @@ async fn export(store: &Store, dir: &std::path::Path) -> Result<()> {
         "unit_cost",
         "discount",
     ])?;
-    let rows = c
-        .fetch(
-            "SELECT l.channel, l.order_id, l.sku, l.quantity, l.unit_price, COALESCE(l.unit_cost, p.unit_cost, 0), l.discount \
-             FROM order_lines l LEFT JOIN products p ON p.sku = l.sku",
-            &[],
-            |r| {
-                Ok([
-                    r.text(0)?,
-                    r.text(1)?,
-                    r.text(2)?,
-                    r.i64(3)?.to_string(),
-                    r.i64(4)?.to_string(),
-                    r.i64(5)?.to_string(),
-                    r.i64(6)?.to_string(),
-                ])
-            },
-        )
-        .await?;
-    for r in rows {
-        w.write_record(&r)?;
-    }
+    c.fetch_each(
+        "SELECT l.channel, l.order_id, l.sku, l.quantity, l.unit_price, COALESCE(l.unit_cost, p.unit_cost, 0), l.discount \
+         FROM order_lines l LEFT JOIN products p ON p.sku = l.sku",
+        &[],
+        |r| {
+            w.write_record([
+                r.text(0)?,
+                r.text(1)?,
+                r.text(2)?,
+                r.i64(3)?.to_string(),
+                r.i64(4)?.to_string(),
+                r.i64(5)?.to_string(),
+                r.i64(6)?.to_string(),
+            ])?;
+            anyhow::Ok(())
+        },
+    )
+    .await?;
     w.flush()?;
     let mut w = csv::Writer::from_path(dir.join("products.csv"))?;
     w.write_record(["sku", "category"])?;

@@ -78,8 +78,15 @@ impl Params {
 }
 
 /// `WHERE` conditions on `orders o` for the scope (without the status test).
+/// An `as_of_end` of `i64::MAX` (the refresh) adds no time bound: the always
+/// true `ordered_at < MAX` made SQLite walk every order through the
+/// `ordered_at` index instead of scanning the table.
 fn scope_sql(scope: &Scope, as_of_end: i64, p: &mut Params) -> String {
-    let mut w = format!("o.ordered_at < {}", p.push(as_of_end));
+    let mut w = if as_of_end == i64::MAX {
+        "1 = 1".to_string()
+    } else {
+        format!("o.ordered_at < {}", p.push(as_of_end))
+    };
     if let Some(c) = &scope.channel {
         w.push_str(&format!(" AND o.channel = {}", p.push(c.as_str())));
     }
@@ -248,10 +255,11 @@ async fn read_members(
         .enumerate()
         .map(|(i, c)| (c.clone(), i as u16))
         .collect();
-    conn.fetch(sql, vals, |r| {
+    let mut out = Vec::new();
+    conn.fetch_each(sql, vals, |r| {
         let first_channel = r.text(10)?;
         let activity = parse_activity(&r.text(11)?, channels, &mut index)?;
-        Ok(MemberSummary {
+        out.push(MemberSummary {
             member_id: r.i64(0)?,
             first_at: r.i64(1)?,
             last_at: r.i64(2)?,
@@ -264,7 +272,193 @@ async fn read_members(
             discounts: r.i64(9)?,
             first_channel: intern(&first_channel, channels, &mut index),
             activity,
-        })
+        });
+        Ok::<(), StoreError>(())
+    })
+    .await?;
+    Ok(out)
+}
+
+/// Marks the start of a member snapshot stream (format version 1).
+const SNAPSHOT_MAGIC: &[u8; 8] = b"TPMSNAP1";
+/// Size of one `member_snapshot` part.
+const SNAPSHOT_PART_BYTES: usize = 8 << 20;
+
+/// Encode the member summaries as the `member_snapshot` byte stream:
+/// magic, summary version, UTC offset, channel names, then one fixed-layout record per
+/// member followed by its activity entries (all little-endian).
+fn encode_snapshot(
+    version: i64,
+    utc_offset_ms: i64,
+    channels: &[String],
+    members: &[MemberSummary],
+) -> Vec<u8> {
+    let act: usize = members.iter().map(|m| m.activity.len()).sum();
+    let mut b = Vec::with_capacity(64 + members.len() * 72 + act * 18);
+    b.extend_from_slice(SNAPSHOT_MAGIC);
+    b.extend_from_slice(&version.to_le_bytes());
+    b.extend_from_slice(&utc_offset_ms.to_le_bytes());
+    b.extend_from_slice(&(channels.len() as u32).to_le_bytes());
+    for c in channels {
+        b.extend_from_slice(&(c.len() as u32).to_le_bytes());
+        b.extend_from_slice(c.as_bytes());
+    }
+    b.extend_from_slice(&(members.len() as u64).to_le_bytes());
+    for m in members {
+        for v in [m.member_id, m.first_at, m.last_at] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [m.first_day, m.last_day] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [m.purchase_days, m.orders] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [m.net_revenue, m.cogs, m.discounts] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(&m.first_channel.to_le_bytes());
+        b.extend_from_slice(&(m.activity.len() as u32).to_le_bytes());
+        for a in &m.activity {
+            b.extend_from_slice(&a.day.to_le_bytes());
+            b.extend_from_slice(&a.channel.to_le_bytes());
+            b.extend_from_slice(&a.orders.to_le_bytes());
+            b.extend_from_slice(&a.net_revenue.to_le_bytes());
+        }
+    }
+    b
+}
+
+/// A reader over a snapshot stream.
+struct Cursor<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Cursor<'a> {
+    fn take<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
+        let (head, rest) = self
+            .buf
+            .split_first_chunk::<N>()
+            .ok_or_else(|| StoreError::Corrupt("member_snapshot is truncated".into()))?;
+        self.buf = rest;
+        Ok(*head)
+    }
+    fn bytes(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+        if self.buf.len() < n {
+            return Err(StoreError::Corrupt("member_snapshot is truncated".into()));
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+    fn i64(&mut self) -> Result<i64, StoreError> {
+        Ok(i64::from_le_bytes(self.take()?))
+    }
+    fn i32(&mut self) -> Result<i32, StoreError> {
+        Ok(i32::from_le_bytes(self.take()?))
+    }
+    fn u32(&mut self) -> Result<u32, StoreError> {
+        Ok(u32::from_le_bytes(self.take()?))
+    }
+    fn u16(&mut self) -> Result<u16, StoreError> {
+        Ok(u16::from_le_bytes(self.take()?))
+    }
+}
+
+/// Decode a snapshot stream built from `version` at `utc_offset_ms`, with channel indices mapped
+/// onto `channels` (names not in it are appended). `None` when the stream
+/// was built from another summary version or offset.
+fn decode_snapshot(
+    buf: &[u8],
+    version: i64,
+    utc_offset_ms: i64,
+    channels: &mut Vec<String>,
+) -> Result<Option<Vec<MemberSummary>>, StoreError> {
+    let mut c = Cursor { buf };
+    if &c.take::<8>()? != SNAPSHOT_MAGIC {
+        return Err(StoreError::Corrupt(
+            "member_snapshot has an unknown format".into(),
+        ));
+    }
+    if c.i64()? != version || c.i64()? != utc_offset_ms {
+        return Ok(None);
+    }
+    let mut index: HashMap<String, u16> = channels
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.clone(), i as u16))
+        .collect();
+    let n_channels = c.u32()? as usize;
+    let mut map = Vec::with_capacity(n_channels);
+    for _ in 0..n_channels {
+        let len = c.u32()? as usize;
+        let name = std::str::from_utf8(c.bytes(len)?)
+            .map_err(|_| StoreError::Corrupt("member_snapshot channel name".into()))?;
+        map.push(intern(name, channels, &mut index));
+    }
+    // Activity is sorted by (day, channel index); a non-monotonic remapping
+    // of indices needs a re-sort to keep that order.
+    let monotonic = map.windows(2).all(|w| w[0] < w[1]);
+    let ch = |i: u16| -> Result<u16, StoreError> {
+        map.get(usize::from(i))
+            .copied()
+            .ok_or_else(|| StoreError::Corrupt("member_snapshot channel index".into()))
+    };
+    let n = usize::try_from(u64::from_le_bytes(c.take()?))
+        .map_err(|_| StoreError::Corrupt("member_snapshot member count".into()))?;
+    let mut members = Vec::with_capacity(n.min(buf.len() / 72));
+    for _ in 0..n {
+        let member_id = c.i64()?;
+        let first_at = c.i64()?;
+        let last_at = c.i64()?;
+        let first_day = c.i32()?;
+        let last_day = c.i32()?;
+        let purchase_days = c.u32()?;
+        let orders = c.u32()?;
+        let net_revenue = c.i64()?;
+        let cogs = c.i64()?;
+        let discounts = c.i64()?;
+        let first_channel = ch(c.u16()?)?;
+        let k = c.u32()? as usize;
+        let mut activity = Vec::with_capacity(k.min(c.buf.len() / 18));
+        for _ in 0..k {
+            activity.push(DayActivity {
+                day: c.i32()?,
+                channel: ch(c.u16()?)?,
+                orders: c.u32()?,
+                net_revenue: c.i64()?,
+            });
+        }
+        if !monotonic {
+            activity.sort_unstable_by_key(|a| (a.day, a.channel));
+        }
+        members.push(MemberSummary {
+            member_id,
+            first_at,
+            last_at,
+            first_day,
+            last_day,
+            purchase_days,
+            orders,
+            net_revenue,
+            cogs,
+            discounts,
+            first_channel,
+            activity,
+        });
+    }
+    if !c.buf.is_empty() {
+        return Err(StoreError::Corrupt(
+            "member_snapshot has trailing bytes".into(),
+        ));
+    }
+    Ok(Some(members))
+}
+
+/// The channel names in their canonical order (the indices of a [`Dataset`]).
+async fn channel_names(c: &mut Conn<'_>) -> Result<Vec<String>, StoreError> {
+    c.fetch("SELECT name FROM channels ORDER BY name", &[], |r| {
+        r.text(0)
     })
     .await
 }
@@ -355,6 +549,24 @@ impl Store {
         let mut p = Params { vals: Vec::new() };
         let sql = non_buyers_sql(&scope, i64::MAX, &mut p);
         let non_buyers = c.fetch_opt(&sql, &p.vals, |r| r.i64(0)).await?.unwrap_or(0);
+        let mut channels = channel_names(&mut c).await?;
+        let members = read_members(
+            &mut c,
+            &format!("SELECT {SUMMARY_COLUMNS} FROM member_summary"),
+            &[],
+            &mut channels,
+        )
+        .await?;
+        let snapshot = encode_snapshot(version, utc_offset_ms, &channels, &members);
+        drop(members);
+        c.exec("DELETE FROM member_snapshot", &[]).await?;
+        for (i, part) in snapshot.chunks(SNAPSHOT_PART_BYTES).enumerate() {
+            c.exec(
+                "INSERT INTO member_snapshot (part, data) VALUES ($1, $2)",
+                &[(i as i64).into(), part.to_vec().into()],
+            )
+            .await?;
+        }
         c.exec(
             "UPDATE analytics_state SET summary_version = $1, tz_offset_ms = $2, refreshed_at = $3, non_buyers = $4 WHERE id = 1",
             &[version.into(), utc_offset_ms.into(), crate::now_ms().into(), non_buyers.into()],
@@ -397,27 +609,40 @@ impl Store {
         let (as_of_day, as_of_end, materialised) = self.plan(scope).await?;
         let mut h = self.acquire().await?;
         let mut c = h.conn();
-        let mut channels: Vec<String> = c
-            .fetch("SELECT name FROM channels ORDER BY name", &[], |r| {
-                r.text(0)
-            })
-            .await?;
+        let mut channels = channel_names(&mut c).await?;
         let (members, non_buyers) = if materialised {
-            let members = read_members(
-                &mut c,
-                &format!("SELECT {SUMMARY_COLUMNS} FROM member_summary"),
-                &[],
-                &mut channels,
-            )
-            .await?;
-            let nb = c
+            let (nb, version) = c
                 .fetch_opt(
-                    "SELECT non_buyers FROM analytics_state WHERE id = 1",
+                    "SELECT non_buyers, summary_version, tz_offset_ms FROM analytics_state WHERE id = 1",
                     &[],
-                    |r| r.i64(0),
+                    |r| Ok((r.i64(0)?, (r.i64(1)?, r.i64(2)?))),
                 )
                 .await?
-                .unwrap_or(0);
+                .unwrap_or((0, (0, 0)));
+            let mut snapshot = Vec::new();
+            c.fetch_each("SELECT data FROM member_snapshot ORDER BY part", &[], |r| {
+                snapshot.extend_from_slice(&r.bytes(0)?);
+                Ok::<(), StoreError>(())
+            })
+            .await?;
+            let decoded = if snapshot.is_empty() {
+                None
+            } else {
+                decode_snapshot(&snapshot, version.0, version.1, &mut channels)?
+            };
+            let members = match decoded {
+                Some(m) => m,
+                // Built by a version without snapshots: read the rows.
+                None => {
+                    read_members(
+                        &mut c,
+                        &format!("SELECT {SUMMARY_COLUMNS} FROM member_summary"),
+                        &[],
+                        &mut channels,
+                    )
+                    .await?
+                }
+            };
             (members, nb)
         } else {
             let mut p = Params { vals: Vec::new() };

@@ -27,6 +27,8 @@ pub enum Val {
     F(f64),
     /// A float or NULL.
     OF(Option<f64>),
+    /// Bytes (BLOB on SQLite, BYTEA on PostgreSQL).
+    B(Vec<u8>),
 }
 
 impl From<i64> for Val {
@@ -52,6 +54,11 @@ impl From<&str> for Val {
 impl From<f64> for Val {
     fn from(v: f64) -> Self {
         Val::F(v)
+    }
+}
+impl From<Vec<u8>> for Val {
+    fn from(v: Vec<u8>) -> Self {
+        Val::B(v)
     }
 }
 impl From<Option<f64>> for Val {
@@ -102,6 +109,13 @@ impl RowRef<'_> {
             RowRef::Pg(r) => r.try_get::<Option<String>, _>(i)?,
         })
     }
+    /// Column `i` as bytes (BLOB on SQLite, BYTEA on PostgreSQL).
+    pub fn bytes(&self, i: usize) -> Result<Vec<u8>, StoreError> {
+        Ok(match self {
+            RowRef::Sqlite(r) => r.try_get::<Vec<u8>, _>(i)?,
+            RowRef::Pg(r) => r.try_get::<Vec<u8>, _>(i)?,
+        })
+    }
     /// Column `i` as a float (for averages; cast in SQL to a double).
     pub fn f64(&self, i: usize) -> Result<f64, StoreError> {
         Ok(match self {
@@ -130,6 +144,7 @@ macro_rules! bind_vals {
                 Val::OT(x) => q.bind(x.as_deref()),
                 Val::F(x) => q.bind(*x),
                 Val::OF(x) => q.bind(*x),
+                Val::B(x) => q.bind(x.as_slice()),
             };
         }
         q
@@ -180,6 +195,32 @@ impl Conn<'_> {
                 rows.iter().map(|r| decode(RowRef::Pg(r))).collect()
             }
         }
+    }
+
+    /// Run a query and hand each row to `each` as it arrives, without holding
+    /// the whole result in memory.
+    pub async fn fetch_each<E: From<StoreError>>(
+        &mut self,
+        sql: &str,
+        vals: &[Val],
+        mut each: impl FnMut(RowRef<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        use futures_util::TryStreamExt;
+        match self {
+            Conn::Sqlite(c) => {
+                let mut rows = bind_vals!(sqlx::query(sql), vals).fetch(&mut **c);
+                while let Some(r) = rows.try_next().await.map_err(StoreError::from)? {
+                    each(RowRef::Sqlite(&r))?;
+                }
+            }
+            Conn::Pg(c) => {
+                let mut rows = bind_vals!(sqlx::query(sql), vals).fetch(&mut **c);
+                while let Some(r) = rows.try_next().await.map_err(StoreError::from)? {
+                    each(RowRef::Pg(&r))?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Run a query expected to return at most one row.
@@ -246,7 +287,7 @@ impl Conn<'_> {
 /// PostgreSQL: one statement whatever the row count, with one array parameter
 /// per column (`INSERT ... SELECT * FROM UNNEST($1::text[], $2::bigint[]) ...`),
 /// which PostgreSQL parses and plans once instead of per row. A column's type
-/// comes from its values' variant (`I`/`OI` bigint, `T`/`OT` text).
+/// comes from its values' variant (`I`/`OI` bigint, `F`/`OF` double, `T`/`OT` text, `B` bytea).
 async fn insert_unnest(
     c: &mut PgConnection,
     head: &str,
@@ -259,6 +300,7 @@ async fn insert_unnest(
         Int(Vec<Option<i64>>),
         Float(Vec<Option<f64>>),
         Text(Vec<Option<&'a str>>),
+        Bytes(Vec<&'a [u8]>),
     }
     let mut cols: Vec<Column<'_>> = vals[..width]
         .iter()
@@ -266,6 +308,7 @@ async fn insert_unnest(
             Val::I(_) | Val::OI(_) => Column::Int(Vec::with_capacity(rows)),
             Val::F(_) | Val::OF(_) => Column::Float(Vec::with_capacity(rows)),
             Val::T(_) | Val::OT(_) => Column::Text(Vec::with_capacity(rows)),
+            Val::B(_) => Column::Bytes(Vec::with_capacity(rows)),
         })
         .collect();
     for row in vals.chunks(width) {
@@ -277,6 +320,7 @@ async fn insert_unnest(
                 (Val::OF(x), Column::Float(a)) => a.push(*x),
                 (Val::T(x), Column::Text(a)) => a.push(Some(x.as_str())),
                 (Val::OT(x), Column::Text(a)) => a.push(x.as_deref()),
+                (Val::B(x), Column::Bytes(a)) => a.push(x.as_slice()),
                 _ => {
                     return Err(StoreError::Corrupt(format!(
                         "insert_many: column {col} mixes value types"
@@ -293,6 +337,7 @@ async fn insert_unnest(
                 Column::Int(_) => "bigint",
                 Column::Float(_) => "double precision",
                 Column::Text(_) => "text",
+                Column::Bytes(_) => "bytea",
             };
             format!("${}::{ty}[]", i + 1)
         })
@@ -304,6 +349,7 @@ async fn insert_unnest(
             Column::Int(a) => q.bind(a),
             Column::Float(a) => q.bind(a),
             Column::Text(a) => q.bind(a),
+            Column::Bytes(a) => q.bind(a),
         };
     }
     Ok(q.execute(&mut *c).await?.rows_affected())
