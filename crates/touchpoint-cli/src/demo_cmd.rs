@@ -64,8 +64,10 @@ pub async fn run(args: DemoArgs, database: &str, settings: &Settings) -> Result<
         touchpoint_store::redact_url(database)
     );
     let mut rejected = 0;
-    for f in &manifest.files {
-        let opts = import_cmd::options(f.format, Some(f.channel.as_str()), None, settings)?;
+    for (i, f) in manifest.files.iter().enumerate() {
+        let mut opts = import_cmd::options(f.format, Some(f.channel.as_str()), None, settings)?;
+        // One summary rebuild after the last file, not one per file.
+        opts.refresh_analytics = i + 1 == manifest.files.len();
         let bar = import_cmd::progress_bar(true);
         let report = import::import_files(&store, std::slice::from_ref(&f.path), &opts, &|p| {
             bar.update(p)

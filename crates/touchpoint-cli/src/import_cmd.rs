@@ -109,6 +109,7 @@ pub fn options(
         strict: false,
         rejects: None,
         chunk_orders: 5_000,
+        refresh_analytics: true,
     })
 }
 

@@ -874,6 +874,7 @@ async fn import_upload(
         strict: false,
         rejects: None,
         chunk_orders: 5_000,
+        refresh_analytics: true,
     };
     let started = std::time::Instant::now();
     let path = file.path().to_path_buf();

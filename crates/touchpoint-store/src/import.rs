@@ -45,6 +45,10 @@ pub struct ImportOptions {
     pub rejects: Option<PathBuf>,
     /// Orders per transaction.
     pub chunk_orders: usize,
+    /// Rebuild the analytics summaries at the end when the import made them
+    /// stale. A caller importing several files in a row (the demo) turns it off
+    /// for all but the last; reports also rebuild stale summaries themselves.
+    pub refresh_analytics: bool,
 }
 
 /// Errors that stop an import.
@@ -444,8 +448,10 @@ pub async fn import_files(
     report.identity = writer.stats().clone();
     report.shared_identifiers = writer.shared_marked().to_vec();
     // Keep the analytics summaries current (one aggregation inside the database).
-    let offset = touchpoint_core::analytics::utc_offset_ms(&options.read.business_tz, now_ms());
-    store.refresh_member_summary_if_stale(offset).await?;
+    if options.refresh_analytics {
+        let offset = touchpoint_core::analytics::utc_offset_ms(&options.read.business_tz, now_ms());
+        store.refresh_member_summary_if_stale(offset).await?;
+    }
     Ok(report)
 }
 

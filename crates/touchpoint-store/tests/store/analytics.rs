@@ -29,6 +29,7 @@ fn options(format: InputFormat, channel: Option<&str>) -> ImportOptions {
         strict: false,
         rejects: None,
         chunk_orders: 5_000,
+        refresh_analytics: true,
     }
 }
 

@@ -110,6 +110,7 @@ pub fn options(format: InputFormat, channel: &str) -> ImportOptions {
         strict: false,
         rejects: None,
         chunk_orders: 3,
+        refresh_analytics: true,
     }
 }
 
