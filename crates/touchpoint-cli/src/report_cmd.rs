@@ -80,6 +80,12 @@ pub struct ReportArgs {
     /// Only orders on or after this day (YYYY-MM-DD).
     #[arg(long, value_name = "DATE")]
     pub since: Option<NaiveDate>,
+    /// A date range: only orders on or after this day (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub from: Option<NaiveDate>,
+    /// A date range: only orders on or before this day (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    pub to: Option<NaiveDate>,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value = "table")]
     pub output: ReportOutput,
@@ -216,6 +222,8 @@ pub fn scope(args: &ReportArgs, settings: &Settings) -> Result<Scope> {
         channel: args.channel.clone(),
         brand: args.brand.clone(),
         since_day: args.since.map(an::date_to_day),
+        from_day: args.from.map(an::date_to_day),
+        to_day: args.to.map(an::date_to_day),
         utc_offset_ms: an::utc_offset_ms(&tz, at),
     })
 }

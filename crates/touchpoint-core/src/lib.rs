@@ -7,6 +7,7 @@
 pub mod analytics;
 pub mod clv;
 pub mod demo;
+pub mod domain;
 pub mod identity;
 pub mod ingest;
 pub mod types;

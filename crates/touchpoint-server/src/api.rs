@@ -10,22 +10,18 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Json;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use touchpoint_core::identity::IdentityConfig;
-use touchpoint_core::ingest::{Customer, InputFormat, OrderLine, OrderRecord, ReadOptions};
-use touchpoint_core::{
-    ChannelName, Currency, Email, Identifier, MemberId, Money, OrderStatus, Phone,
-};
+use touchpoint_core::ingest::{InputFormat, OrderRecord, ReadOptions};
+use touchpoint_core::{ChannelName, Email, Identifier, MemberId, Phone};
 use touchpoint_store::import::{self, ImportOptions};
 
 use crate::auth::{Admin, AnyKey, Reader};
 use crate::error::{rejection, ApiError};
 use crate::routes::{param, Access, Doc, In, Route};
-use crate::segment;
 use crate::AppState;
 
 /// A path extractor whose rejections use the API's error shape.
@@ -548,8 +544,9 @@ struct CustomerIn {
 #[derive(Debug, Deserialize)]
 struct LineIn {
     sku: Value,
-    quantity: Option<i64>,
+    quantity: Option<Value>,
     unit_price: Value,
+    unit_cost: Option<Value>,
     discount: Option<Value>,
     name: Option<String>,
     brand: Option<String>,
@@ -560,128 +557,53 @@ fn bad(field: &str, value: impl std::fmt::Display, expected: impl std::fmt::Disp
     ApiError::InvalidRequest(format!("{field} {value}: expected {expected}"))
 }
 
-fn time_field(field: &str, v: &Value, tz: chrono_tz::Tz) -> Result<DateTime<Utc>, ApiError> {
-    if let Some(s) = v.as_str() {
-        if let Ok(d) = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d") {
-            if let Some(t) = d
-                .and_hms_opt(0, 0, 0)
-                .and_then(|t| tz.from_local_datetime(&t).earliest())
-            {
-                return Ok(t.with_timezone(&Utc));
-            }
-        }
-        if DateTime::parse_from_rfc3339(s.trim()).is_err() {
-            for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
-                if let Ok(t) = NaiveDateTime::parse_from_str(s.trim(), f) {
-                    if let Some(t) = tz.from_local_datetime(&t).earliest() {
-                        return Ok(t.with_timezone(&Utc));
-                    }
-                }
-            }
-        }
-    }
-    segment::parse_time(Some(v)).ok_or_else(|| {
-        bad(field, v, "an RFC 3339 time such as 2024-11-11T10:00:00+08:00, a local time 2024-11-11 10:00:00, or epoch milliseconds")
-    })
-}
-
-fn money_field(field: &str, v: Option<&Value>) -> Result<Money, ApiError> {
-    match v {
-        None | Some(Value::Null) => Ok(Money::ZERO),
-        Some(x) => segment::money(Some(x)).ok_or_else(|| bad(field, x, "an amount such as 12.50")),
-    }
-}
-
+/// `POST /api/orders` through the one order normaliser of the core: a time
+/// without an offset is in the business time zone.
 fn order_record(o: OrderIn, state: &AppState) -> Result<OrderRecord, ApiError> {
-    let channel = ChannelName::parse(&o.channel).map_err(|e| bad("channel", &o.channel, e))?;
-    let order_id = segment::str_field(Some(&o.order_id))
-        .ok_or_else(|| bad("order_id", &o.order_id, "a non-empty string"))?;
-    let tz = state.config.business_tz;
-    let ordered_at = time_field("ordered_at", &o.ordered_at, tz)?;
-    let paid_at = o
-        .paid_at
-        .as_ref()
-        .filter(|v| !v.is_null())
-        .map(|v| time_field("paid_at", v, tz))
-        .transpose()?;
-    let status = match o.status.as_deref() {
-        Some(s) => OrderStatus::parse(s).map_err(|e| bad("status", s, e))?,
-        None => OrderStatus::Paid,
+    use touchpoint_core::ingest::order::{
+        normalise_order, CustomerInput, LineInput, NormaliseOptions, Offsetless, OrderInput,
     };
-    let currency = match o.currency.as_deref() {
-        Some(c) => Currency::parse(c).map_err(|e| bad("currency", c, e))?,
-        None => state.config.default_currency.clone(),
-    };
-    let c = &o.customer;
-    let mut ids = Vec::new();
-    if let Some(m) = segment::str_field(c.member_no.as_ref()) {
-        ids.push(Identifier::member_no(&m).map_err(|e| bad("customer.member_no", &m, e))?);
-    }
-    if let Some(p) = c.phone.as_deref().filter(|s| !s.trim().is_empty()) {
-        let phone = Phone::parse(p, &state.config.default_country)
-            .map_err(|e| bad("customer.phone", p, e))?;
-        ids.push(Identifier::phone(&phone));
-    }
-    if let Some(e) = c.email.as_deref().filter(|s| !s.trim().is_empty()) {
-        ids.push(Identifier::email(
-            &Email::parse(e).map_err(|x| bad("customer.email", e, x))?,
-        ));
-    }
-    if let Some(p) = segment::str_field(c.platform_user_id.as_ref()) {
-        ids.push(
-            Identifier::platform_user_id(&channel, &p)
-                .map_err(|e| bad("customer.platform_user_id", &p, e))?,
-        );
-    }
-    if let Some(w) = c.wechat_unionid.as_deref().filter(|s| !s.trim().is_empty()) {
-        ids.push(Identifier::wechat_unionid(w).map_err(|e| bad("customer.wechat_unionid", w, e))?);
-    }
-    if ids.is_empty() {
-        return Err(ApiError::InvalidRequest(
-            "customer: expected at least one of member_no, phone, email, platform_user_id, wechat_unionid".into(),
-        ));
-    }
-    if o.lines.is_empty() {
-        return Err(ApiError::InvalidRequest(
-            "lines: expected at least one line".into(),
-        ));
-    }
-    let mut lines = Vec::new();
-    for (i, l) in o.lines.iter().enumerate() {
-        let sku = segment::str_field(Some(&l.sku))
-            .ok_or_else(|| bad(&format!("lines[{i}].sku"), &l.sku, "a non-empty string"))?;
-        let quantity = l.quantity.unwrap_or(1);
-        if quantity < 1 {
-            return Err(bad(&format!("lines[{i}].quantity"), quantity, "at least 1"));
-        }
-        lines.push(OrderLine {
-            sku,
-            product_name: l.name.clone(),
-            brand: l.brand.clone(),
-            category: l.category.clone(),
-            quantity,
-            unit_price: money_field(&format!("lines[{i}].unit_price"), Some(&l.unit_price))?,
-            unit_cost: None,
-            discount: money_field(&format!("lines[{i}].discount"), l.discount.as_ref())?,
-        });
-    }
-    Ok(OrderRecord {
-        channel,
-        order_id,
-        ordered_at,
-        paid_at,
-        status,
-        currency,
-        order_discount: money_field("order_discount", o.order_discount.as_ref())?,
-        refunded: money_field("refunded", o.refunded.as_ref())?,
-        customer: Customer {
-            identifiers: ids,
-            name: c.name.clone(),
-            ..Customer::default()
+    let input = OrderInput {
+        channel: o.channel,
+        order_id: Some(o.order_id),
+        ordered_at: Some(o.ordered_at),
+        paid_at: o.paid_at,
+        status: o.status,
+        currency: o.currency,
+        order_discount: o.order_discount,
+        total: None,
+        refunded: o.refunded,
+        customer: CustomerInput {
+            member_no: o.customer.member_no,
+            phone: o.customer.phone,
+            email: o.customer.email,
+            platform_user_id: o.customer.platform_user_id,
+            wechat_unionid: o.customer.wechat_unionid,
+            identifiers: Vec::new(),
+            name: o.customer.name,
         },
-        lines,
-        source_line: 0,
-    })
+        lines: o
+            .lines
+            .into_iter()
+            .map(|l| LineInput {
+                sku: Some(l.sku),
+                quantity: l.quantity,
+                unit_price: Some(l.unit_price),
+                unit_cost: l.unit_cost,
+                discount: l.discount,
+                name: l.name,
+                brand: l.brand,
+                category: l.category,
+            })
+            .collect(),
+        allow_total_only: false,
+    };
+    let opts = NormaliseOptions {
+        offsetless: Offsetless::Local(state.config.business_tz),
+        default_currency: state.config.default_currency.clone(),
+        default_country: state.config.default_country.clone(),
+    };
+    normalise_order(input, &opts).map_err(|e| ApiError::InvalidRequest(e.to_string()))
 }
 
 async fn create_order(

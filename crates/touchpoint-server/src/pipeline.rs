@@ -2,12 +2,13 @@
 //! requests per transaction (group commit), and answers each request only
 //! after its events are committed.
 //!
-//! For each group it (1) finds which (source, messageId) keys are already
-//! stored, (2) applies the identity and order effects of the new events through
-//! the shared [`Writer`] (idempotent: a crash before step 3 and a client retry
-//! apply them again with the same result), (3) stores events, keys and
-//! rejected events in one transaction. A retried batch adds nothing; an old
-//! `Order Completed` retried after a refund does not undo the refund.
+//! Each group is one unit of work: it (1) claims the (source, messageId) keys
+//! and stores the events and rejected events, (2) applies the identity and
+//! order effects of the events it claimed first through the shared
+//! [`Writer`], with their consequences and domain events, and (3) commits. So
+//! an event and its effects are stored together or not at all; a retried
+//! batch adds nothing; an `Order Completed` re-sent after a refund does not
+//! undo the refund (refunds only grow, in the store's write path).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -17,9 +18,11 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use touchpoint_core::identity::RecordRef;
 use touchpoint_core::ingest::OrderRecord;
 use touchpoint_core::{Identifier, Money, OrderStatus};
-use touchpoint_store::events::{EventWriteCounts, NewRejected, DEDUP_RETENTION_MS};
+use touchpoint_store::events::{
+    write_events_in, EventWriteCounts, NewRejected, DEDUP_RETENTION_MS,
+};
 use touchpoint_store::import::Writer;
-use touchpoint_store::{now_ms, Store, StoreError};
+use touchpoint_store::{now_ms, Store, StoreError, UnitOfWork};
 
 use crate::metrics::Metrics;
 use crate::segment::{Action, Prepared};
@@ -154,35 +157,34 @@ async fn write_group(
     jobs: &[Job],
 ) -> Result<Vec<EventWriteCounts>, StoreError> {
     let all: Vec<&Prepared> = jobs.iter().flat_map(|j| j.events.iter()).collect();
-    // Groups with identity or order effects hold the writer until their events
-    // are stored, so effects apply in one order and once (several writer tasks
-    // run on PostgreSQL); groups of behaviour events only never wait for it.
-    let mut guard = None;
-    if all.iter().any(|p| p.action != Action::None) {
-        let w = guard.insert(writer.lock().await);
-        let keys: Vec<(String, String)> = all
-            .iter()
-            .filter(|p| p.action != Action::None)
-            .map(|p| (p.event.source.clone(), p.event.message_id.clone()))
-            .collect();
-        let mut known = store.known_event_ids(&keys).await?;
-        // New events with effects, first occurrence only, in arrival order.
-        let mut todo: Vec<&Prepared> = Vec::new();
-        for p in all.iter().filter(|p| p.action != Action::None) {
-            if known.insert((p.event.source.clone(), p.event.message_id.clone())) {
-                todo.push(p);
-            }
-        }
-        apply_effects(store, w, metrics, &todo).await?;
-    }
+    // Groups with identity or order effects hold the writer until they commit,
+    // so effects apply in one order and once (several writer tasks run on
+    // PostgreSQL); groups of behaviour events only never wait for it.
+    let mut guard = if all.iter().any(|p| p.action != Action::None) {
+        Some(writer.lock().await)
+    } else {
+        None
+    };
     let events: Vec<_> = all.iter().map(|p| p.event.clone()).collect();
     let rejected: Vec<NewRejected> = jobs
         .iter()
         .flat_map(|j| j.rejected.iter().cloned())
         .collect();
     let started = Instant::now();
-    let (fresh, _) = store.write_events(&events, &rejected).await?;
+    let mut uow = store.unit_of_work().await?;
+    let (fresh, _) = write_events_in(&mut uow, &events, &rejected).await?;
     metrics.time("store_event_write", started.elapsed());
+    if let Some(w) = guard.as_mut() {
+        // Effects of the events this unit of work claimed, in arrival order.
+        let todo: Vec<&Prepared> = all
+            .iter()
+            .zip(&fresh)
+            .filter(|(p, f)| **f && p.action != Action::None)
+            .map(|(p, _)| *p)
+            .collect();
+        apply_effects(&mut uow, w, metrics, &todo).await?;
+    }
+    uow.commit().await?;
     drop(guard);
     let mut out = Vec::with_capacity(jobs.len());
     let mut i = 0;
@@ -206,7 +208,7 @@ async fn write_group(
 
 /// Identity and order effects, in order; consecutive ones of a kind are written together.
 async fn apply_effects(
-    store: &Store,
+    uow: &mut UnitOfWork,
     w: &mut Writer,
     metrics: &Metrics,
     todo: &[&Prepared],
@@ -220,7 +222,7 @@ async fn apply_effects(
         match &p.action {
             Action::None => {}
             Action::Identify(list) => {
-                flush_orders(store, w, metrics, &mut orders).await?;
+                flush_orders(uow, w, metrics, &mut orders).await?;
                 if !list.is_empty() {
                     ids.push((
                         RecordRef {
@@ -232,13 +234,13 @@ async fn apply_effects(
                 }
             }
             Action::OrderCompleted(r) => {
-                flush_ids(store, w, metrics, &mut ids).await?;
+                flush_ids(uow, w, metrics, &mut ids).await?;
                 orders.push((**r).clone());
             }
             Action::OrderRefunded { order_id, amount } => {
-                flush_ids(store, w, metrics, &mut ids).await?;
-                flush_orders(store, w, metrics, &mut orders).await?;
-                match store.order_record(&p.event.source, order_id).await? {
+                flush_ids(uow, w, metrics, &mut ids).await?;
+                flush_orders(uow, w, metrics, &mut orders).await?;
+                match uow.order_record(&p.event.source, order_id).await? {
                     Some(mut r) => {
                         let gross = r.gross_amount().minor();
                         let refunded = amount
@@ -252,7 +254,7 @@ async fn apply_effects(
                             OrderStatus::PartiallyRefunded
                         };
                         orders.push(r);
-                        flush_orders(store, w, metrics, &mut orders).await?;
+                        flush_orders(uow, w, metrics, &mut orders).await?;
                     }
                     None => tracing::warn!(
                         source = %p.event.source,
@@ -263,13 +265,13 @@ async fn apply_effects(
             }
         }
     }
-    flush_ids(store, w, metrics, &mut ids).await?;
-    flush_orders(store, w, metrics, &mut orders).await?;
+    flush_ids(uow, w, metrics, &mut ids).await?;
+    flush_orders(uow, w, metrics, &mut orders).await?;
     Ok(())
 }
 
 async fn flush_ids(
-    store: &Store,
+    uow: &mut UnitOfWork,
     w: &mut Writer,
     metrics: &Metrics,
     ids: &mut Vec<(RecordRef, Vec<Identifier>)>,
@@ -278,14 +280,14 @@ async fn flush_ids(
         return Ok(());
     }
     let started = Instant::now();
-    w.resolve(store, ids).await?;
+    w.resolve_in(uow, ids).await?;
     metrics.time("identity_write", started.elapsed());
     ids.clear();
     Ok(())
 }
 
 async fn flush_orders(
-    store: &Store,
+    uow: &mut UnitOfWork,
     w: &mut Writer,
     metrics: &Metrics,
     orders: &mut Vec<OrderRecord>,
@@ -294,7 +296,7 @@ async fn flush_orders(
         return Ok(());
     }
     let started = Instant::now();
-    w.write_orders(store, orders).await?;
+    w.write_orders_in(uow, orders).await?;
     metrics.time("order_write", started.elapsed());
     orders.clear();
     Ok(())

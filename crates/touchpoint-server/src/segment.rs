@@ -8,10 +8,10 @@
 //! `context.ip` when the client did not set one), a `messageId` when missing,
 //! the batch-level `context` merged under the event's own.
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
-use touchpoint_core::ingest::{Customer, OrderLine, OrderRecord};
-use touchpoint_core::{ChannelName, Currency, Email, Identifier, Money, OrderStatus, Phone};
+use touchpoint_core::ingest::OrderRecord;
+use touchpoint_core::{ChannelName, Currency, Email, Identifier, Money, Phone};
 use touchpoint_store::events::{NewEvent, NewRejected};
 
 /// The event types of the spec.
@@ -84,50 +84,20 @@ pub fn str_field(v: Option<&Value>) -> Option<String> {
 }
 
 /// A time: an ISO-8601 / RFC 3339 string (an offset-less one is UTC), or a
-/// number of epoch milliseconds (seconds when below 10^11).
+/// number of epoch milliseconds (seconds when below 10^11); the core's rules
+/// (`touchpoint_core::ingest::order::time_value`).
 pub fn parse_time(v: Option<&Value>) -> Option<DateTime<Utc>> {
-    match v? {
-        Value::String(s) => {
-            let s = s.trim();
-            if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-                return Some(t.with_timezone(&Utc));
-            }
-            for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
-                if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
-                    return Some(t.and_utc());
-                }
-            }
-            s.parse::<f64>().ok().and_then(epoch)
-        }
-        Value::Number(n) => n.as_f64().and_then(epoch),
-        _ => None,
-    }
-}
-
-fn epoch(x: f64) -> Option<DateTime<Utc>> {
-    if !x.is_finite() || x < 0.0 {
-        return None;
-    }
-    let ms = if x < 1e11 { x * 1000.0 } else { x };
-    Utc.timestamp_millis_opt(ms as i64).single()
+    touchpoint_core::ingest::order::time_value(v?, touchpoint_core::ingest::order::Offsetless::Utc)
 }
 
 fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// Money from a JSON number or string, in minor units (2 decimals; more are rounded).
+/// Money from a JSON number or string, in minor units, never through a
+/// float (the core's rules: `touchpoint_core::ingest::order::money_value`).
 pub fn money(v: Option<&Value>) -> Option<Money> {
-    let text = match v? {
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.trim().to_string(),
-        _ => return None,
-    };
-    Money::parse(&text).ok().or_else(|| {
-        let x: f64 = text.parse().ok()?;
-        x.is_finite()
-            .then(|| Money::from_minor((x * 100.0).round() as i64))
-    })
+    touchpoint_core::ingest::order::money_value(v?)
 }
 
 /// A random id in the UUID v4 text form.
@@ -414,7 +384,9 @@ pub fn prepare(mut ev: Map<String, Value>, kind: Option<&str>, cx: &RequestCx<'_
 
 /// An `Order Completed` event as an order of the source's channel (Segment
 /// e-commerce spec: order_id, total or revenue, discount, currency, products
-/// with sku or product_id, name, price, quantity, category, brand).
+/// with sku or product_id, name, price, quantity, category, brand), through
+/// the one order normaliser of the core. A time without an offset is UTC,
+/// the Segment convention.
 fn order_record(
     cx: &RequestCx<'_>,
     props: Option<&Map<String, Value>>,
@@ -423,92 +395,65 @@ fn order_record(
     identifiers: Vec<Identifier>,
     ev: &Map<String, Value>,
 ) -> Result<OrderRecord, String> {
+    use touchpoint_core::ingest::order::{
+        normalise_order, CustomerInput, LineInput, NormaliseOptions, Offsetless, OrderInput,
+    };
     let empty = Map::new();
     let p = props.unwrap_or(&empty);
-    let currency = match str_field(p.get("currency")) {
-        Some(c) => {
-            Currency::parse(&c).map_err(|e| format!("properties.currency {c:?}: expected {e}"))?
-        }
-        None => cx.default_currency.clone(),
-    };
-    let mut lines = Vec::new();
-    for (i, item) in p
+    let lines = p
         .get("products")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
+        .filter_map(Value::as_object)
         .enumerate()
-    {
-        let Some(item) = item.as_object() else {
-            continue;
-        };
-        let sku = str_field(item.get("sku"))
-            .or_else(|| str_field(item.get("product_id")))
-            .or_else(|| str_field(item.get("id")))
-            .or_else(|| str_field(item.get("name")))
-            .unwrap_or_else(|| format!("line-{}", i + 1));
-        let quantity = item
-            .get("quantity")
-            .and_then(|q| {
-                q.as_i64()
-                    .or_else(|| q.as_f64().map(|f| f.round() as i64))
-                    .or_else(|| str_field(Some(q))?.parse().ok())
-            })
-            .unwrap_or(1);
-        if quantity < 1 {
-            return Err(format!(
-                "properties.products[{i}].quantity {quantity}: expected at least 1"
-            ));
-        }
-        lines.push(OrderLine {
-            sku,
-            product_name: str_field(item.get("name")),
+        .map(|(i, item)| LineInput {
+            sku: ["sku", "product_id", "id", "name"]
+                .iter()
+                .find_map(|k| {
+                    item.get(*k)
+                        .filter(|v| str_field(Some(v)).is_some())
+                        .cloned()
+                })
+                .or_else(|| Some(Value::String(format!("line-{}", i + 1)))),
+            quantity: item.get("quantity").cloned(),
+            unit_price: Some(item.get("price").cloned().unwrap_or(Value::from(0))),
+            unit_cost: None,
+            discount: None,
+            name: str_field(item.get("name")),
             brand: str_field(item.get("brand")),
             category: str_field(item.get("category")),
-            quantity,
-            unit_price: money(item.get("price")).unwrap_or(Money::ZERO),
-            unit_cost: None,
-            discount: Money::ZERO,
-        });
-    }
-    let total = money(p.get("total")).or_else(|| money(p.get("revenue")));
-    let discount = money(p.get("discount")).unwrap_or(Money::ZERO);
-    if lines.is_empty() {
-        lines.push(OrderLine {
-            sku: "order".into(),
-            product_name: None,
-            brand: None,
-            category: None,
-            quantity: 1,
-            unit_price: Money::from_minor(total.map(|t| t.minor() + discount.minor()).unwrap_or(0)),
-            unit_cost: None,
-            discount: Money::ZERO,
-        });
-    }
-    let line_sum: i64 = lines.iter().map(|l| l.net_amount().minor()).sum();
-    // With a total, the order discount is what makes the lines add up to it
-    // (discounts, and shipping or tax as a negative discount).
-    let order_discount = match total {
-        Some(t) => Money::from_minor(line_sum - t.minor()),
-        None => discount,
-    };
+        })
+        .collect();
+    let total = p
+        .get("total")
+        .filter(|v| !v.is_null())
+        .or_else(|| p.get("revenue").filter(|v| !v.is_null()))
+        .cloned();
     let context = obj(ev, "context");
     let traits = obj(ev, "traits").or_else(|| context.and_then(|c| obj(c, "traits")));
-    Ok(OrderRecord {
-        channel: cx.source.clone(),
-        order_id,
-        ordered_at: at,
-        paid_at: Some(at),
-        status: OrderStatus::Paid,
-        currency,
-        order_discount,
-        refunded: Money::ZERO,
-        customer: Customer {
+    let input = OrderInput {
+        channel: cx.source.as_str().to_string(),
+        order_id: Some(Value::String(order_id)),
+        ordered_at: Some(Value::from(at.timestamp_millis())),
+        paid_at: None,
+        status: None,
+        currency: str_field(p.get("currency")),
+        order_discount: p.get("discount").cloned(),
+        total,
+        refunded: None,
+        customer: CustomerInput {
             identifiers,
             name: traits.and_then(|t| str_field(t.get("name"))),
-            ..Customer::default()
+            ..CustomerInput::default()
         },
         lines,
-        source_line: 0,
-    })
+        allow_total_only: true,
+    };
+    let opts = NormaliseOptions {
+        offsetless: Offsetless::Utc,
+        default_currency: cx.default_currency.clone(),
+        default_country: cx.default_country.to_string(),
+    };
+    normalise_order(input, &opts).map_err(|e| format!("properties.{e}"))
 }

@@ -1,13 +1,12 @@
-//! Reads for the analytics reports: the per-member purchase summary and the
-//! per-product summary.
+//! Reads for the analytics reports.
 //!
-//! Both are built by one aggregation that runs inside the database (portable
-//! SQL: CTEs, `ROW_NUMBER()`, `STRING_AGG`). Unfiltered reports read the
-//! materialised tables `member_summary` / `product_summary`, which
-//! [`Store::refresh_member_summary`] rebuilds and which are refreshed
-//! automatically when stale (every order write bumps `analytics_state.data_version`).
-//! A report with a filter (channel, brand, since) or an as-of date before the
-//! last order runs the same aggregation live with the filter applied.
+//! The member reports (RFM, ABC, retention, cohorts, channels, summary) read
+//! the analytics model ([`crate::facts`]): one fact per order kept current by
+//! the write path, loaded as a snapshot plus the facts written since, and
+//! filtered in memory ([`Store::member_dataset`]). The same per-member
+//! aggregation in SQL ([`Store::member_dataset_sql`]) is kept as the
+//! reference that tests hold the model to. The product report runs its
+//! aggregation inside the database ([`Store::product_data`]).
 //!
 //! Purchases are orders with status `paid` or `partially_refunded`; net
 //! revenue is `gross_amount - refunded_amount`. Local days are
@@ -35,34 +34,42 @@ pub struct Scope {
     pub brand: Option<String>,
     /// Only orders on or after this local day.
     pub since_day: Option<i32>,
+    /// Only orders on or after this local day (a date range's start; with
+    /// `since_day` the later of the two applies).
+    pub from_day: Option<i32>,
+    /// Only orders on or before this local day (a date range's end).
+    pub to_day: Option<i32>,
     /// Offset of the business time zone from UTC, milliseconds (Asia/Shanghai: 8 h).
     pub utc_offset_ms: i64,
 }
 
 impl Scope {
-    fn filtered(&self) -> bool {
-        self.channel.is_some() || self.brand.is_some() || self.since_day.is_some()
+    /// The same scope for the analytics model.
+    pub fn fact_filter(&self) -> touchpoint_core::analytics::facts::FactFilter {
+        touchpoint_core::analytics::facts::FactFilter {
+            as_of_day: self.as_of_day,
+            channel: self.channel.clone(),
+            brand: self.brand.clone(),
+            since_day: self.since_day,
+            from_day: self.from_day,
+            to_day: self.to_day,
+            utc_offset_ms: self.utc_offset_ms,
+        }
     }
 }
 
-/// The state of the materialised summaries.
+/// The state of the analytics model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct AnalyticsState {
-    /// Bumped by every order write.
+    /// Bumped by every write that changes orders or which member owns them.
     pub data_version: i64,
-    /// The data version the summaries were built from.
-    pub summary_version: i64,
-    /// The UTC offset they were built with.
-    pub tz_offset_ms: i64,
-    /// When they were built, UTC milliseconds (0 = never).
-    pub refreshed_at: i64,
-}
-
-impl AnalyticsState {
-    /// True when the summaries reflect every order write.
-    pub fn is_current(&self, utc_offset_ms: i64) -> bool {
-        self.summary_version == self.data_version && self.tz_offset_ms == utc_offset_ms
-    }
+    /// The fact sequence number of the last write of the model.
+    pub fact_seq: i64,
+    /// The sequence number the snapshot covers (-1: none).
+    pub snapshot_seq: i64,
+    /// Whether the facts were built (false only for a store from before
+    /// migration 0006 that no report has read yet).
+    pub facts_built: bool,
 }
 
 /// Numbered placeholders for a statement being built.
@@ -90,10 +97,16 @@ fn scope_sql(scope: &Scope, as_of_end: i64, p: &mut Params) -> String {
     if let Some(c) = &scope.channel {
         w.push_str(&format!(" AND o.channel = {}", p.push(c.as_str())));
     }
-    if let Some(d) = scope.since_day {
+    for d in [scope.since_day, scope.from_day].into_iter().flatten() {
         w.push_str(&format!(
             " AND o.ordered_at >= {}",
             p.push(i64::from(d) * DAY_MS - scope.utc_offset_ms)
+        ));
+    }
+    if let Some(d) = scope.to_day {
+        w.push_str(&format!(
+            " AND o.ordered_at < {}",
+            p.push((i64::from(d) + 1) * DAY_MS - scope.utc_offset_ms)
         ));
     }
     w
@@ -135,9 +148,9 @@ fn order_facts_cte(scope: &Scope, as_of_end: i64, p: &mut Params) -> String {
     }
 }
 
-const SUMMARY_COLUMNS: &str = "member_id, first_at, last_at, first_day, last_day, purchase_days, orders, net_revenue, cogs, discounts, first_channel, activity";
-
-/// The per-member aggregation (a full `SELECT` producing [`SUMMARY_COLUMNS`]).
+/// The per-member aggregation (a full `SELECT` of member_id, first_at, last_at,
+/// first_day, last_day, purchase_days, orders, net_revenue, cogs, discounts,
+/// first_channel, activity).
 fn member_summary_sql(scope: &Scope, as_of_end: i64, p: &mut Params) -> String {
     let f = order_facts_cte(scope, as_of_end, p);
     format!(
@@ -168,10 +181,9 @@ fn non_buyers_sql(scope: &Scope, as_of_end: i64, p: &mut Params) -> String {
     )
 }
 
-const PRODUCT_COLUMNS: &str = "kind, key, name, category, net_revenue, units, cogs, orders, first_orders, first_order_members, first_order_repeaters";
-
 /// The per-product and per-category aggregation (a full `SELECT` producing
-/// [`PRODUCT_COLUMNS`]).
+/// kind, key, name, category, net_revenue, units, cogs, orders, first_orders,
+/// first_order_members, first_order_repeaters).
 fn product_summary_sql(scope: &Scope, as_of_end: i64, p: &mut Params) -> String {
     let w = scope_sql(scope, as_of_end, p);
     let off = p.push(scope.utc_offset_ms);
@@ -279,182 +291,6 @@ async fn read_members(
     Ok(out)
 }
 
-/// Marks the start of a member snapshot stream (format version 1).
-const SNAPSHOT_MAGIC: &[u8; 8] = b"TPMSNAP1";
-/// Size of one `member_snapshot` part.
-const SNAPSHOT_PART_BYTES: usize = 8 << 20;
-
-/// Encode the member summaries as the `member_snapshot` byte stream:
-/// magic, summary version, UTC offset, channel names, then one fixed-layout record per
-/// member followed by its activity entries (all little-endian).
-fn encode_snapshot(
-    version: i64,
-    utc_offset_ms: i64,
-    channels: &[String],
-    members: &[MemberSummary],
-) -> Vec<u8> {
-    let act: usize = members.iter().map(|m| m.activity.len()).sum();
-    let mut b = Vec::with_capacity(64 + members.len() * 72 + act * 18);
-    b.extend_from_slice(SNAPSHOT_MAGIC);
-    b.extend_from_slice(&version.to_le_bytes());
-    b.extend_from_slice(&utc_offset_ms.to_le_bytes());
-    b.extend_from_slice(&(channels.len() as u32).to_le_bytes());
-    for c in channels {
-        b.extend_from_slice(&(c.len() as u32).to_le_bytes());
-        b.extend_from_slice(c.as_bytes());
-    }
-    b.extend_from_slice(&(members.len() as u64).to_le_bytes());
-    for m in members {
-        for v in [m.member_id, m.first_at, m.last_at] {
-            b.extend_from_slice(&v.to_le_bytes());
-        }
-        for v in [m.first_day, m.last_day] {
-            b.extend_from_slice(&v.to_le_bytes());
-        }
-        for v in [m.purchase_days, m.orders] {
-            b.extend_from_slice(&v.to_le_bytes());
-        }
-        for v in [m.net_revenue, m.cogs, m.discounts] {
-            b.extend_from_slice(&v.to_le_bytes());
-        }
-        b.extend_from_slice(&m.first_channel.to_le_bytes());
-        b.extend_from_slice(&(m.activity.len() as u32).to_le_bytes());
-        for a in &m.activity {
-            b.extend_from_slice(&a.day.to_le_bytes());
-            b.extend_from_slice(&a.channel.to_le_bytes());
-            b.extend_from_slice(&a.orders.to_le_bytes());
-            b.extend_from_slice(&a.net_revenue.to_le_bytes());
-        }
-    }
-    b
-}
-
-/// A reader over a snapshot stream.
-struct Cursor<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Cursor<'a> {
-    fn take<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
-        let (head, rest) = self
-            .buf
-            .split_first_chunk::<N>()
-            .ok_or_else(|| StoreError::Corrupt("member_snapshot is truncated".into()))?;
-        self.buf = rest;
-        Ok(*head)
-    }
-    fn bytes(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
-        if self.buf.len() < n {
-            return Err(StoreError::Corrupt("member_snapshot is truncated".into()));
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Ok(head)
-    }
-    fn i64(&mut self) -> Result<i64, StoreError> {
-        Ok(i64::from_le_bytes(self.take()?))
-    }
-    fn i32(&mut self) -> Result<i32, StoreError> {
-        Ok(i32::from_le_bytes(self.take()?))
-    }
-    fn u32(&mut self) -> Result<u32, StoreError> {
-        Ok(u32::from_le_bytes(self.take()?))
-    }
-    fn u16(&mut self) -> Result<u16, StoreError> {
-        Ok(u16::from_le_bytes(self.take()?))
-    }
-}
-
-/// Decode a snapshot stream built from `version` at `utc_offset_ms`, with channel indices mapped
-/// onto `channels` (names not in it are appended). `None` when the stream
-/// was built from another summary version or offset.
-fn decode_snapshot(
-    buf: &[u8],
-    version: i64,
-    utc_offset_ms: i64,
-    channels: &mut Vec<String>,
-) -> Result<Option<Vec<MemberSummary>>, StoreError> {
-    let mut c = Cursor { buf };
-    if &c.take::<8>()? != SNAPSHOT_MAGIC {
-        return Err(StoreError::Corrupt(
-            "member_snapshot has an unknown format".into(),
-        ));
-    }
-    if c.i64()? != version || c.i64()? != utc_offset_ms {
-        return Ok(None);
-    }
-    let mut index: HashMap<String, u16> = channels
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.clone(), i as u16))
-        .collect();
-    let n_channels = c.u32()? as usize;
-    let mut map = Vec::with_capacity(n_channels);
-    for _ in 0..n_channels {
-        let len = c.u32()? as usize;
-        let name = std::str::from_utf8(c.bytes(len)?)
-            .map_err(|_| StoreError::Corrupt("member_snapshot channel name".into()))?;
-        map.push(intern(name, channels, &mut index));
-    }
-    // Activity is sorted by (day, channel index); a non-monotonic remapping
-    // of indices needs a re-sort to keep that order.
-    let monotonic = map.windows(2).all(|w| w[0] < w[1]);
-    let ch = |i: u16| -> Result<u16, StoreError> {
-        map.get(usize::from(i))
-            .copied()
-            .ok_or_else(|| StoreError::Corrupt("member_snapshot channel index".into()))
-    };
-    let n = usize::try_from(u64::from_le_bytes(c.take()?))
-        .map_err(|_| StoreError::Corrupt("member_snapshot member count".into()))?;
-    let mut members = Vec::with_capacity(n.min(buf.len() / 72));
-    for _ in 0..n {
-        let member_id = c.i64()?;
-        let first_at = c.i64()?;
-        let last_at = c.i64()?;
-        let first_day = c.i32()?;
-        let last_day = c.i32()?;
-        let purchase_days = c.u32()?;
-        let orders = c.u32()?;
-        let net_revenue = c.i64()?;
-        let cogs = c.i64()?;
-        let discounts = c.i64()?;
-        let first_channel = ch(c.u16()?)?;
-        let k = c.u32()? as usize;
-        let mut activity = Vec::with_capacity(k.min(c.buf.len() / 18));
-        for _ in 0..k {
-            activity.push(DayActivity {
-                day: c.i32()?,
-                channel: ch(c.u16()?)?,
-                orders: c.u32()?,
-                net_revenue: c.i64()?,
-            });
-        }
-        if !monotonic {
-            activity.sort_unstable_by_key(|a| (a.day, a.channel));
-        }
-        members.push(MemberSummary {
-            member_id,
-            first_at,
-            last_at,
-            first_day,
-            last_day,
-            purchase_days,
-            orders,
-            net_revenue,
-            cogs,
-            discounts,
-            first_channel,
-            activity,
-        });
-    }
-    if !c.buf.is_empty() {
-        return Err(StoreError::Corrupt(
-            "member_snapshot has trailing bytes".into(),
-        ));
-    }
-    Ok(Some(members))
-}
-
 /// The channel names in their canonical order (the indices of a [`Dataset`]).
 async fn channel_names(c: &mut Conn<'_>) -> Result<Vec<String>, StoreError> {
     c.fetch("SELECT name FROM channels ORDER BY name", &[], |r| {
@@ -482,19 +318,19 @@ fn product_row(r: crate::RowRef<'_>) -> Result<(String, ProductFacts), StoreErro
 }
 
 impl Store {
-    /// The state of the materialised summaries.
+    /// The state of the analytics model.
     pub async fn analytics_state(&self) -> Result<AnalyticsState, StoreError> {
         let mut h = self.acquire().await?;
         h.conn()
             .fetch_opt(
-                "SELECT data_version, summary_version, tz_offset_ms, refreshed_at FROM analytics_state WHERE id = 1",
+                "SELECT data_version, fact_seq, snapshot_seq, facts_built FROM analytics_state WHERE id = 1",
                 &[],
                 |r| {
                     Ok(AnalyticsState {
                         data_version: r.i64(0)?,
-                        summary_version: r.i64(1)?,
-                        tz_offset_ms: r.i64(2)?,
-                        refreshed_at: r.i64(3)?,
+                        fact_seq: r.i64(1)?,
+                        snapshot_seq: r.i64(2)?,
+                        facts_built: r.i64(3)? != 0,
                     })
                 },
             )
@@ -513,146 +349,38 @@ impl Store {
         Ok(max.map(|t| (t + utc_offset_ms).div_euclid(DAY_MS) as i32))
     }
 
-    /// Rebuild `member_summary` and `product_summary` from the orders, in one
-    /// transaction, with days bucketed at `utc_offset_ms`.
-    pub async fn refresh_member_summary(&self, utc_offset_ms: i64) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        let mut c = tx.conn();
-        let version = c
-            .fetch_opt(
-                "SELECT data_version FROM analytics_state WHERE id = 1",
-                &[],
-                |r| r.i64(0),
-            )
-            .await?
-            .unwrap_or(0);
-        let scope = Scope {
-            utc_offset_ms,
-            ..Scope::default()
-        };
-        c.exec("DELETE FROM member_summary", &[]).await?;
-        c.exec("DELETE FROM product_summary", &[]).await?;
-        let mut p = Params { vals: Vec::new() };
-        let sql = member_summary_sql(&scope, i64::MAX, &mut p);
-        c.exec(
-            &format!("INSERT INTO member_summary ({SUMMARY_COLUMNS}) {sql}"),
-            &p.vals,
-        )
-        .await?;
-        let mut p = Params { vals: Vec::new() };
-        let sql = product_summary_sql(&scope, i64::MAX, &mut p);
-        c.exec(
-            &format!("INSERT INTO product_summary ({PRODUCT_COLUMNS}) {sql}"),
-            &p.vals,
-        )
-        .await?;
-        let mut p = Params { vals: Vec::new() };
-        let sql = non_buyers_sql(&scope, i64::MAX, &mut p);
-        let non_buyers = c.fetch_opt(&sql, &p.vals, |r| r.i64(0)).await?.unwrap_or(0);
-        let mut channels = channel_names(&mut c).await?;
-        let members = read_members(
-            &mut c,
-            &format!("SELECT {SUMMARY_COLUMNS} FROM member_summary"),
-            &[],
-            &mut channels,
-        )
-        .await?;
-        let snapshot = encode_snapshot(version, utc_offset_ms, &channels, &members);
-        drop(members);
-        c.exec("DELETE FROM member_snapshot", &[]).await?;
-        for (i, part) in snapshot.chunks(SNAPSHOT_PART_BYTES).enumerate() {
-            c.exec(
-                "INSERT INTO member_snapshot (part, data) VALUES ($1, $2)",
-                &[(i as i64).into(), part.to_vec().into()],
-            )
-            .await?;
-        }
-        c.exec(
-            "UPDATE analytics_state SET summary_version = $1, tz_offset_ms = $2, refreshed_at = $3, non_buyers = $4 WHERE id = 1",
-            &[version.into(), utc_offset_ms.into(), crate::now_ms().into(), non_buyers.into()],
-        )
-        .await?;
-        tx.commit().await
-    }
-
-    /// Refresh the summaries if an order write happened since they were built
-    /// (or they were built with another time zone offset). Returns true if it refreshed.
-    pub async fn refresh_member_summary_if_stale(
-        &self,
-        utc_offset_ms: i64,
-    ) -> Result<bool, StoreError> {
-        if self.analytics_state().await?.is_current(utc_offset_ms) {
-            return Ok(false);
-        }
-        self.refresh_member_summary(utc_offset_ms).await?;
-        Ok(true)
-    }
-
-    /// Resolve the scope's as-of day and whether the materialised summaries
-    /// answer it (refreshing them first when stale).
-    async fn plan(&self, scope: &Scope) -> Result<(i32, i64, bool), StoreError> {
+    /// Resolve the scope's as-of day and the end of its time range.
+    async fn plan(&self, scope: &Scope) -> Result<(i32, i64), StoreError> {
         let last = self.last_order_day(scope.utc_offset_ms).await?;
         let as_of_day = scope.as_of_day.or(last).unwrap_or(0);
         let as_of_end = (i64::from(as_of_day) + 1) * DAY_MS - scope.utc_offset_ms;
-        let covers_all = last.is_none_or(|l| as_of_day >= l);
-        let materialised = !scope.filtered() && covers_all;
-        if materialised {
-            self.refresh_member_summary_if_stale(scope.utc_offset_ms)
-                .await?;
-        }
-        Ok((as_of_day, as_of_end, materialised))
+        Ok((as_of_day, as_of_end))
     }
 
     /// The per-member purchase summaries of the scope: the input of the RFM,
-    /// ABC, retention, cohort and channel reports.
+    /// ABC, retention, cohort and channel reports, computed from the
+    /// analytics model (see [`crate::facts`]), members sorted by id.
     pub async fn member_dataset(&self, scope: &Scope) -> Result<Dataset, StoreError> {
-        let (as_of_day, as_of_end, materialised) = self.plan(scope).await?;
+        let (facts, _) = self.order_facts().await?;
+        Ok(facts.dataset(&scope.fact_filter()))
+    }
+
+    /// The per-member purchase summaries of the scope computed by one SQL
+    /// aggregation inside the database: what the reports read before the
+    /// analytics model, kept as the reference the model is tested against.
+    pub async fn member_dataset_sql(&self, scope: &Scope) -> Result<Dataset, StoreError> {
+        let (as_of_day, as_of_end) = self.plan(scope).await?;
         let mut h = self.acquire().await?;
         let mut c = h.conn();
         let mut channels = channel_names(&mut c).await?;
-        let (members, non_buyers) = if materialised {
-            let (nb, version) = c
-                .fetch_opt(
-                    "SELECT non_buyers, summary_version, tz_offset_ms FROM analytics_state WHERE id = 1",
-                    &[],
-                    |r| Ok((r.i64(0)?, (r.i64(1)?, r.i64(2)?))),
-                )
-                .await?
-                .unwrap_or((0, (0, 0)));
-            let mut snapshot = Vec::new();
-            c.fetch_each("SELECT data FROM member_snapshot ORDER BY part", &[], |r| {
-                snapshot.extend_from_slice(&r.bytes(0)?);
-                Ok::<(), StoreError>(())
-            })
-            .await?;
-            let decoded = if snapshot.is_empty() {
-                None
-            } else {
-                decode_snapshot(&snapshot, version.0, version.1, &mut channels)?
-            };
-            let members = match decoded {
-                Some(m) => m,
-                // Built by a version without snapshots: read the rows.
-                None => {
-                    read_members(
-                        &mut c,
-                        &format!("SELECT {SUMMARY_COLUMNS} FROM member_summary"),
-                        &[],
-                        &mut channels,
-                    )
-                    .await?
-                }
-            };
-            (members, nb)
-        } else {
-            let mut p = Params { vals: Vec::new() };
-            let sql = member_summary_sql(scope, as_of_end, &mut p);
-            let members = read_members(&mut c, &sql, &p.vals, &mut channels).await?;
-            let mut p = Params { vals: Vec::new() };
-            let sql = non_buyers_sql(scope, as_of_end, &mut p);
-            let nb = c.fetch_opt(&sql, &p.vals, |r| r.i64(0)).await?.unwrap_or(0);
-            (members, nb)
-        };
+        channels.sort();
+        let mut p = Params { vals: Vec::new() };
+        let sql = member_summary_sql(scope, as_of_end, &mut p);
+        let mut members = read_members(&mut c, &sql, &p.vals, &mut channels).await?;
+        members.sort_by_key(|m| m.member_id);
+        let mut p = Params { vals: Vec::new() };
+        let sql = non_buyers_sql(scope, as_of_end, &mut p);
+        let non_buyers = c.fetch_opt(&sql, &p.vals, |r| r.i64(0)).await?.unwrap_or(0);
         Ok(Dataset {
             channels,
             members,
@@ -664,31 +392,17 @@ impl Store {
     /// The per-product and per-category summaries of the scope: the input of
     /// the product report.
     pub async fn product_data(&self, scope: &Scope) -> Result<ProductData, StoreError> {
-        let (as_of_day, as_of_end, materialised) = self.plan(scope).await?;
+        let (as_of_day, as_of_end) = self.plan(scope).await?;
         let mut h = self.acquire().await?;
         let mut c = h.conn();
-        let rows = if materialised {
-            c.fetch(
-                &format!("SELECT {PRODUCT_COLUMNS} FROM product_summary"),
-                &[],
-                product_row,
-            )
-            .await?
-        } else {
-            let mut p = Params { vals: Vec::new() };
-            let sql = product_summary_sql(scope, as_of_end, &mut p);
-            c.fetch(&sql, &p.vals, product_row).await?
-        };
         let mut p = Params { vals: Vec::new() };
-        let totals = if materialised {
-            "SELECT CAST(COALESCE(SUM(orders), 0) AS BIGINT), CAST(COUNT(*) AS BIGINT) FROM member_summary"
-                .to_string()
-        } else {
-            let w = scope_sql(scope, as_of_end, &mut p);
-            format!(
-                "SELECT CAST(COUNT(*) AS BIGINT), CAST(COUNT(DISTINCT o.member_id) AS BIGINT) FROM orders o WHERE {PURCHASE} AND {w}"
-            )
-        };
+        let sql = product_summary_sql(scope, as_of_end, &mut p);
+        let rows = c.fetch(&sql, &p.vals, product_row).await?;
+        let mut p = Params { vals: Vec::new() };
+        let w = scope_sql(scope, as_of_end, &mut p);
+        let totals = format!(
+            "SELECT CAST(COUNT(*) AS BIGINT), CAST(COUNT(DISTINCT o.member_id) AS BIGINT) FROM orders o WHERE {PURCHASE} AND {w}"
+        );
         let (orders, buyers) = c
             .fetch_opt(&totals, &p.vals, |r| Ok((r.i64(0)?, r.i64(1)?)))
             .await?
@@ -710,15 +424,4 @@ impl Store {
         data.categories.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(data)
     }
-}
-
-/// Mark the summaries stale: called inside every transaction that writes
-/// orders or moves them between members.
-pub(crate) async fn bump_data_version(conn: &mut Conn<'_>) -> Result<(), StoreError> {
-    conn.exec(
-        "UPDATE analytics_state SET data_version = data_version + 1 WHERE id = 1",
-        &[],
-    )
-    .await?;
-    Ok(())
 }

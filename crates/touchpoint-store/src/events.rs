@@ -11,10 +11,11 @@
 use std::collections::HashSet;
 
 use serde::Serialize;
+use touchpoint_core::domain::DomainEvent;
 use touchpoint_core::MemberId;
 
 use crate::db::Val;
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, UnitOfWork};
 
 /// How long a (source, messageId) key is kept for deduplication: 7 days.
 pub const DEDUP_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -195,93 +196,10 @@ impl Store {
         events: &[NewEvent],
         rejected: &[NewRejected],
     ) -> Result<(Vec<bool>, EventWriteCounts), StoreError> {
-        let mut counts = EventWriteCounts::default();
-        let mut tx = self.begin().await?;
-        let mut c = tx.conn();
-        let mut fresh = vec![false; events.len()];
-        // Claim the keys; RETURNING names the keys this statement inserted.
-        let mut claimed: HashSet<(String, String)> = HashSet::new();
-        let rows_per_stmt = 2_000;
-        for chunk in events.chunks(rows_per_stmt) {
-            let mut sql =
-                String::from("INSERT INTO event_ids (source, message_id, received_at) VALUES ");
-            let mut vals = Vec::with_capacity(chunk.len() * 3);
-            let anonymous = matches!(c, crate::Conn::Sqlite(_));
-            for (i, e) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                if anonymous {
-                    sql.push_str("(?,?,?)");
-                } else {
-                    let n = i * 3;
-                    sql.push_str(&format!("(${},${},${})", n + 1, n + 2, n + 3));
-                }
-                vals.extend([
-                    Val::from(e.source.as_str()),
-                    e.message_id.as_str().into(),
-                    e.received_at.into(),
-                ]);
-            }
-            sql.push_str(
-                " ON CONFLICT (source, message_id) DO NOTHING RETURNING source, message_id",
-            );
-            for k in c
-                .fetch(&sql, &vals, |r| Ok((r.text(0)?, r.text(1)?)))
-                .await?
-            {
-                claimed.insert(k);
-            }
-        }
-        let mut vals = Vec::new();
-        for (i, e) in events.iter().enumerate() {
-            // The first event with a newly claimed key is stored; later ones are duplicates.
-            if claimed.remove(&(e.source.clone(), e.message_id.clone())) {
-                fresh[i] = true;
-                counts.accepted += 1;
-                vals.extend([
-                    Val::from(e.source.as_str()),
-                    e.message_id.as_str().into(),
-                    e.kind.as_str().into(),
-                    e.name.clone().into(),
-                    e.user_id.clone().into(),
-                    e.anon_key.clone().into(),
-                    e.occurred_at.into(),
-                    e.received_at.into(),
-                    e.ip.clone().into(),
-                    e.payload.as_str().into(),
-                ]);
-            } else {
-                counts.duplicates += 1;
-            }
-        }
-        c.insert_many(
-            "INSERT INTO events (source, message_id, type, name, user_id, anon_key, occurred_at, received_at, ip, payload)",
-            "",
-            10,
-            &vals,
-        )
-        .await?;
-        let mut vals = Vec::new();
-        for r in rejected {
-            vals.extend([
-                Val::from(r.source.as_str()),
-                r.message_id.clone().into(),
-                r.reason.as_str().into(),
-                r.received_at.into(),
-                r.payload.as_str().into(),
-            ]);
-        }
-        counts.rejected = rejected.len() as u64;
-        c.insert_many(
-            "INSERT INTO rejected_events (source, message_id, reason, received_at, payload)",
-            "",
-            5,
-            &vals,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok((fresh, counts))
+        let mut uow = self.unit_of_work().await?;
+        let r = write_events_in(&mut uow, events, rejected).await?;
+        uow.commit().await?;
+        Ok(r)
     }
 
     /// Forget deduplication keys received before `before` (UTC ms); returns how many.
@@ -396,6 +314,110 @@ impl Store {
             .await?;
         Ok(row.unwrap_or((0, 0)))
     }
+}
+
+/// [`Store::write_events`] inside a unit of work: the claims of the
+/// (source, messageId) keys, the events and the rejected events commit with
+/// whatever else the unit of work writes (the identity and order effects of
+/// the events), and each new event is recorded as an `event_tracked` domain
+/// event.
+pub async fn write_events_in(
+    uow: &mut UnitOfWork,
+    events: &[NewEvent],
+    rejected: &[NewRejected],
+) -> Result<(Vec<bool>, EventWriteCounts), StoreError> {
+    let mut counts = EventWriteCounts::default();
+    let mut c = uow.conn();
+    let mut fresh = vec![false; events.len()];
+    // Claim the keys; RETURNING names the keys this statement inserted.
+    let mut claimed: HashSet<(String, String)> = HashSet::new();
+    let rows_per_stmt = 2_000;
+    for chunk in events.chunks(rows_per_stmt) {
+        let mut sql =
+            String::from("INSERT INTO event_ids (source, message_id, received_at) VALUES ");
+        let mut vals = Vec::with_capacity(chunk.len() * 3);
+        let anonymous = matches!(c, crate::Conn::Sqlite(_));
+        for (i, e) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            if anonymous {
+                sql.push_str("(?,?,?)");
+            } else {
+                let n = i * 3;
+                sql.push_str(&format!("(${},${},${})", n + 1, n + 2, n + 3));
+            }
+            vals.extend([
+                Val::from(e.source.as_str()),
+                e.message_id.as_str().into(),
+                e.received_at.into(),
+            ]);
+        }
+        sql.push_str(" ON CONFLICT (source, message_id) DO NOTHING RETURNING source, message_id");
+        for k in c
+            .fetch(&sql, &vals, |r| Ok((r.text(0)?, r.text(1)?)))
+            .await?
+        {
+            claimed.insert(k);
+        }
+    }
+    let mut vals = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        // The first event with a newly claimed key is stored; later ones are duplicates.
+        if claimed.remove(&(e.source.clone(), e.message_id.clone())) {
+            fresh[i] = true;
+            counts.accepted += 1;
+            vals.extend([
+                Val::from(e.source.as_str()),
+                e.message_id.as_str().into(),
+                e.kind.as_str().into(),
+                e.name.clone().into(),
+                e.user_id.clone().into(),
+                e.anon_key.clone().into(),
+                e.occurred_at.into(),
+                e.received_at.into(),
+                e.ip.clone().into(),
+                e.payload.as_str().into(),
+            ]);
+        } else {
+            counts.duplicates += 1;
+        }
+    }
+    c.insert_many(
+        "INSERT INTO events (source, message_id, type, name, user_id, anon_key, occurred_at, received_at, ip, payload)",
+        "",
+        10,
+        &vals,
+    )
+    .await?;
+    let mut vals = Vec::new();
+    for r in rejected {
+        vals.extend([
+            Val::from(r.source.as_str()),
+            r.message_id.clone().into(),
+            r.reason.as_str().into(),
+            r.received_at.into(),
+            r.payload.as_str().into(),
+        ]);
+    }
+    counts.rejected = rejected.len() as u64;
+    c.insert_many(
+        "INSERT INTO rejected_events (source, message_id, reason, received_at, payload)",
+        "",
+        5,
+        &vals,
+    )
+    .await?;
+    for (e, _) in events.iter().zip(&fresh).filter(|(_, f)| **f) {
+        uow.emit(DomainEvent::EventTracked {
+            source: e.source.clone(),
+            message_id: e.message_id.clone(),
+            event_type: e.kind.clone(),
+            name: e.name.clone(),
+            member_id: None,
+        });
+    }
+    Ok((fresh, counts))
 }
 
 #[cfg(test)]

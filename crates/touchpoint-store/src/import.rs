@@ -25,9 +25,12 @@ use touchpoint_core::ingest::{
 };
 use touchpoint_core::{Identifier, MemberId};
 
-pub use crate::writes::WriteCounts;
+use touchpoint_core::domain::DomainEvent;
+
+use crate::unit_of_work::UnitOfWork;
 use crate::writes::{self, PreparedOrder};
-use crate::{now_ms, Store, StoreError, Tx};
+pub use crate::writes::{OrderChange, PreviousOrder, WriteCounts};
+use crate::{Store, StoreError};
 
 /// How to import.
 #[derive(Debug, Clone)]
@@ -447,10 +450,10 @@ pub async fn import_files(
     }
     report.identity = writer.stats().clone();
     report.shared_identifiers = writer.shared_marked().to_vec();
-    // Keep the analytics summaries current (one aggregation inside the database).
+    // The analytics model is current already (kept by every chunk); write a
+    // new snapshot of it so that the next report loads it in one read.
     if options.refresh_analytics {
-        let offset = touchpoint_core::analytics::utc_offset_ms(&options.read.business_tz, now_ms());
-        store.refresh_member_summary_if_stale(offset).await?;
+        store.compact_facts().await?;
     }
     Ok(report)
 }
@@ -494,14 +497,20 @@ pub struct BatchResult {
     /// The member each order belongs to, in input order (`None` for an order
     /// without identifiers, which is not written).
     pub members: Vec<Option<MemberId>>,
+    /// Orders inserted or changed, as stored (for in-transaction handlers of
+    /// the caller).
+    #[serde(skip)]
+    pub changes: Vec<OrderChange>,
 }
 
 /// The identity-aware writer behind every path that adds orders or identities
-/// (file imports, the HTTP API): it keeps the identity index in memory, reloads
-/// it when another writer changed identities, and writes each batch in one
-/// transaction with the identity changes it caused. Share one per process
-/// (behind a mutex); several processes are safe too, because each batch takes
-/// the identity lock and checks the identity version first.
+/// (file imports, the HTTP API, tracking events): it keeps the identity index
+/// in memory, reloads it when another writer changed identities, and writes
+/// into a [`UnitOfWork`] the rows, the identity changes, the consequences that
+/// must commit with them (the analytics model; see [`Writer::write_orders_in`])
+/// and their domain events. Share one per process (behind a mutex); several
+/// processes are safe too, because each unit of work takes the identity lock
+/// and checks the identity version first.
 #[derive(Debug)]
 pub struct Writer {
     config: IdentityConfig,
@@ -533,93 +542,103 @@ impl Writer {
         &self.shared
     }
 
-    /// Start a transaction holding the identity lock with an up-to-date index.
-    async fn begin(&mut self, store: &Store) -> Result<Tx, StoreError> {
-        let mut tx = store.begin().await?;
-        let version = writes::lock_identity(&mut tx.conn()).await?;
+    /// Take the identity lock in `uow` (once) with an up-to-date index.
+    async fn lock(&mut self, uow: &mut UnitOfWork) -> Result<(), StoreError> {
+        if uow.identity_version.is_some() {
+            if self.graph.is_none() {
+                let g = writes::load_identity(&mut uow.conn(), self.config).await?;
+                self.graph = Some((g, uow.identity_version.unwrap_or(0)));
+            }
+            return Ok(());
+        }
+        let version = writes::lock_identity(&mut uow.conn()).await?;
         if !matches!(&self.graph, Some((_, v)) if *v == version) {
-            let g = writes::load_identity(&mut tx.conn(), self.config).await?;
+            let g = writes::load_identity(&mut uow.conn(), self.config).await?;
             self.graph = Some((g, version));
         }
-        Ok(tx)
+        uow.identity_version = Some(version);
+        Ok(())
     }
 
-    /// Persist what the index did since the last call, inside `tx`.
-    async fn flush_identity(&mut self, tx: &mut Tx, now: i64) -> Result<bool, StoreError> {
-        let (g, _) = self.graph.as_mut().expect("loaded by begin");
+    /// Persist what the index did since the last call, inside `uow`, with
+    /// the analytics facts of orders that moved between members and the
+    /// identity events. Returns whether anything changed.
+    async fn flush_identity(&mut self, uow: &mut UnitOfWork) -> Result<bool, StoreError> {
+        let (g, _) = self.graph.as_mut().expect("locked");
         let ops = g.take_ops();
         if ops.is_empty() {
             return Ok(false);
         }
         tally(&ops, &mut self.stats, &mut self.shared);
-        writes::apply_identity_ops(&mut tx.conn(), ops, now).await?;
+        let (events, moved) = identity_consequences(&ops);
+        let now = uow.now();
+        writes::apply_identity_ops(&mut uow.conn(), ops, now).await?;
+        // A new random version: a writer whose unit of work is rolled back
+        // (its index ran ahead) can never match what another writer commits.
+        let version: i64 = rand::random::<i64>() & i64::MAX;
+        writes::set_identity_version(&mut uow.conn(), version).await?;
+        uow.identity_version = Some(version);
+        if let Some((_, v)) = self.graph.as_mut() {
+            *v = version;
+        }
+        crate::facts::refresh_members(uow, &moved).await?;
+        for e in events {
+            uow.emit(e);
+        }
         Ok(true)
     }
 
-    async fn finish(&mut self, mut tx: Tx, changed: bool) -> Result<(), StoreError> {
-        if changed {
-            let v = writes::bump_identity_version(&mut tx.conn()).await?;
-            if let Some((_, version)) = self.graph.as_mut() {
-                *version = v;
-            }
+    /// Run `f` and forget the index if it fails (it may have run ahead of
+    /// what the unit of work holds).
+    fn guard<T>(&mut self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        if r.is_err() {
+            self.graph = None;
         }
-        match tx.commit().await {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                // The index ran ahead of what was committed: reload next time.
-                self.graph = None;
-                Err(e)
-            }
-        }
+        r
     }
 
     /// Resolve records that carry identifiers but no order (tracking
-    /// `identify` calls, aliases) and persist the identity changes. Returns each
-    /// record's member (`None` when it has no identifiers).
+    /// `identify` calls, aliases) and persist the identity changes, in one
+    /// unit of work of its own. Returns each record's member (`None` when it
+    /// has no identifiers).
     pub async fn resolve(
         &mut self,
         store: &Store,
         records: &[(RecordRef, Vec<Identifier>)],
     ) -> Result<Vec<Option<MemberId>>, StoreError> {
-        let now = now_ms();
-        let mut tx = self.begin(store).await?;
-        let result = self.resolve_in(&mut tx, records, now).await;
-        match result {
-            Ok((members, changed)) => {
-                self.finish(tx, changed).await?;
-                Ok(members)
-            }
-            Err(e) => {
-                self.graph = None;
-                Err(e)
-            }
-        }
+        let mut uow = store.unit_of_work().await?;
+        let members = self.resolve_in(&mut uow, records).await?;
+        let r = uow.commit().await.map(|_| members);
+        self.guard(r)
     }
 
-    async fn resolve_in(
+    /// [`Writer::resolve`] inside the caller's unit of work.
+    pub async fn resolve_in(
         &mut self,
-        tx: &mut Tx,
+        uow: &mut UnitOfWork,
         records: &[(RecordRef, Vec<Identifier>)],
-        now: i64,
-    ) -> Result<(Vec<Option<MemberId>>, bool), StoreError> {
-        let (g, _) = self.graph.as_mut().expect("loaded by begin");
+    ) -> Result<Vec<Option<MemberId>>, StoreError> {
+        let r = self.resolve_inner(uow, records).await;
+        self.guard(r)
+    }
+
+    async fn resolve_inner(
+        &mut self,
+        uow: &mut UnitOfWork,
+        records: &[(RecordRef, Vec<Identifier>)],
+    ) -> Result<Vec<Option<MemberId>>, StoreError> {
+        self.lock(uow).await?;
+        let (g, _) = self.graph.as_mut().expect("locked");
         let nodes: Vec<Vec<NodeId>> = records
             .iter()
             .map(|(r, ids)| g.resolve(r, ids).map(|x| x.nodes).unwrap_or_default())
             .collect();
-        let changed = self.flush_identity(tx, now).await?;
-        if changed {
-            // Merges move orders between members.
-            crate::analytics::bump_data_version(&mut tx.conn()).await?;
-        }
-        let (g, _) = self.graph.as_ref().expect("loaded by begin");
-        Ok((
-            nodes.iter().map(|n| g.member_of_nodes(n)).collect(),
-            changed,
-        ))
+        self.flush_identity(uow).await?;
+        let (g, _) = self.graph.as_ref().expect("locked");
+        Ok(nodes.iter().map(|n| g.member_of_nodes(n)).collect())
     }
 
-    /// Resolve and write a batch of orders in one transaction.
+    /// Resolve and write a batch of orders in one unit of work of its own.
     pub async fn write_orders(
         &mut self,
         store: &Store,
@@ -628,26 +647,37 @@ impl Writer {
         if orders.is_empty() {
             return Ok(BatchResult::default());
         }
-        let now = now_ms();
-        let mut tx = self.begin(store).await?;
-        match self.write_orders_in(&mut tx, orders, now).await {
-            Ok((result, changed)) => {
-                self.finish(tx, changed).await?;
-                Ok(result)
-            }
-            Err(e) => {
-                self.graph = None;
-                Err(e)
-            }
-        }
+        let mut uow = store.unit_of_work().await?;
+        let result = self.write_orders_in(&mut uow, orders).await?;
+        let r = uow.commit().await.map(|_| result);
+        self.guard(r)
     }
 
-    async fn write_orders_in(
+    /// Resolve and write a batch of orders inside the caller's unit of work:
+    /// identities, orders, lines and products; then, in the same
+    /// transaction, the consequences that must hold with them (the analytics
+    /// facts of every order written or moved) and the domain events
+    /// (`order_placed`, `order_changed`, `order_refunded`, identity events).
+    /// The caller may add its own consequences from
+    /// [`BatchResult::changes`] before committing.
+    pub async fn write_orders_in(
         &mut self,
-        tx: &mut Tx,
+        uow: &mut UnitOfWork,
         orders: &[OrderRecord],
-        now: i64,
-    ) -> Result<(BatchResult, bool), StoreError> {
+    ) -> Result<BatchResult, StoreError> {
+        let r = self.write_orders_inner(uow, orders).await;
+        self.guard(r)
+    }
+
+    async fn write_orders_inner(
+        &mut self,
+        uow: &mut UnitOfWork,
+        orders: &[OrderRecord],
+    ) -> Result<BatchResult, StoreError> {
+        if orders.is_empty() {
+            return Ok(BatchResult::default());
+        }
+        self.lock(uow).await?;
         let records: Vec<(RecordRef, Vec<Identifier>)> = orders
             .iter()
             .map(|r| {
@@ -660,13 +690,12 @@ impl Writer {
                 )
             })
             .collect();
-        let (g, _) = self.graph.as_mut().expect("loaded by begin");
+        let (g, _) = self.graph.as_mut().expect("locked");
         let nodes: Vec<Vec<NodeId>> = records
             .iter()
             .map(|(r, ids)| g.resolve(r, ids).map(|x| x.nodes).unwrap_or_default())
             .collect();
-        let changed = self.flush_identity(tx, now).await?;
-        let (g, _) = self.graph.as_ref().expect("loaded by begin");
+        let (g, _) = self.graph.as_ref().expect("locked");
         let members: Vec<Option<MemberId>> = nodes.iter().map(|n| g.member_of_nodes(n)).collect();
         let prepared: Vec<PreparedOrder<'_>> = orders
             .iter()
@@ -677,23 +706,124 @@ impl Writer {
                     record: r,
                     member: (*m)?,
                     nodes: n,
-                    hash: writes::content_hash(r),
                 })
             })
             .collect();
-        let mut conn = tx.conn();
-        let (o, l) = writes::write_orders(&mut conn, &prepared, now).await?;
-        writes::fill_profiles(&mut conn, &prepared, &mut self.tried_profiles).await?;
-        if changed || o.inserted + o.updated > 0 {
-            crate::analytics::bump_data_version(&mut conn).await?;
+        // Identity rows go in before the orders that name them.
+        self.flush_identity(uow).await?;
+        let now = uow.now();
+        let written = writes::write_orders(&mut uow.conn(), &prepared, now).await?;
+        writes::fill_profiles(&mut uow.conn(), &prepared, &mut self.tried_profiles).await?;
+        // In-transaction consequences: the analytics model.
+        crate::facts::upsert(uow, written.facts).await?;
+        if !written.changed_skus.is_empty() {
+            crate::facts::refresh_skus(uow, &written.changed_skus).await?;
         }
-        Ok((
-            BatchResult {
-                orders: o,
-                lines: l,
-                members,
-            },
-            changed,
-        ))
+        for c in &written.changes {
+            uow.emit(order_event(c));
+        }
+        Ok(BatchResult {
+            orders: written.orders,
+            lines: written.lines,
+            members,
+            changes: written.changes,
+        })
     }
+}
+
+/// The domain event of one order write.
+fn order_event(c: &OrderChange) -> DomainEvent {
+    let r = &c.record;
+    let channel = r.channel.as_str().to_string();
+    let order_id = r.order_id.clone();
+    let gross = r.gross_amount().minor();
+    match &c.previous {
+        None => DomainEvent::OrderPlaced {
+            channel,
+            order_id,
+            member_id: c.member_id,
+            status: r.status.as_str().to_string(),
+            net_amount: gross - r.refunded.minor(),
+            currency: r.currency.as_str().to_string(),
+            ordered_at: r.ordered_at.timestamp_millis(),
+        },
+        Some(p) if r.refunded.minor() > p.refunded => DomainEvent::OrderRefunded {
+            channel,
+            order_id,
+            member_id: c.member_id,
+            previous_refunded: p.refunded,
+            refunded: r.refunded.minor(),
+            gross_amount: gross,
+            status: r.status.as_str().to_string(),
+        },
+        Some(p) => DomainEvent::OrderChanged {
+            channel,
+            order_id,
+            member_id: c.member_id,
+            previous_status: p.status.as_str().to_string(),
+            status: r.status.as_str().to_string(),
+            net_amount: gross - r.refunded.minor(),
+        },
+    }
+}
+
+/// The domain events of identity operations, and the members whose orders
+/// may have moved (merged or split).
+fn identity_consequences(ops: &[IdentityOp]) -> (Vec<DomainEvent>, HashSet<i64>) {
+    let mut events = Vec::new();
+    let mut moved = HashSet::new();
+    let mut new_members: Vec<MemberId> = Vec::new();
+    for op in ops {
+        match op {
+            IdentityOp::NewMember { id } => new_members.push(*id),
+            IdentityOp::NewIdentifier {
+                member, first_seen, ..
+            } => {
+                if let Some(i) = new_members.iter().position(|m| m == member) {
+                    new_members.swap_remove(i);
+                    events.push(DomainEvent::MemberCreated {
+                        member_id: member.get(),
+                        channel: first_seen.channel.clone(),
+                    });
+                }
+            }
+            IdentityOp::Merge { kept, absorbed } => {
+                moved.insert(kept.get());
+                moved.insert(absorbed.get());
+            }
+            IdentityOp::Split {
+                from, assignments, ..
+            } => {
+                moved.insert(from.get());
+                let mut into: Vec<i64> = assignments.iter().map(|(_, m)| m.get()).collect();
+                into.sort_unstable();
+                into.dedup();
+                moved.extend(into.iter().copied());
+                events.push(DomainEvent::MemberSplit {
+                    from: from.get(),
+                    into,
+                });
+            }
+            IdentityOp::Event(e) => match e.kind {
+                EventKind::Merge => events.push(DomainEvent::MemberMerged {
+                    kept: e.member.get(),
+                    absorbed: e.other_member.map_or(0, |m| m.get()),
+                    identifier: format!("{} {}", e.identifier.kind(), e.identifier.value()),
+                }),
+                EventKind::Shared => events.push(DomainEvent::IdentifierShared {
+                    identifier: format!("{} {}", e.identifier.kind(), e.identifier.value()),
+                }),
+                EventKind::Link | EventKind::Split => {}
+            },
+            _ => {}
+        }
+    }
+    // Members created by a split carry no identifier of their own yet.
+    for m in new_members {
+        events.push(DomainEvent::MemberCreated {
+            member_id: m.get(),
+            channel: String::new(),
+        });
+    }
+    (events, moved)
 }

@@ -17,10 +17,13 @@ pub mod analytics;
 pub mod clv;
 pub mod db;
 pub mod events;
+pub mod facts;
 pub mod import;
 pub mod keys;
 pub mod members;
 pub mod orders;
+pub mod outbox;
+pub mod unit_of_work;
 mod writes;
 
 use std::str::FromStr;
@@ -31,6 +34,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, PgPool, Postgres, Sqlite, SqlitePool};
 
 pub use db::{Conn, RowRef, Val};
+pub use unit_of_work::{Committed, UnitOfWork};
 
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,7 @@ use touchpoint_core::{
     ChannelName, Currency, Identifier, IdentifierKind, MemberId, Money, OrderStatus,
 };
 
-use crate::db::Val;
+use crate::db::{Conn, Val};
 use crate::{Store, StoreError};
 
 /// A line of an order.
@@ -182,87 +182,7 @@ impl Store {
         order_id: &str,
     ) -> Result<Option<OrderRecord>, StoreError> {
         let mut h = self.acquire().await?;
-        let mut c = h.conn();
-        let key = [Val::from(channel), order_id.into()];
-        let Some((status, ordered_at, paid_at, currency, discount, refunded, nodes)) = c
-            .fetch_opt(
-                "SELECT status, ordered_at, paid_at, currency, order_discount, refunded_amount, identifier_ids \
-                 FROM orders WHERE channel = $1 AND order_id = $2",
-                &key,
-                |r| {
-                    Ok((
-                        r.text(0)?,
-                        r.i64(1)?,
-                        r.opt_i64(2)?,
-                        r.text(3)?,
-                        r.i64(4)?,
-                        r.i64(5)?,
-                        r.text(6)?,
-                    ))
-                },
-            )
-            .await?
-        else {
-            return Ok(None);
-        };
-        let corrupt = |what: &str, e: touchpoint_core::ParseError| {
-            StoreError::Corrupt(format!("order {channel} {order_id}: {what}: {e}"))
-        };
-        let ids = crate::writes::parse_node_list(&nodes);
-        let mut identifiers = Vec::new();
-        if !ids.is_empty() {
-            let sql = format!(
-                "SELECT kind, value FROM identifiers WHERE id IN ({}) ORDER BY id",
-                c.param_list(1, ids.len())
-            );
-            let vals: Vec<Val> = ids.iter().map(|i| Val::I(*i)).collect();
-            for (k, v) in c
-                .fetch(&sql, &vals, |r| Ok((r.text(0)?, r.text(1)?)))
-                .await?
-            {
-                let kind = IdentifierKind::parse(&k).map_err(|e| corrupt("identifier kind", e))?;
-                identifiers.push(Identifier::from_stored(kind, v));
-            }
-        }
-        let lines = c
-            .fetch(
-                "SELECT l.sku, p.name, p.brand, p.category, l.quantity, l.unit_price, l.unit_cost, l.discount \
-                 FROM order_lines l LEFT JOIN products p ON p.sku = l.sku \
-                 WHERE l.channel = $1 AND l.order_id = $2 ORDER BY l.line_no",
-                &key,
-                |r| {
-                    Ok(OrderLine {
-                        sku: r.text(0)?,
-                        product_name: r.opt_text(1)?,
-                        brand: r.opt_text(2)?,
-                        category: r.opt_text(3)?,
-                        quantity: r.i64(4)?,
-                        unit_price: Money::from_minor(r.i64(5)?),
-                        unit_cost: r.opt_i64(6)?.map(Money::from_minor),
-                        discount: Money::from_minor(r.i64(7)?),
-                    })
-                },
-            )
-            .await?;
-        let time = |ms: i64| Utc.timestamp_millis_opt(ms).single();
-        Ok(Some(OrderRecord {
-            channel: ChannelName::parse(channel).map_err(|e| corrupt("channel", e))?,
-            order_id: order_id.to_string(),
-            ordered_at: time(ordered_at).ok_or_else(|| {
-                StoreError::Corrupt(format!("order {channel} {order_id}: time {ordered_at}"))
-            })?,
-            paid_at: paid_at.and_then(time),
-            status: OrderStatus::parse(&status).map_err(|e| corrupt("status", e))?,
-            currency: Currency::parse(&currency).map_err(|e| corrupt("currency", e))?,
-            order_discount: Money::from_minor(discount),
-            refunded: Money::from_minor(refunded),
-            customer: Customer {
-                identifiers,
-                ..Customer::default()
-            },
-            lines,
-            source_line: 0,
-        }))
+        order_record_on(&mut h.conn(), channel, order_id).await
     }
 
     /// The stored response of an earlier request with this idempotency key:
@@ -308,5 +228,105 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// [`Store::order_record`] on a connection (inside a unit of work, it sees
+/// what the unit of work wrote).
+pub(crate) async fn order_record_on(
+    c: &mut Conn<'_>,
+    channel: &str,
+    order_id: &str,
+) -> Result<Option<OrderRecord>, StoreError> {
+    let key = [Val::from(channel), order_id.into()];
+    let Some((status, ordered_at, paid_at, currency, discount, refunded, nodes)) = c
+        .fetch_opt(
+            "SELECT status, ordered_at, paid_at, currency, order_discount, refunded_amount, identifier_ids \
+             FROM orders WHERE channel = $1 AND order_id = $2",
+            &key,
+            |r| {
+                Ok((
+                    r.text(0)?,
+                    r.i64(1)?,
+                    r.opt_i64(2)?,
+                    r.text(3)?,
+                    r.i64(4)?,
+                    r.i64(5)?,
+                    r.text(6)?,
+                ))
+            },
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let corrupt = |what: &str, e: touchpoint_core::ParseError| {
+        StoreError::Corrupt(format!("order {channel} {order_id}: {what}: {e}"))
+    };
+    let ids = crate::writes::parse_node_list(&nodes);
+    let mut identifiers = Vec::new();
+    if !ids.is_empty() {
+        let sql = format!(
+            "SELECT kind, value FROM identifiers WHERE id IN ({}) ORDER BY id",
+            c.param_list(1, ids.len())
+        );
+        let vals: Vec<Val> = ids.iter().map(|i| Val::I(*i)).collect();
+        for (k, v) in c
+            .fetch(&sql, &vals, |r| Ok((r.text(0)?, r.text(1)?)))
+            .await?
+        {
+            let kind = IdentifierKind::parse(&k).map_err(|e| corrupt("identifier kind", e))?;
+            identifiers.push(Identifier::from_stored(kind, v));
+        }
+    }
+    let lines = c
+        .fetch(
+            "SELECT l.sku, p.name, p.brand, p.category, l.quantity, l.unit_price, l.unit_cost, l.discount \
+             FROM order_lines l LEFT JOIN products p ON p.sku = l.sku \
+             WHERE l.channel = $1 AND l.order_id = $2 ORDER BY l.line_no",
+            &key,
+            |r| {
+                Ok(OrderLine {
+                    sku: r.text(0)?,
+                    product_name: r.opt_text(1)?,
+                    brand: r.opt_text(2)?,
+                    category: r.opt_text(3)?,
+                    quantity: r.i64(4)?,
+                    unit_price: Money::from_minor(r.i64(5)?),
+                    unit_cost: r.opt_i64(6)?.map(Money::from_minor),
+                    discount: Money::from_minor(r.i64(7)?),
+                })
+            },
+        )
+        .await?;
+    let time = |ms: i64| Utc.timestamp_millis_opt(ms).single();
+    Ok(Some(OrderRecord {
+        channel: ChannelName::parse(channel).map_err(|e| corrupt("channel", e))?,
+        order_id: order_id.to_string(),
+        ordered_at: time(ordered_at).ok_or_else(|| {
+            StoreError::Corrupt(format!("order {channel} {order_id}: time {ordered_at}"))
+        })?,
+        paid_at: paid_at.and_then(time),
+        status: OrderStatus::parse(&status).map_err(|e| corrupt("status", e))?,
+        currency: Currency::parse(&currency).map_err(|e| corrupt("currency", e))?,
+        order_discount: Money::from_minor(discount),
+        refunded: Money::from_minor(refunded),
+        customer: Customer {
+            identifiers,
+            ..Customer::default()
+        },
+        lines,
+        source_line: 0,
+    }))
+}
+
+impl crate::UnitOfWork {
+    /// [`Store::order_record`] inside this unit of work.
+    pub async fn order_record(
+        &mut self,
+        channel: &str,
+        order_id: &str,
+    ) -> Result<Option<OrderRecord>, StoreError> {
+        order_record_on(&mut self.conn(), channel, order_id).await
     }
 }

@@ -6,7 +6,7 @@ use touchpoint_core::identity::{
     IdentityConfig, IdentityGraph, IdentityOp, NodeId, RecordRef, StoredIdentifier,
 };
 use touchpoint_core::ingest::OrderRecord;
-use touchpoint_core::{Identifier, IdentifierKind, MemberId};
+use touchpoint_core::{Identifier, IdentifierKind, MemberId, Money, OrderStatus};
 
 use crate::db::{Conn, Val};
 use crate::StoreError;
@@ -30,13 +30,18 @@ pub(crate) async fn lock_identity(conn: &mut Conn<'_>) -> Result<i64, StoreError
     v.ok_or_else(|| StoreError::Corrupt("identity_state row is missing".into()))
 }
 
-pub(crate) async fn bump_identity_version(conn: &mut Conn<'_>) -> Result<i64, StoreError> {
+/// Set the identity version (a random token per change, so that an index
+/// that ran ahead of a rolled-back transaction never matches a later one).
+pub(crate) async fn set_identity_version(
+    conn: &mut Conn<'_>,
+    version: i64,
+) -> Result<(), StoreError> {
     conn.exec(
-        "UPDATE identity_state SET version = version + 1 WHERE id = 1",
-        &[],
+        "UPDATE identity_state SET version = $1 WHERE id = 1",
+        &[version.into()],
     )
     .await?;
-    lock_identity(conn).await
+    Ok(())
 }
 
 /// Read the whole identity index into memory.
@@ -396,7 +401,6 @@ pub(crate) struct PreparedOrder<'a> {
     pub record: &'a OrderRecord,
     pub member: MemberId,
     pub nodes: &'a [NodeId],
-    pub hash: i64,
 }
 
 /// What writing a chunk of orders did.
@@ -410,38 +414,154 @@ pub struct WriteCounts {
     pub unchanged: u64,
 }
 
-/// Content hashes of the orders of `channel` among `ids` that exist.
-async fn existing_hashes(
+/// An order as it was stored before a write changed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousOrder {
+    /// Its status.
+    pub status: OrderStatus,
+    /// Its refunded amount, minor units.
+    pub refunded: i64,
+    /// Its gross amount, minor units.
+    pub gross: i64,
+    /// Its member.
+    pub member_id: i64,
+}
+
+/// One order a write inserted or changed: what in-transaction handlers (the
+/// analytics model, points for a purchase) and domain events are made from.
+#[derive(Debug, Clone)]
+pub struct OrderChange {
+    /// The order as stored now (refunds merged, see [`write_orders`]).
+    pub record: OrderRecord,
+    /// Its member.
+    pub member_id: i64,
+    /// The stored order before, for an update.
+    pub previous: Option<PreviousOrder>,
+}
+
+/// Stored state of the orders of `channel` among `ids` that exist.
+async fn existing_orders(
     conn: &mut Conn<'_>,
     channel: &str,
     ids: &[&str],
-) -> Result<Vec<(String, i64)>, StoreError> {
+) -> Result<Vec<(String, i64, PreviousOrder)>, StoreError> {
+    const COLS: &str = "order_id, content_hash, status, refunded_amount, gross_amount, member_id";
+    let decode =
+        |order_id: String, hash: i64, status: String, refunded: i64, gross: i64, member: i64| {
+            let status = OrderStatus::parse(&status).map_err(|_| {
+                StoreError::Corrupt(format!("order {order_id} has status {status:?}"))
+            })?;
+            Ok((
+                order_id,
+                hash,
+                PreviousOrder {
+                    status,
+                    refunded,
+                    gross,
+                    member_id: member,
+                },
+            ))
+        };
     match conn {
         // One array parameter: PostgreSQL plans `= ANY($2)` as an index lookup,
         // where a generic plan over thousands of separate parameters can scan.
         Conn::Pg(c) => {
-            let rows: Vec<(String, i64)> = sqlx::query_as(
-                "SELECT order_id, content_hash FROM orders WHERE channel = $1 AND order_id = ANY($2)",
-            )
+            let rows: Vec<(String, i64, String, i64, i64, i64)> = sqlx::query_as(&format!(
+                "SELECT {COLS} FROM orders WHERE channel = $1 AND order_id = ANY($2)"
+            ))
             .bind(channel)
             .bind(ids)
             .fetch_all(&mut **c)
             .await?;
-            Ok(rows)
+            rows.into_iter()
+                .map(|(o, h, s, r, g, m)| decode(o, h, s, r, g, m))
+                .collect()
         }
         // Anonymous placeholders throughout (never mixed with `$N` on SQLite).
         Conn::Sqlite(_) => {
             let params = conn.param_list(1, ids.len() + 1);
             let (channel_param, id_params) = params.split_once(',').expect("two or more");
             let sql = format!(
-                "SELECT order_id, content_hash FROM orders WHERE channel = {channel_param} AND order_id IN ({id_params})"
+                "SELECT {COLS} FROM orders WHERE channel = {channel_param} AND order_id IN ({id_params})"
             );
             let mut vals: Vec<Val> = vec![channel.into()];
             vals.extend(ids.iter().map(|id| Val::from(*id)));
-            conn.fetch(&sql, &vals, |r| Ok((r.text(0)?, r.i64(1)?)))
-                .await
+            let rows = conn
+                .fetch(&sql, &vals, |r| {
+                    Ok((
+                        r.text(0)?,
+                        r.i64(1)?,
+                        r.text(2)?,
+                        r.i64(3)?,
+                        r.i64(4)?,
+                        r.i64(5)?,
+                    ))
+                })
+                .await?;
+            rows.into_iter()
+                .map(|(o, h, s, r, g, m)| decode(o, h, s, r, g, m))
+                .collect()
         }
     }
+}
+
+/// Refunds only grow, whatever door an order comes through: a later write
+/// that carries a lower refunded amount than the stored one (an `Order
+/// Completed` re-sent after `Order Refunded`, an older export imported after
+/// a newer one) keeps the stored refund and its status.
+fn keep_refund(record: &OrderRecord, stored: &PreviousOrder) -> Option<OrderRecord> {
+    let refunded_status = matches!(
+        stored.status,
+        OrderStatus::Refunded | OrderStatus::PartiallyRefunded
+    );
+    let lowers = record.refunded.minor() < stored.refunded
+        || (refunded_status && matches!(record.status, OrderStatus::Paid | OrderStatus::Pending));
+    if !lowers || stored.refunded == 0 && !refunded_status {
+        return None;
+    }
+    let mut r = record.clone();
+    r.refunded = Money::from_minor(stored.refunded.max(record.refunded.minor()));
+    if refunded_status && !matches!(record.status, OrderStatus::Refunded) {
+        r.status = stored.status;
+    }
+    Some(r)
+}
+
+/// Products of the chunk as stored: sku -> (brand, unit cost).
+async fn product_state(
+    conn: &mut Conn<'_>,
+    skus: &[&str],
+) -> Result<HashMap<String, (Option<String>, Option<i64>)>, StoreError> {
+    let mut out = HashMap::with_capacity(skus.len());
+    for batch in skus.chunks(2_000) {
+        let params = conn.param_list(1, batch.len());
+        let vals: Vec<Val> = batch.iter().map(|s| Val::from(*s)).collect();
+        for (sku, brand, cost) in conn
+            .fetch(
+                &format!("SELECT sku, brand, unit_cost FROM products WHERE sku IN ({params})"),
+                &vals,
+                |r| Ok((r.text(0)?, r.opt_text(1)?, r.opt_i64(2)?)),
+            )
+            .await?
+        {
+            out.insert(sku, (brand, cost));
+        }
+    }
+    Ok(out)
+}
+
+/// What [`write_orders`] did.
+#[derive(Debug, Default)]
+pub(crate) struct Written {
+    pub orders: WriteCounts,
+    pub lines: WriteCounts,
+    /// Orders inserted or changed.
+    pub changes: Vec<OrderChange>,
+    /// The analytics facts of the changed orders.
+    pub facts: Vec<crate::facts::FactRow>,
+    /// Products whose brand or cost changed (orders of earlier writes that
+    /// contain them need their facts recomputed).
+    pub changed_skus: Vec<String>,
 }
 
 /// Upsert orders, their lines, their products and channels.
@@ -449,11 +569,10 @@ pub(crate) async fn write_orders(
     conn: &mut Conn<'_>,
     orders: &[PreparedOrder<'_>],
     now: i64,
-) -> Result<(WriteCounts, WriteCounts), StoreError> {
-    let mut order_counts = WriteCounts::default();
-    let mut line_counts = WriteCounts::default();
+) -> Result<Written, StoreError> {
+    let mut out = Written::default();
     if orders.is_empty() {
-        return Ok((order_counts, line_counts));
+        return Ok(out);
     }
     // Channels.
     let channels: BTreeMap<&str, ()> = orders
@@ -472,8 +591,8 @@ pub(crate) async fn write_orders(
     )
     .await?;
 
-    // Existing hashes, per channel.
-    let mut existing: HashMap<(String, String), i64> = HashMap::new();
+    // Stored state, per channel.
+    let mut existing: HashMap<(String, String), (i64, PreviousOrder)> = HashMap::new();
     for c in channels.keys() {
         let ids: Vec<&str> = orders
             .iter()
@@ -481,8 +600,8 @@ pub(crate) async fn write_orders(
             .map(|o| o.record.order_id.as_str())
             .collect();
         for batch in ids.chunks(2_000) {
-            for (id, h) in existing_hashes(conn, c, batch).await? {
-                existing.insert((c.to_string(), id), h);
+            for (id, h, prev) in existing_orders(conn, c, batch).await? {
+                existing.insert((c.to_string(), id), (h, prev));
             }
         }
     }
@@ -490,41 +609,64 @@ pub(crate) async fn write_orders(
     // Which orders to write: new or changed ones. The same order twice in one
     // chunk (its rows were not adjacent in the file): the later one wins, and it
     // is written once, since one statement may not upsert a row twice.
-    let mut to_write: Vec<&PreparedOrder<'_>> = Vec::new();
-    let mut slot: HashMap<(&str, &str), usize> = HashMap::new();
-    let mut replaced: Vec<&PreparedOrder<'_>> = Vec::new();
+    let mut to_write: Vec<OrderChange> = Vec::new();
+    let mut slot: HashMap<(String, String), usize> = HashMap::new();
+    let mut replaced: Vec<(String, String)> = Vec::new();
     for o in orders {
-        let r = o.record;
-        let key = (r.channel.as_str(), r.order_id.as_str());
-        let lines = r.lines.len() as u64;
-        let known = existing
-            .get(&(key.0.to_string(), key.1.to_string()))
-            .copied();
-        match known {
-            Some(h) if h == o.hash => {
-                order_counts.unchanged += 1;
-                line_counts.unchanged += lines;
+        let key = (
+            o.record.channel.as_str().to_string(),
+            o.record.order_id.clone(),
+        );
+        let lines = o.record.lines.len() as u64;
+        let known = existing.get(&key).cloned();
+        let record = match &known {
+            Some((_, prev)) => keep_refund(o.record, prev).unwrap_or_else(|| o.record.clone()),
+            None => o.record.clone(),
+        };
+        let hash = content_hash(&record);
+        match &known {
+            Some((h, _)) if *h == hash => {
+                out.orders.unchanged += 1;
+                out.lines.unchanged += lines;
                 continue;
             }
             Some(_) => {
-                order_counts.updated += 1;
-                line_counts.updated += lines;
-                replaced.push(o);
+                out.orders.updated += 1;
+                out.lines.updated += lines;
+                replaced.push(key.clone());
             }
             None => {
-                order_counts.inserted += 1;
-                line_counts.inserted += lines;
+                out.orders.inserted += 1;
+                out.lines.inserted += lines;
             }
         }
-        existing.insert((key.0.to_string(), key.1.to_string()), o.hash);
+        let stored_previous = known.map(|(_, p)| p);
+        // Later copies in the chunk see this one as the stored state.
+        let as_stored = PreviousOrder {
+            status: record.status,
+            refunded: record.refunded.minor(),
+            gross: record.gross_amount().minor(),
+            member_id: o.member.get(),
+        };
+        existing.insert(key.clone(), (hash, as_stored));
+        let change = OrderChange {
+            record,
+            member_id: o.member.get(),
+            previous: stored_previous,
+        };
         match slot.get(&key) {
             Some(&i) => {
-                replaced.push(o);
-                to_write[i] = o;
+                replaced.push(key.clone());
+                // Keep the state before the chunk as the previous one.
+                let first_previous = to_write[i].previous.clone();
+                to_write[i] = OrderChange {
+                    previous: first_previous,
+                    ..change
+                };
             }
             None => {
                 slot.insert(key, to_write.len());
-                to_write.push(o);
+                to_write.push(change);
             }
         }
     }
@@ -532,12 +674,25 @@ pub(crate) async fn write_orders(
     let mut order_vals = Vec::with_capacity(to_write.len() * 15);
     let mut line_vals = Vec::new();
     let mut products: BTreeMap<&str, [Val; 4]> = BTreeMap::new();
-    for o in &to_write {
-        let r = o.record;
+    let node_lists: HashMap<(&str, &str), &[NodeId]> = orders
+        .iter()
+        .map(|o| {
+            (
+                (o.record.channel.as_str(), o.record.order_id.as_str()),
+                o.nodes,
+            )
+        })
+        .collect();
+    for c in &to_write {
+        let r = &c.record;
+        let nodes = node_lists
+            .get(&(r.channel.as_str(), r.order_id.as_str()))
+            .copied()
+            .unwrap_or(&[]);
         order_vals.extend([
             Val::from(r.channel.as_str()),
             r.order_id.as_str().into(),
-            o.member.get().into(),
+            c.member_id.into(),
             r.status.as_str().into(),
             r.ordered_at.timestamp_millis().into(),
             r.paid_at.map(|t| t.timestamp_millis()).into(),
@@ -546,8 +701,8 @@ pub(crate) async fn write_orders(
             r.order_discount.minor().into(),
             r.refunded.minor().into(),
             (r.lines.len() as i64).into(),
-            format_node_list(o.nodes).into(),
-            o.hash.into(),
+            format_node_list(nodes).into(),
+            content_hash(r).into(),
             now.into(),
             now.into(),
         ]);
@@ -574,13 +729,12 @@ pub(crate) async fn write_orders(
         }
     }
 
-    for o in &replaced {
+    replaced.sort();
+    replaced.dedup();
+    for (channel, order_id) in &replaced {
         conn.exec(
             "DELETE FROM order_lines WHERE channel = $1 AND order_id = $2",
-            &[
-                o.record.channel.as_str().into(),
-                o.record.order_id.as_str().into(),
-            ],
+            &[channel.as_str().into(), order_id.as_str().into()],
         )
         .await?;
     }
@@ -603,6 +757,8 @@ pub(crate) async fn write_orders(
         &line_vals,
     )
     .await?;
+    let skus: Vec<&str> = products.keys().copied().collect();
+    let before = product_state(conn, &skus).await?;
     let mut pvals = Vec::new();
     for (sku, [name, brand, category, cost]) in products {
         pvals.extend([Val::from(sku), name, brand, category, cost, now.into()]);
@@ -620,7 +776,44 @@ pub(crate) async fn write_orders(
         &pvals,
     )
     .await?;
-    Ok((order_counts, line_counts))
+    let after = product_state(conn, &skus).await?;
+    out.changed_skus = before
+        .iter()
+        .filter(|(sku, b)| after.get(*sku) != Some(*b))
+        .map(|(sku, _)| sku.clone())
+        .collect();
+    out.facts = to_write
+        .iter()
+        .map(|c| {
+            let r = &c.record;
+            crate::facts::compute(&crate::facts::FactOrder {
+                channel: r.channel.as_str().to_string(),
+                order_id: r.order_id.clone(),
+                member_id: c.member_id,
+                ordered_at: r.ordered_at.timestamp_millis(),
+                status: r.status.as_str().to_string(),
+                gross: r.gross_amount().minor(),
+                refunded: r.refunded.minor(),
+                order_discount: r.order_discount.minor(),
+                lines: r
+                    .lines
+                    .iter()
+                    .map(|l| {
+                        let (brand, cost) = after.get(&l.sku).cloned().unwrap_or((None, None));
+                        crate::facts::FactLine {
+                            quantity: l.quantity,
+                            unit_price: l.unit_price.minor(),
+                            discount: l.discount.minor(),
+                            unit_cost: l.unit_cost.map(|c| c.minor()).or(cost).unwrap_or(0),
+                            brand,
+                        }
+                    })
+                    .collect(),
+            })
+        })
+        .collect();
+    out.changes = to_write;
+    Ok(out)
 }
 
 /// Fill empty profile fields of members from the orders of this chunk (the

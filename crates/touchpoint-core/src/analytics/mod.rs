@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 mod abc;
 mod channels;
 mod cohorts;
+pub mod facts;
 mod products;
 mod retention;
 mod rfm;

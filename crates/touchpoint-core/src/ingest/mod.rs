@@ -258,6 +258,7 @@ pub trait OrderReader: Iterator<Item = Result<OrderRecord, Rejected>> {
 
 pub mod canonical;
 mod common;
+pub mod order;
 pub mod shopify;
 pub mod taobao;
 

@@ -1,0 +1,157 @@
+//! Domain events: what a committed change did, as the write path records it.
+//!
+//! Every unit of work in the store collects these while it writes and inserts
+//! them into the outbox table in the same transaction, so an event exists if
+//! and only if its change was committed. Consumers that talk to the outside
+//! world (webhooks, e-mail, campaigns) read the outbox after commit, at least
+//! once, and deduplicate by the event's outbox id. See docs/ARCHITECTURE.md.
+//!
+//! The serialised form (`{"type": "order_placed", ...}`) is the payload stored
+//! in the outbox and sent to webhooks: add fields, never rename them.
+
+use serde::{Deserialize, Serialize};
+
+/// Something that happened, recorded with the change that caused it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DomainEvent {
+    /// A new order was written.
+    OrderPlaced {
+        /// Channel of the order.
+        channel: String,
+        /// Order id within the channel.
+        order_id: String,
+        /// The member who owns it.
+        member_id: i64,
+        /// Status as stored.
+        status: String,
+        /// Gross amount less refunds, minor units.
+        net_amount: i64,
+        /// Currency code.
+        currency: String,
+        /// When it was placed, UTC milliseconds.
+        ordered_at: i64,
+    },
+    /// An existing order changed (status, lines, amounts) other than by a
+    /// refund (a refund is [`DomainEvent::OrderRefunded`]).
+    OrderChanged {
+        /// Channel of the order.
+        channel: String,
+        /// Order id within the channel.
+        order_id: String,
+        /// The member who owns it.
+        member_id: i64,
+        /// Status before the change.
+        previous_status: String,
+        /// Status after it.
+        status: String,
+        /// Gross amount less refunds after the change, minor units.
+        net_amount: i64,
+    },
+    /// The refunded amount of an order grew.
+    OrderRefunded {
+        /// Channel of the order.
+        channel: String,
+        /// Order id within the channel.
+        order_id: String,
+        /// The member who owns it.
+        member_id: i64,
+        /// Refunded before, minor units.
+        previous_refunded: i64,
+        /// Refunded now, minor units.
+        refunded: i64,
+        /// Gross amount of the order, minor units.
+        gross_amount: i64,
+        /// Status after the refund.
+        status: String,
+    },
+    /// A member id was created.
+    MemberCreated {
+        /// The new member.
+        member_id: i64,
+        /// The channel of the record that created it.
+        channel: String,
+    },
+    /// Two members were found to be one person; the older id was kept.
+    MemberMerged {
+        /// The id kept.
+        kept: i64,
+        /// The id retired into it.
+        absorbed: i64,
+        /// `kind value` of the identifier that joined them.
+        identifier: String,
+    },
+    /// A member joined through a shared identifier was split back.
+    MemberSplit {
+        /// The member that was split.
+        from: i64,
+        /// The members it became (including `from` when it kept some records).
+        into: Vec<i64>,
+    },
+    /// An identifier was seen with too many people and stopped joining records.
+    IdentifierShared {
+        /// `kind value` of the identifier.
+        identifier: String,
+    },
+    /// A tracking event was accepted.
+    EventTracked {
+        /// Source (the ingest key's source).
+        source: String,
+        /// The client's messageId.
+        message_id: String,
+        /// `track`, `identify`, `page`, ...
+        event_type: String,
+        /// The event name of a `track` call.
+        name: Option<String>,
+        /// The member it was attributed to when written, if known.
+        member_id: Option<i64>,
+    },
+}
+
+impl DomainEvent {
+    /// The event's type name as stored in the outbox `kind` column.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DomainEvent::OrderPlaced { .. } => "order_placed",
+            DomainEvent::OrderChanged { .. } => "order_changed",
+            DomainEvent::OrderRefunded { .. } => "order_refunded",
+            DomainEvent::MemberCreated { .. } => "member_created",
+            DomainEvent::MemberMerged { .. } => "member_merged",
+            DomainEvent::MemberSplit { .. } => "member_split",
+            DomainEvent::IdentifierShared { .. } => "identifier_shared",
+            DomainEvent::EventTracked { .. } => "event_tracked",
+        }
+    }
+
+    /// The member the event is about, if one (for per-member consumers).
+    pub fn member_id(&self) -> Option<i64> {
+        match self {
+            DomainEvent::OrderPlaced { member_id, .. }
+            | DomainEvent::OrderChanged { member_id, .. }
+            | DomainEvent::OrderRefunded { member_id, .. }
+            | DomainEvent::MemberCreated { member_id, .. } => Some(*member_id),
+            DomainEvent::MemberMerged { kept, .. } => Some(*kept),
+            DomainEvent::MemberSplit { from, .. } => Some(*from),
+            DomainEvent::IdentifierShared { .. } => None,
+            DomainEvent::EventTracked { member_id, .. } => *member_id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialises_with_its_kind_as_type() {
+        let e = DomainEvent::MemberMerged {
+            kept: 1,
+            absorbed: 2,
+            identifier: "phone +8613800000001".into(),
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["type"], e.kind());
+        let back: DomainEvent = serde_json::from_value(v).unwrap();
+        assert_eq!(back, e);
+    }
+}
