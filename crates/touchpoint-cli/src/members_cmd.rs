@@ -61,15 +61,12 @@ pub struct SharedArgs {
 
 /// Run a members command.
 pub async fn run(cmd: MembersCommand, database: &str, settings: &Settings) -> Result<ExitCode> {
-    let tz: chrono_tz::Tz = settings
-        .timezone
-        .parse()
-        .unwrap_or(chrono_tz::Asia::Shanghai);
+    let tz = settings.timezone;
     let store = crate::connect(database).await?;
     match cmd {
         MembersCommand::Show(a) => {
             let identifier = if let Some(p) = &a.phone {
-                let phone = Phone::parse(p, &settings.default_country)
+                let phone = Phone::parse(p, settings.default_country.as_str())
                     .with_context(|| format!("--phone {p:?}"))?;
                 Some(Identifier::phone(&phone))
             } else if let Some(e) = &a.email {
