@@ -1113,7 +1113,9 @@ mod tests {
         let counter = phone("02150001234");
         // Before: a phone-only record, then six customers.
         let mut g = IdentityGraph::new(IdentityConfig::default());
-        let walk_in = g.resolve(&rec("pos", "W1"), &[counter.clone()]).unwrap();
+        let walk_in = g
+            .resolve(&rec("pos", "W1"), std::slice::from_ref(&counter))
+            .unwrap();
         for k in 0..6 {
             g.resolve(
                 &rec("pos", &format!("P{k}")),
@@ -1133,7 +1135,9 @@ mod tests {
         }
         assert_eq!(g.member_of(&counter), None);
         g.take_ops();
-        let w = g.resolve(&rec("pos", "W1"), &[counter.clone()]).unwrap();
+        let w = g
+            .resolve(&rec("pos", "W1"), std::slice::from_ref(&counter))
+            .unwrap();
         let m = g.member_of_nodes(&w.nodes).unwrap();
         assert_eq!(g.member_of(&counter), Some(m));
         let ops = g.take_ops();
@@ -1142,7 +1146,8 @@ mod tests {
             member: m
         }));
         // The same record again changes nothing.
-        g.resolve(&rec("pos", "W1"), &[counter.clone()]).unwrap();
+        g.resolve(&rec("pos", "W1"), std::slice::from_ref(&counter))
+            .unwrap();
         assert!(g.take_ops().is_empty());
     }
 
