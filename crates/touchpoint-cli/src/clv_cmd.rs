@@ -184,12 +184,7 @@ impl TransactionSource {
             }),
             None => Ok(TransactionSource::Store {
                 database: database.to_string(),
-                timezone: settings.timezone.parse().map_err(|_| {
-                    anyhow::anyhow!(
-                        "--timezone {:?}: expected an IANA time zone such as Asia/Shanghai or UTC",
-                        settings.timezone
-                    )
-                })?,
+                timezone: settings.timezone,
             }),
         }
     }

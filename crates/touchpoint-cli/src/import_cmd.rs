@@ -1,13 +1,18 @@
-//! `touchpoint import orders FILE... --channel NAME --format canonical|shopify|taobao`
+//! `touchpoint import orders FILE... [--format canonical|shopify|taobao] [--channel NAME]`
+//!
+//! Without `--format`, each file's format is detected from its header
+//! ([`ingest::detect_format`]); the report says which format was used and
+//! whether it was detected.
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use touchpoint_core::identity::IdentityConfig;
-use touchpoint_core::ingest::{Encoding, InputFormat, ReadOptions};
-use touchpoint_core::{ChannelName, Currency};
+use serde::Serialize;
+use touchpoint_core::ingest::{self, Encoding, InputFormat, ReadOptions};
+use touchpoint_core::ChannelName;
 use touchpoint_store::import::{self, ImportOptions, ImportReport, Progress};
 
 use crate::output::{self, OutputFormat};
@@ -50,9 +55,9 @@ pub struct OrdersArgs {
     /// files may name it per row in a `channel` column instead.
     #[arg(long)]
     pub channel: Option<String>,
-    /// Input format.
+    /// Input format; detected from each file's header when left out.
     #[arg(long, value_enum)]
-    pub format: FormatArg,
+    pub format: Option<FormatArg>,
     /// Force the text encoding (default: detect UTF-8, else GBK).
     #[arg(long, value_enum)]
     pub encoding: Option<EncodingArg>,
@@ -77,35 +82,16 @@ pub fn options(
     let channel = channel
         .map(|c| ChannelName::parse(c).with_context(|| format!("--channel {c:?}")))
         .transpose()?;
-    let tz: chrono_tz::Tz = settings.timezone.parse().map_err(|_| {
-        anyhow::anyhow!(
-            "--timezone {:?}: expected an IANA time zone such as Asia/Shanghai or UTC",
-            settings.timezone
-        )
-    })?;
-    let currency = Currency::parse(&settings.default_currency)
-        .with_context(|| format!("--default-currency {:?}", settings.default_currency))?;
-    if settings.default_country.is_empty()
-        || !settings.default_country.bytes().all(|b| b.is_ascii_digit())
-        || settings.default_country.len() > 3
-    {
-        anyhow::bail!(
-            "--default-country {:?}: expected a calling code of 1 to 3 digits such as 86 or 1",
-            settings.default_country
-        );
-    }
     Ok(ImportOptions {
         format,
         read: ReadOptions {
             channel,
-            default_country: settings.default_country.clone(),
-            default_currency: currency,
-            business_tz: tz,
+            default_country: settings.default_country.to_string(),
+            default_currency: settings.default_currency.clone(),
+            business_tz: settings.timezone,
             encoding,
         },
-        identity: IdentityConfig {
-            shared_limit: settings.shared_limit,
-        },
+        identity: settings.identity(),
         strict: false,
         rejects: None,
         chunk_orders: 5_000,
@@ -116,10 +102,11 @@ pub fn options(
 /// Run an import command.
 pub async fn run(cmd: ImportCommand, database: &str, settings: &Settings) -> Result<ExitCode> {
     let ImportCommand::Orders(args) = cmd;
-    let format = match args.format {
-        FormatArg::Canonical => InputFormat::Canonical,
-        FormatArg::Shopify => InputFormat::Shopify,
-        FormatArg::Taobao => InputFormat::Taobao,
+    let (format, detected) = match args.format {
+        Some(FormatArg::Canonical) => (InputFormat::Canonical, false),
+        Some(FormatArg::Shopify) => (InputFormat::Shopify, false),
+        Some(FormatArg::Taobao) => (InputFormat::Taobao, false),
+        None => (detect_files(&args.files)?, true),
     };
     let encoding = args.encoding.map(|e| match e {
         EncodingArg::Utf8 => Encoding::Utf8,
@@ -134,11 +121,64 @@ pub async fn run(cmd: ImportCommand, database: &str, settings: &Settings) -> Res
     bar.finish();
     store.close().await;
     let report = report?;
+    let shown = ShownReport {
+        report: &report,
+        format_detected: detected,
+    };
     match args.output {
-        OutputFormat::Json => output::print_json(&report)?,
-        OutputFormat::Table => print_report(&report),
+        OutputFormat::Json => output::print_json(&shown)?,
+        OutputFormat::Table => {
+            println!(
+                "format: {}{}",
+                report.format.name(),
+                if detected {
+                    " (detected from the header; --format forces one)"
+                } else {
+                    " (--format)"
+                }
+            );
+            print_report(&report)
+        }
     }
     Ok(exit_code(&report))
+}
+
+/// The import report as `-o json` prints it: the store's report and whether
+/// the format was detected.
+#[derive(Serialize)]
+struct ShownReport<'a> {
+    #[serde(flatten)]
+    report: &'a ImportReport,
+    /// The format was detected from the files' headers (no `--format`).
+    format_detected: bool,
+}
+
+/// The format of every file, detected from its header; all must agree.
+fn detect_files(files: &[PathBuf]) -> Result<InputFormat> {
+    let mut found: Vec<(String, InputFormat)> = Vec::new();
+    for path in files {
+        let format = detect_file(path)?;
+        found.push((path.display().to_string(), format));
+    }
+    let first = found[0].1;
+    if found.iter().any(|(_, f)| *f != first) {
+        let each: Vec<String> = found.iter().map(|(p, f)| format!("{p} is {f}")).collect();
+        anyhow::bail!(
+            "the files are in different formats ({}); import them separately, or force one with --format",
+            each.join(", ")
+        );
+    }
+    Ok(first)
+}
+
+fn detect_file(path: &Path) -> Result<InputFormat> {
+    let shown = path.display();
+    let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    let mut sample = Vec::with_capacity(8192);
+    file.take(ingest::DETECT_SAMPLE_LEN as u64)
+        .read_to_end(&mut sample)
+        .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    ingest::detect_format(&sample, &shown.to_string()).map_err(|e| anyhow::anyhow!("{shown}: {e}"))
 }
 
 /// 0 when every row went in, 2 when some were rejected, 1 when `--strict` refused the import.

@@ -18,12 +18,15 @@ mod members_cmd;
 mod output;
 mod report_cmd;
 mod serve_cmd;
+mod settings;
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use touchpoint_store::Store;
+
+pub use settings::Settings;
 
 /// Touchpoint: one customer system across every sales channel.
 #[derive(Debug, Parser)]
@@ -44,48 +47,10 @@ pub struct Cli {
     pub database: String,
 
     #[command(flatten)]
-    pub settings: Settings,
+    pub settings: settings::RawSettings,
 
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Business settings shared by the commands that read data.
-#[derive(Debug, Clone, Args)]
-pub struct Settings {
-    /// Calling code for national phone numbers (86 for China).
-    #[arg(
-        long,
-        global = true,
-        env = "TOUCHPOINT_DEFAULT_COUNTRY",
-        default_value = "86"
-    )]
-    pub default_country: String,
-    /// Currency when a file does not name one.
-    #[arg(
-        long,
-        global = true,
-        env = "TOUCHPOINT_DEFAULT_CURRENCY",
-        default_value = "CNY"
-    )]
-    pub default_currency: String,
-    /// Business time zone: local times without an offset, and day/week/month buckets.
-    #[arg(
-        long,
-        global = true,
-        env = "TOUCHPOINT_TIMEZONE",
-        default_value = "Asia/Shanghai"
-    )]
-    pub timezone: String,
-    /// A phone or e-mail seen with more than this many distinct identifiers of one
-    /// kind is marked shared and stops joining records.
-    #[arg(
-        long,
-        global = true,
-        env = "TOUCHPOINT_SHARED_LIMIT",
-        default_value_t = 5
-    )]
-    pub shared_limit: u32,
 }
 
 /// Top-level commands.
@@ -135,6 +100,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         settings,
         command,
     } = cli;
+    // Parsed once, before any command runs: a bad value is refused here.
+    let settings = Settings::from_raw(&settings)?;
     match command {
         Command::Demo(args) => runtime()?.block_on(demo_cmd::run(args, &database, &settings)),
         Command::Import(cmd) => runtime()?.block_on(import_cmd::run(cmd, &database, &settings)),
@@ -167,8 +134,61 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_message(&e));
             ExitCode::from(1)
         }
+    }
+}
+
+/// An error and its causes, each said once. Many error types include their
+/// source in their own message (`{path}: {source}`) and also report it as
+/// their source, so printing the chain as is repeats it; a cause whose text
+/// is already in the message is left out.
+fn error_message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Layer(String, Option<Box<Layer>>);
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = Layer("No such file or directory (os error 2)".into(), None);
+        let open = Layer(
+            "nope.csv: No such file or directory (os error 2)".into(),
+            Some(Box::new(io)),
+        );
+        let e = anyhow::Error::new(open).context("importing");
+        assert_eq!(
+            error_message(&e),
+            "importing: nope.csv: No such file or directory (os error 2)"
+        );
+        let plain = anyhow::anyhow!("disk full").context("cannot write x");
+        assert_eq!(error_message(&plain), "cannot write x: disk full");
     }
 }

@@ -61,29 +61,46 @@ pub struct SharedArgs {
 
 /// Run a members command.
 pub async fn run(cmd: MembersCommand, database: &str, settings: &Settings) -> Result<ExitCode> {
-    let tz: chrono_tz::Tz = settings
-        .timezone
-        .parse()
-        .unwrap_or(chrono_tz::Asia::Shanghai);
+    let tz = settings.timezone;
     let store = crate::connect(database).await?;
     match cmd {
         MembersCommand::Show(a) => {
-            let id = if let Some(id) = &a.id {
-                Some(MemberId::parse(id).with_context(|| format!("member id {id:?}"))?)
-            } else if let Some(p) = &a.phone {
-                let phone = Phone::parse(p, &settings.default_country)
+            let identifier = if let Some(p) = &a.phone {
+                let phone = Phone::parse(p, settings.default_country.as_str())
                     .with_context(|| format!("--phone {p:?}"))?;
-                store
-                    .member_by_identifier(&Identifier::phone(&phone))
-                    .await?
+                Some(Identifier::phone(&phone))
             } else if let Some(e) = &a.email {
                 let email = Email::parse(e).with_context(|| format!("--email {e:?}"))?;
-                store
-                    .member_by_identifier(&Identifier::email(&email))
-                    .await?
+                Some(Identifier::email(&email))
             } else {
                 None
             };
+            let id = match (&a.id, &identifier) {
+                (Some(id), _) => {
+                    Some(MemberId::parse(id).with_context(|| format!("member id {id:?}"))?)
+                }
+                (None, Some(i)) => store.member_by_identifier(i).await?,
+                (None, None) => None,
+            };
+            if let (None, Some(i)) = (id, &identifier) {
+                // A shared identifier belongs to no member: say so, and why.
+                let shared = store.shared_identifiers().await?;
+                let key = (i.kind().as_str(), i.value());
+                if let Some(s) = shared
+                    .iter()
+                    .find(|s| (s.kind.as_str(), s.value.as_str()) == key)
+                {
+                    store.close().await;
+                    match a.output {
+                        OutputFormat::Json => output::print_json(s)?,
+                        OutputFormat::Table => println!(
+                            "{} {} is shared and belongs to no member: {}",
+                            s.kind, s.value, s.detail
+                        ),
+                    }
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
             let view = match id {
                 Some(id) => store.member(id).await?,
                 None => None,
@@ -230,6 +247,14 @@ fn print_member(v: &MemberView, tz: &chrono_tz::Tz) {
         println!("  (no joins: every record of this member came through one channel account)");
     }
     for e in &v.history {
-        println!("  {} {}", output::time(e.at, tz), e.detail);
+        match &e.undone_by {
+            Some(u) if e.superseded => println!(
+                "  {} {} (undone by the split on {})",
+                output::time(e.at, tz),
+                e.detail,
+                output::time(u.at, tz)
+            ),
+            _ => println!("  {} {}", output::time(e.at, tz), e.detail),
+        }
     }
 }

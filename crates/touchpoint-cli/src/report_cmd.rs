@@ -206,12 +206,7 @@ fn parse_money(s: &str) -> Result<i64> {
 
 /// The scope of a report from its arguments.
 pub fn scope(args: &ReportArgs, settings: &Settings) -> Result<Scope> {
-    let tz: chrono_tz::Tz = settings.timezone.parse().map_err(|_| {
-        anyhow::anyhow!(
-            "--timezone {:?}: expected an IANA time zone",
-            settings.timezone
-        )
-    })?;
+    let tz = settings.timezone;
     let at = args
         .as_of
         .and_then(|d| d.and_hms_opt(12, 0, 0))

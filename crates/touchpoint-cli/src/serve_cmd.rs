@@ -4,8 +4,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use touchpoint_core::identity::IdentityConfig;
-use touchpoint_core::Currency;
 use touchpoint_server::{Server, ServerConfig};
 
 use crate::Settings;
@@ -36,24 +34,15 @@ pub struct ServeArgs {
 
 /// Build the server configuration from arguments and settings.
 pub fn config(args: &ServeArgs, settings: &Settings) -> Result<ServerConfig> {
-    let tz: chrono_tz::Tz = settings.timezone.parse().map_err(|_| {
-        anyhow::anyhow!(
-            "--timezone {:?}: expected an IANA time zone such as Asia/Shanghai or UTC",
-            settings.timezone
-        )
-    })?;
     Ok(ServerConfig {
         max_event_bytes: args.max_event_bytes,
         max_batch_bytes: args.max_batch_bytes,
         max_inflight_ingest: args.max_inflight,
         cors_origins: args.cors_origins.clone(),
-        default_country: settings.default_country.clone(),
-        default_currency: Currency::parse(&settings.default_currency)
-            .with_context(|| format!("--default-currency {:?}", settings.default_currency))?,
-        business_tz: tz,
-        identity: IdentityConfig {
-            shared_limit: settings.shared_limit,
-        },
+        default_country: settings.default_country.to_string(),
+        default_currency: settings.default_currency.clone(),
+        business_tz: settings.timezone,
+        identity: settings.identity(),
         key_cache_ttl: Duration::from_secs(5),
         ..ServerConfig::default()
     })

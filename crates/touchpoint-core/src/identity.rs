@@ -27,6 +27,17 @@
 //!   along the remaining links; ids retired by earlier merges are revived
 //!   where a part contains the identifier that first created them.
 //!
+//! # Shared identifiers belong to no member
+//!
+//! A shared identifier stands for no one person, so the split does not make
+//! it a member of its own: it is *released* (its owner becomes
+//! [`NO_MEMBER_ID`]) and member counts count people only. The one exception is
+//! a shared identifier that is the key of a channel account, i.e. records
+//! that carried no other identifier (a walk-in who only gave the counter
+//! phone): those records need an owner, so such an identifier keeps (or, when
+//! such a record arrives after it was released, gets) a member that owns
+//! exactly those records.
+//!
 //! The engine is deterministic: the same records in the same order give the
 //! same members, ids and log. It holds the identity index in memory and emits
 //! [`IdentityOp`]s that the store applies in the same transaction as the
@@ -63,6 +74,14 @@ pub struct RecordRef {
 
 /// Database id of an identifier node.
 pub type NodeId = i64;
+
+/// The owner recorded for an identifier that belongs to no member: a shared
+/// identifier released by a split. No member has this id (ids start at 1).
+pub const NO_MEMBER_ID: i64 = 0;
+
+fn no_member() -> MemberId {
+    MemberId::from_i64(NO_MEMBER_ID)
+}
 
 /// A change to persist, in the order the engine made it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -115,15 +134,27 @@ pub enum IdentityOp {
         id: NodeId,
     },
     /// `from` was split: each listed identifier now belongs to the given member.
-    /// Members in `revived` were retired and are active again; members in
-    /// `created` are new. Accounts and records of `from` follow their identifiers.
+    /// Members in `revived` were retired and are active again; new ids were
+    /// announced by [`IdentityOp::NewMember`] before. Accounts and records of
+    /// `from` follow their identifiers.
     Split {
         /// The member that was split.
         from: MemberId,
-        /// New owner of every identifier that was in `from`.
+        /// New owner of every identifier of `from` that still belongs to a member.
         assignments: Vec<(NodeId, MemberId)>,
         /// Retired ids made active again.
         revived: Vec<MemberId>,
+        /// Shared identifiers of `from` that now belong to no member (stored
+        /// with owner [`NO_MEMBER_ID`]).
+        released: Vec<NodeId>,
+    },
+    /// A shared identifier that belonged to no member now belongs to `member`:
+    /// a record carried no other identifier, so it needs an owner.
+    Claim {
+        /// Node id.
+        id: NodeId,
+        /// The new owner.
+        member: MemberId,
     },
     /// An entry for the audit log.
     Event(IdentityEvent),
@@ -294,7 +325,9 @@ impl IdentityGraph {
             g.next_node = g.next_node.max(s.id + 1);
             g.by_identifier.insert(s.identifier.clone(), idx);
             g.by_id.insert(s.id, idx);
-            g.member_nodes.entry(s.member).or_default().push(idx);
+            if s.member.get() != NO_MEMBER_ID {
+                g.member_nodes.entry(s.member).or_default().push(idx);
+            }
             g.nodes.push(Node {
                 id: s.id,
                 identifier: s.identifier,
@@ -336,11 +369,13 @@ impl IdentityGraph {
         &self.stats
     }
 
-    /// The current member of an identifier, if known.
+    /// The current member of an identifier, if known and owned (a shared
+    /// identifier released by a split belongs to no member).
     pub fn member_of(&self, identifier: &Identifier) -> Option<MemberId> {
         self.by_identifier
             .get(identifier)
             .map(|&i| self.nodes[i].member)
+            .filter(|m| m.get() != NO_MEMBER_ID)
     }
 
     /// Whether an identifier is marked shared.
@@ -351,11 +386,12 @@ impl IdentityGraph {
     }
 
     /// The member a record with these identifier nodes belongs to now: the owner
-    /// of its first non-shared identifier, else of its first identifier.
+    /// of its first non-shared identifier, else of its first owned identifier.
     pub fn member_of_nodes(&self, nodes: &[NodeId]) -> Option<MemberId> {
         let idx: Vec<usize> = nodes
             .iter()
             .filter_map(|n| self.by_id.get(n).copied())
+            .filter(|&i| self.nodes[i].member.get() != NO_MEMBER_ID)
             .collect();
         idx.iter()
             .find(|&&i| !self.nodes[i].shared)
@@ -468,17 +504,25 @@ impl IdentityGraph {
 
         let all_shared = idx.iter().all(|&i| self.nodes[i].shared);
         let member = if all_shared {
-            // Only shared identifiers: the record stays with the shared identifier's
-            // own member (a fresh shared node cannot happen: fresh nodes have no links yet
-            // beyond this record, and a single record cannot exceed the limit).
-            let first = idx[0];
-            if self.nodes[first].member.get() == 0 {
-                let m = self.new_member();
-                self.assign_fresh(first, m);
-                m
-            } else {
-                self.nodes[first].member
+            // Only shared identifiers (never fresh ones: fresh nodes have no links
+            // beyond this record, and one record cannot pass the limit). The record
+            // stands for whoever used them: it goes to the member that owns the
+            // first of them, and shared identifiers that belong to no member
+            // (released by a split) are claimed by it, so the record has an owner.
+            let owned = idx
+                .iter()
+                .map(|&i| self.nodes[i].member)
+                .find(|m| m.get() != NO_MEMBER_ID);
+            let m = match owned {
+                Some(m) => m,
+                None => self.new_member(),
+            };
+            for &i in &idx {
+                if self.nodes[i].member.get() == NO_MEMBER_ID {
+                    self.claim(i, m);
+                }
             }
+            m
         } else if let Some(&kept) = touched.first() {
             kept
         } else {
@@ -548,6 +592,12 @@ impl IdentityGraph {
                 (n.shared, n.identifier.kind().account_rank(), n.id)
             })
             .unwrap_or(&idx[0]);
+        if self.nodes[best].member.get() == NO_MEMBER_ID {
+            // Only shared identifiers, released by the split this very record
+            // caused: the record still needs an owner.
+            let m = self.new_member();
+            self.claim(best, m);
+        }
         let member_now = self.nodes[best].member;
         let key = (record.channel.clone(), best);
         if !self.accounts.contains(&key) {
@@ -600,6 +650,22 @@ impl IdentityGraph {
         let nodes: Vec<NodeId> = idx.iter().map(|&i| self.nodes[i].id).collect();
         let member = self.member_of_nodes(&nodes).unwrap_or(member_now);
         Some(Resolution { member, nodes })
+    }
+
+    /// Give a shared identifier that belongs to no member an owner.
+    fn claim(&mut self, i: usize, m: MemberId) {
+        self.nodes[i].member = m;
+        self.member_nodes.entry(m).or_default().push(i);
+        self.ops.push(IdentityOp::Claim {
+            id: self.nodes[i].id,
+            member: m,
+        });
+    }
+
+    /// Whether a node is the key identifier of some channel account (records
+    /// whose identifiers were all this one, or all shared).
+    fn is_account_key(&self, i: usize) -> bool {
+        self.accounts.iter().any(|(_, n)| *n == i)
     }
 
     fn assign_fresh(&mut self, i: usize, m: MemberId) {
@@ -678,7 +744,9 @@ impl IdentityGraph {
     }
 
     /// Split `member` into the connected components of its nodes, where shared
-    /// nodes neither connect nor belong to a larger component.
+    /// nodes neither connect nor belong to a larger component. A shared node
+    /// that is no account's key stands for nobody: it is released (belongs to
+    /// no member) instead of becoming a member of its own.
     fn split(&mut self, member: MemberId, cause: usize, record: &RecordRef) {
         let Some(nodes) = self.member_nodes.remove(&member) else {
             return;
@@ -686,28 +754,35 @@ impl IdentityGraph {
         let in_member: HashSet<usize> = nodes.iter().copied().collect();
         let mut seen: HashSet<usize> = HashSet::new();
         let mut parts: Vec<Vec<usize>> = Vec::new();
+        let mut released: Vec<usize> = Vec::new();
         let mut sorted = nodes.clone();
         sorted.sort_by_key(|&i| self.nodes[i].id);
         for &start in &sorted {
             if !seen.insert(start) {
                 continue;
             }
+            if self.nodes[start].shared {
+                if self.is_account_key(start) {
+                    parts.push(vec![start]);
+                } else {
+                    released.push(start);
+                }
+                continue;
+            }
             let mut part = vec![start];
-            if !self.nodes[start].shared {
-                let mut stack = vec![start];
-                while let Some(x) = stack.pop() {
-                    for &y in &self.adjacency[x] {
-                        if in_member.contains(&y) && !self.nodes[y].shared && seen.insert(y) {
-                            part.push(y);
-                            stack.push(y);
-                        }
+            let mut stack = vec![start];
+            while let Some(x) = stack.pop() {
+                for &y in &self.adjacency[x] {
+                    if in_member.contains(&y) && !self.nodes[y].shared && seen.insert(y) {
+                        part.push(y);
+                        stack.push(y);
                     }
                 }
             }
             part.sort_by_key(|&i| self.nodes[i].id);
             parts.push(part);
         }
-        if parts.len() <= 1 {
+        if parts.len() <= 1 && released.is_empty() {
             self.member_nodes.insert(member, nodes);
             return;
         }
@@ -739,22 +814,42 @@ impl IdentityGraph {
             }
             self.member_nodes.insert(id, part.clone());
         }
+        for &i in &released {
+            self.nodes[i].member = no_member();
+        }
         if !taken.contains(&member) {
             self.retired.insert(member);
         }
+        let released_ids: Vec<NodeId> = released.iter().map(|&i| self.nodes[i].id).collect();
         self.ops.push(IdentityOp::Split {
             from: member,
             assignments,
             revived,
+            released: released_ids,
         });
         self.stats.splits += 1;
         let names: Vec<String> = ids.iter().map(|m| m.to_string()).collect();
-        let detail = format!(
-            "{member} split into {} because {} was marked shared",
-            names.join(", "),
-            self.nodes[cause].identifier
-        );
-        for &id in &ids {
+        let cause_id = &self.nodes[cause].identifier;
+        let mut detail = if ids.len() > 1 {
+            format!(
+                "{member} split into {} because {cause_id} was marked shared",
+                names.join(", ")
+            )
+        } else {
+            format!("{member} was split because {cause_id} was marked shared")
+        };
+        if !released.is_empty() {
+            let gone: Vec<String> = released
+                .iter()
+                .map(|&i| self.nodes[i].identifier.to_string())
+                .collect();
+            detail.push_str(&format!(
+                "; {} belongs to no member now and joins nobody",
+                gone.join(", ")
+            ));
+        }
+        let logged_on = if ids.is_empty() { vec![member] } else { ids };
+        for id in logged_on {
             self.ops.push(IdentityOp::Event(IdentityEvent {
                 kind: EventKind::Split,
                 member: id,
@@ -935,14 +1030,125 @@ mod tests {
         }
         // The sixth is on their own, not with anybody else.
         assert!(!firsts.contains(&six.member));
-        // And the phone is a member of its own.
-        let pm = g.member_of(&counter).unwrap();
-        assert!(!firsts.contains(&pm) && pm != six.member);
+        // And the phone belongs to nobody.
+        assert_eq!(g.member_of(&counter), None);
         // Further records with the phone do not join people.
         let r = g
             .resolve(&rec("pos", "P6"), &[counter.clone(), email("c0@x.com")])
             .unwrap();
         assert_eq!(r.member, firsts[0]);
+    }
+
+    /// Five customers joined by a counter phone, then a sixth: the split gives
+    /// the people their ids back and leaves the phone with no member, so that
+    /// the member count is the number of people (and the log says so).
+    #[test]
+    fn shared_phone_split_back_leaves_no_member_of_its_own() {
+        let mut g = IdentityGraph::new(IdentityConfig::default());
+        let counter = phone("02150001234");
+        for k in 0..6 {
+            g.resolve(
+                &rec("pos", &format!("P{k}")),
+                &[counter.clone(), email(&format!("c{k}@x.com"))],
+            );
+        }
+        let ops = g.take_ops();
+        let (assignments, released) = ops
+            .iter()
+            .find_map(|o| match o {
+                IdentityOp::Split {
+                    assignments,
+                    released,
+                    ..
+                } => Some((assignments.clone(), released.clone())),
+                _ => None,
+            })
+            .expect("a split");
+        let phone_node = ops
+            .iter()
+            .find_map(|o| match o {
+                IdentityOp::NewIdentifier { id, identifier, .. } if *identifier == counter => {
+                    Some(*id)
+                }
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(released, vec![phone_node]);
+        assert!(assignments.iter().all(|(n, _)| *n != phone_node));
+        assert_eq!(g.member_of(&counter), None);
+        // Six people, six members: one per e-mail, none for the phone.
+        let members: HashSet<MemberId> = (0..6)
+            .map(|k| g.member_of(&email(&format!("c{k}@x.com"))).unwrap())
+            .collect();
+        assert_eq!(members.len(), 6);
+        let created = ops
+            .iter()
+            .filter(|o| matches!(o, IdentityOp::NewMember { .. }))
+            .count();
+        // M-1 (first customer, kept), M-2 (the sixth customer), four split off.
+        assert_eq!(created, 6);
+        let split = events(&ops)
+            .into_iter()
+            .find(|e| e.kind == EventKind::Split)
+            .unwrap();
+        assert!(
+            split
+                .detail
+                .contains("phone +862150001234 belongs to no member"),
+            "{}",
+            split.detail
+        );
+        // Later records with the phone still join nobody.
+        let r = g
+            .resolve(&rec("pos", "P9"), &[counter.clone(), email("c3@x.com")])
+            .unwrap();
+        assert_eq!(Some(r.member), g.member_of(&email("c3@x.com")));
+    }
+
+    /// A walk-in who only gave the counter phone: before it was shared the record
+    /// makes the phone an account key, so the split keeps a member for such
+    /// records; after, a record with only the phone claims it for a member.
+    #[test]
+    fn records_with_only_a_shared_phone_still_have_an_owner() {
+        let counter = phone("02150001234");
+        // Before: a phone-only record, then six customers.
+        let mut g = IdentityGraph::new(IdentityConfig::default());
+        let walk_in = g
+            .resolve(&rec("pos", "W1"), std::slice::from_ref(&counter))
+            .unwrap();
+        for k in 0..6 {
+            g.resolve(
+                &rec("pos", &format!("P{k}")),
+                &[counter.clone(), email(&format!("c{k}@x.com"))],
+            );
+        }
+        assert!(g.is_shared(&counter));
+        assert_eq!(g.member_of_nodes(&walk_in.nodes), g.member_of(&counter));
+        assert!(g.member_of(&counter).is_some());
+        // After: six customers first, then a phone-only record.
+        let mut g = IdentityGraph::new(IdentityConfig::default());
+        for k in 0..6 {
+            g.resolve(
+                &rec("pos", &format!("P{k}")),
+                &[counter.clone(), email(&format!("c{k}@x.com"))],
+            );
+        }
+        assert_eq!(g.member_of(&counter), None);
+        g.take_ops();
+        let w = g
+            .resolve(&rec("pos", "W1"), std::slice::from_ref(&counter))
+            .unwrap();
+        let m = g.member_of_nodes(&w.nodes).unwrap();
+        assert_eq!(g.member_of(&counter), Some(m));
+        let ops = g.take_ops();
+        assert!(ops.contains(&IdentityOp::Claim {
+            id: w.nodes[0],
+            member: m
+        }));
+        // The same record again changes nothing.
+        g.resolve(&rec("pos", "W1"), std::slice::from_ref(&counter))
+            .unwrap();
+        assert!(g.take_ops().is_empty());
     }
 
     #[test]

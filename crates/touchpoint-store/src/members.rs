@@ -3,6 +3,8 @@
 use serde::Serialize;
 use touchpoint_core::{Identifier, MemberId};
 
+use touchpoint_core::identity::NO_MEMBER_ID;
+
 use crate::db::Val;
 use crate::{Store, StoreError};
 
@@ -77,6 +79,22 @@ pub struct EventView {
     /// Where the identifier had been seen before.
     pub prior_record: Option<String>,
     /// In words.
+    pub detail: String,
+    /// A `link` or `merge` through an identifier that was later marked shared:
+    /// the split that followed undid it, so it no longer holds.
+    pub superseded: bool,
+    /// The split that undid it, when `superseded`.
+    pub undone_by: Option<UndoneBy>,
+}
+
+/// The split that undid an earlier link or merge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UndoneBy {
+    /// Sequence number of the split entry.
+    pub event_id: i64,
+    /// When it was recorded, UTC milliseconds.
+    pub at: i64,
+    /// The split, in words.
     pub detail: String,
 }
 
@@ -198,7 +216,9 @@ impl Store {
         Ok(row.map(|(id, into)| MemberId::from_i64(into.unwrap_or(id))))
     }
 
-    /// The member that owns an identifier.
+    /// The member that owns an identifier; `None` when the identifier is unknown
+    /// or belongs to no member (a shared identifier released by a split: see
+    /// [`Store::shared_identifiers`]).
     pub async fn member_by_identifier(
         &self,
         identifier: &Identifier,
@@ -206,8 +226,12 @@ impl Store {
         let mut h = self.acquire().await?;
         h.conn()
             .fetch_opt(
-                "SELECT member_id FROM identifiers WHERE kind = $1 AND value = $2",
-                &[identifier.kind().as_str().into(), identifier.value().into()],
+                "SELECT member_id FROM identifiers WHERE kind = $1 AND value = $2 AND member_id <> $3",
+                &[
+                    identifier.kind().as_str().into(),
+                    identifier.value().into(),
+                    NO_MEMBER_ID.into(),
+                ],
                 |r| Ok(MemberId::from_i64(r.i64(0)?)),
             )
             .await
@@ -306,7 +330,7 @@ impl Store {
         ids.extend(merged_ids.iter().map(|x| Val::I(x.get())));
         let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
         let list = placeholders.join(",");
-        let history = c
+        let mut history = c
             .fetch(
                 &format!(
                     "SELECT id, at, kind, member_id, other_member_id, identifier_kind, identifier_value, channel, record_id, prior_channel, prior_record_id, detail \
@@ -316,6 +340,49 @@ impl Store {
                 decode_event,
             )
             .await?;
+        // Links and merges through an identifier marked shared later were undone
+        // by the split that followed the marking: mark them superseded.
+        let splits = c
+            .fetch(
+                &format!(
+                    "SELECT s.identifier_kind, s.identifier_value, s.id, \
+                       (SELECT MIN(p.id) FROM identity_events p WHERE p.kind = 'split' AND p.id > s.id \
+                          AND p.identifier_kind = s.identifier_kind AND p.identifier_value = s.identifier_value) \
+                     FROM identity_events s WHERE s.kind = 'shared' AND EXISTS (\
+                       SELECT 1 FROM identity_events e WHERE e.member_id IN ({list}) AND e.kind IN ('link', 'merge') \
+                         AND e.identifier_kind = s.identifier_kind AND e.identifier_value = s.identifier_value AND e.id < s.id) \
+                     ORDER BY s.id"
+                ),
+                &ids,
+                |r| Ok((format!("{} {}", r.text(0)?, r.text(1)?), r.i64(2)?, r.opt_i64(3)?)),
+            )
+            .await?;
+        for (identifier, shared_at_id, split_id) in splits {
+            let Some(split_id) = split_id else { continue };
+            let undone = c
+                .fetch_opt(
+                    "SELECT at, detail FROM identity_events WHERE id = $1",
+                    &[split_id.into()],
+                    |r| {
+                        Ok(UndoneBy {
+                            event_id: split_id,
+                            at: r.i64(0)?,
+                            detail: r.text(1)?,
+                        })
+                    },
+                )
+                .await?;
+            for e in history.iter_mut() {
+                if (e.kind == "link" || e.kind == "merge")
+                    && e.identifier == identifier
+                    && e.id < shared_at_id
+                    && !e.superseded
+                {
+                    e.superseded = true;
+                    e.undone_by = undone.clone();
+                }
+            }
+        }
         Ok(Some(MemberView {
             id,
             requested_id: (requested != id).then_some(requested),
@@ -491,5 +558,7 @@ fn decode_event(r: crate::RowRef<'_>) -> Result<EventView, StoreError> {
         record: format!("{} {}", r.text(7)?, r.text(8)?),
         prior_record: prior,
         detail: r.text(11)?,
+        superseded: false,
+        undone_by: None,
     })
 }

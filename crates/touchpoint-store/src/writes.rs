@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use touchpoint_core::identity::{
-    IdentityConfig, IdentityGraph, IdentityOp, NodeId, RecordRef, StoredIdentifier,
+    IdentityConfig, IdentityGraph, IdentityOp, NodeId, RecordRef, StoredIdentifier, NO_MEMBER_ID,
 };
 use touchpoint_core::ingest::OrderRecord;
 use touchpoint_core::{Identifier, IdentifierKind, MemberId, Money, OrderStatus};
@@ -246,20 +246,35 @@ pub(crate) async fn apply_identity_ops(
                 from,
                 assignments,
                 revived,
+                released,
             } => {
                 p.flush(conn).await?;
-                apply_split(conn, from, &assignments, &revived, now).await?;
+                apply_split(conn, from, &assignments, &revived, &released, now).await?;
+            }
+            IdentityOp::Claim { id, member } => {
+                p.flush(conn).await?;
+                conn.exec(
+                    "UPDATE identifiers SET member_id = $1 WHERE id = $2",
+                    &[member.get().into(), id.into()],
+                )
+                .await?;
             }
         }
     }
     p.flush(conn).await
 }
 
+/// Apply a split: revive retired ids, move identifiers and accounts to their
+/// new members, release shared identifiers that belong to no member (owner
+/// [`NO_MEMBER_ID`]: no member row stands for them, so member counts count
+/// people), and move each order of `from` to the owner of its first
+/// non-shared identifier.
 async fn apply_split(
     conn: &mut Conn<'_>,
     from: MemberId,
     assignments: &[(NodeId, MemberId)],
     revived: &[MemberId],
+    released: &[NodeId],
     now: i64,
 ) -> Result<(), StoreError> {
     for m in revived {
@@ -280,6 +295,13 @@ async fn apply_split(
         conn.exec(
             "UPDATE accounts SET member_id = $1 WHERE identifier_id = $2",
             &[m.get().into(), (*node).into()],
+        )
+        .await?;
+    }
+    for node in released {
+        conn.exec(
+            "UPDATE identifiers SET member_id = $1 WHERE id = $2",
+            &[NO_MEMBER_ID.into(), (*node).into()],
         )
         .await?;
     }

@@ -131,3 +131,214 @@ fn a_file_in_the_wrong_format_fails_with_exit_status_1() {
         "{t}"
     );
 }
+
+/// The demo writes its channel files in their real formats (Taobao in GBK,
+/// Shopify, canonical CSV and JSONL); imported without `--format`, each is
+/// detected and the report says so, in text and in JSON.
+#[test]
+fn import_without_format_detects_each_real_format_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    let out = touchpoint(
+        &dir.path().join("demo.db"),
+        &[
+            "demo",
+            "--members",
+            "200",
+            "--export",
+            &files.display().to_string(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let tmall = std::fs::read(files.join("tmall.csv")).unwrap();
+    assert!(
+        std::str::from_utf8(&tmall).is_err(),
+        "the Taobao file is GBK"
+    );
+    let db = dir.path().join("t.db");
+    for (file, channel, format) in [
+        ("tmall.csv", "tmall", "taobao"),
+        ("shopify.csv", "shopify", "shopify"),
+        ("jd.csv", "jd", "canonical"),
+        ("wechat.jsonl", "wechat", "canonical"),
+    ] {
+        let path = files.join(file).display().to_string();
+        let out = touchpoint(
+            &db,
+            &[
+                "import",
+                "orders",
+                &path,
+                "--channel",
+                channel,
+                "-o",
+                "json",
+            ],
+        );
+        assert!(out.status.success(), "{file}: {}", text(&out));
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(r["format"], format, "{file}");
+        assert_eq!(r["format_detected"], true, "{file}");
+        assert!(r["orders"]["inserted"].as_u64().unwrap() > 0, "{file}");
+    }
+    // Text: the detected format is named. --format still forces one.
+    let path = files.join("pos.csv").display().to_string();
+    let out = touchpoint(&db, &["import", "orders", &path, "--channel", "pos"]);
+    assert!(
+        text(&out).contains("format: canonical (detected from the header"),
+        "{}",
+        text(&out)
+    );
+    let out = touchpoint(
+        &db,
+        &[
+            "import",
+            "orders",
+            &path,
+            "--channel",
+            "pos",
+            "--format",
+            "shopify",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let t = text(&out);
+    assert!(
+        t.contains("not a shopify file") && t.contains("use --format canonical"),
+        "{t}"
+    );
+    assert!(!t.contains("Billing Province"), "{t}");
+}
+
+#[test]
+fn import_without_format_refuses_a_header_no_format_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("x.csv");
+    std::fs::write(&file, "a,b\n1,2\n").unwrap();
+    let out = touchpoint(
+        &dir.path().join("t.db"),
+        &["import", "orders", &file.display().to_string()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let t = text(&out);
+    assert!(
+        t.contains("x.csv: cannot tell the format")
+            && t.contains("order_id")
+            && t.contains("Lineitem price")
+            && t.contains("订单编号"),
+        "{t}"
+    );
+}
+
+/// `error: nope.csv: No such file or directory (os error 2): No such file or
+/// directory (os error 2)` said the cause twice.
+#[test]
+fn cli_errors_say_each_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let missing = dir.path().join("nope.csv").display().to_string();
+    for args in [
+        vec![
+            "import",
+            "orders",
+            &missing,
+            "--format",
+            "canonical",
+            "--channel",
+            "pos",
+        ],
+        vec!["import", "orders", &missing, "--channel", "pos"],
+    ] {
+        let out = touchpoint(&db, &args);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(err.contains("nope.csv"), "{err}");
+        let cause = if cfg!(windows) {
+            "os error"
+        } else {
+            "No such file or directory"
+        };
+        assert_eq!(err.matches(cause).count(), 1, "{err}");
+    }
+}
+
+#[test]
+fn a_bad_setting_is_refused_once_with_the_accepted_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    for cmd in [vec!["members", "list"], vec!["report", "summary"]] {
+        let mut args = vec!["--timezone", "Mars/Olympus"];
+        args.extend(cmd);
+        let out = touchpoint(&db, &args);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(err.matches("Mars/Olympus").count(), 1, "{err}");
+        assert!(
+            err.contains("--timezone") && err.contains("Asia/Shanghai"),
+            "{err}"
+        );
+    }
+    let out = touchpoint(&db, &["--shared-limit", "0", "members", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("at least 1"), "{}", text(&out));
+}
+
+/// A counter phone typed in for six customers: members list shows the six
+/// people and no member for the phone; the phone's lookup says it is shared;
+/// the links it made before the split read as undone.
+#[test]
+fn shared_phone_is_no_member_and_its_old_links_read_as_undone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let file = dir.path().join("pos.csv");
+    let mut csv = String::from("order_id,ordered_at,sku,quantity,unit_price,phone,email\n");
+    for k in 0..6 {
+        csv.push_str(&format!(
+            "P{k},2025-03-0{} 10:00:00,S1,1,10.00,021-50001234,c{k}@example.com\n",
+            k + 1
+        ));
+    }
+    std::fs::write(&file, csv).unwrap();
+    let out = touchpoint(
+        &db,
+        &[
+            "import",
+            "orders",
+            &file.display().to_string(),
+            "--channel",
+            "pos",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = touchpoint(&db, &["members", "list", "-o", "json"]);
+    let page: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let members = page["members"].as_array().unwrap();
+    assert_eq!(members.len(), 6, "{page}");
+    assert!(members.iter().all(|m| m["orders"] == 1), "{page}");
+    let out = touchpoint(&db, &["members", "show", "--phone", "021-50001234"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("is shared and belongs to no member"),
+        "{}",
+        text(&out)
+    );
+    let out = touchpoint(&db, &["members", "show", "M-1"]);
+    let t = text(&out);
+    let undone: Vec<&str> = t
+        .lines()
+        .filter(|l| l.contains("(undone by the split on "))
+        .collect();
+    assert_eq!(undone.len(), 4, "{t}");
+    assert!(undone
+        .iter()
+        .all(|l| l.contains("joined M-1 because phone +862150001234")));
+    let out = touchpoint(&db, &["members", "show", "M-1", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let superseded = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["superseded"] == true && e["undone_by"]["event_id"].is_i64())
+        .count();
+    assert_eq!(superseded, 4, "{v}");
+}

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Read};
 
 use super::common::{
     decode, decode_lossy, detect_encoding, encoding_hint, encoding_name, field, missing_columns,
-    peek, Adjacent, CsvRows, Errs, IdSet, RawRow,
+    other_format, peek, Adjacent, CsvRows, Errs, IdSet, RawRow,
 };
 use super::*;
 use crate::types::{Email, Phone};
@@ -319,6 +319,7 @@ pub fn open<'a>(
                 format: FORMAT,
                 missing: vec![format!("one of {}", IDENTIFIER_COLUMNS.join(", "))],
                 expected: expected.iter().map(|s| s.to_string()).collect(),
+                detected: other_format(FORMAT, &header),
                 found: header,
             });
         }

@@ -401,8 +401,14 @@ pub(crate) fn missing_columns(
                 .map(|s| s.to_string())
                 .collect(),
             found: header.to_vec(),
+            detected: other_format(format, header),
         })
     }
+}
+
+/// The format `header` is in, if it is not `format`.
+pub(crate) fn other_format(format: &str, header: &[String]) -> Option<super::InputFormat> {
+    super::format_of_header(header).filter(|f| f.name() != format)
 }
 
 /// Collects the problems of one row, each naming line, column and value.

@@ -57,6 +57,21 @@ impl InputFormat {
             }),
         }
     }
+
+    /// The name `--format` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Canonical => "canonical",
+            Self::Shopify => "shopify",
+            Self::Taobao => "taobao",
+        }
+    }
+}
+
+impl std::fmt::Display for InputFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// Text encodings of input files.
@@ -208,16 +223,29 @@ pub struct Rejected {
 /// A file that cannot be read as the given format at all.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
-    /// Required columns are missing.
-    #[error("not a {format} file: missing required column(s) {missing:?}; expected columns {expected:?}; found {found:?}")]
+    /// Required columns are missing. The message names the format, the
+    /// missing columns and, when the header is another format's, that format.
+    #[error("{}", missing_columns_message(format, missing, found, *detected))]
     MissingColumns {
         /// The format name.
         format: &'static str,
         /// What is missing.
         missing: Vec<String>,
-        /// What the format needs (required, then optional).
+        /// What the format reads (required, then optional); not in the message.
         expected: Vec<String>,
         /// The header found.
+        found: Vec<String>,
+        /// The format the header is in, when it is another one.
+        detected: Option<InputFormat>,
+    },
+    /// No format was given and the header matches none.
+    #[error(
+        "cannot tell the format from {}: {}; pass --format canonical|shopify|taobao to force one",
+        detect::some_columns(found, 8),
+        detect::what_each_format_needs()
+    )]
+    UnknownFormat {
+        /// The header found (empty when there is none).
         found: Vec<String>,
     },
     /// The file has no header (zero bytes or only blank lines).
@@ -258,11 +286,33 @@ pub trait OrderReader: Iterator<Item = Result<OrderRecord, Rejected>> {
 
 pub mod canonical;
 mod common;
+mod detect;
 pub mod order;
 pub mod shopify;
 pub mod taobao;
 
 pub use common::detect_encoding;
+pub use detect::{detect_format, format_of_header, DETECT_SAMPLE_LEN};
+
+fn missing_columns_message(
+    format: &str,
+    missing: &[String],
+    found: &[String],
+    detected: Option<InputFormat>,
+) -> String {
+    let mut s = format!(
+        "not a {format} file: missing required column{} {}; found {}",
+        if missing.len() == 1 { "" } else { "s" },
+        missing.join(", "),
+        detect::some_columns(found, 8)
+    );
+    if let Some(d) = detected {
+        s.push_str(&format!(
+            "; the header is a {d} file's: use --format {d}, or leave --format out to detect it"
+        ));
+    }
+    s
+}
 
 /// Open a reader for `format` over `input`. `path_hint` (the file name) picks
 /// CSV or JSONL for the canonical format (`.jsonl` / `.ndjson`); content that

@@ -640,6 +640,7 @@ mod tests {
             expected,
             found,
             format,
+            detected,
         }) = read(InputFormat::Shopify, text.as_bytes(), "x.csv", &us())
         else {
             panic!("expected MissingColumns");
@@ -648,6 +649,29 @@ mod tests {
         assert_eq!(missing, ["Lineitem price", "Financial Status"]);
         assert_eq!(found.len(), 5);
         assert_eq!(expected.len(), 79);
+        assert_eq!(detected, None);
+    }
+
+    /// A Taobao export given as Shopify: the message names the format and the
+    /// missing required columns, suggests the format the header is in, and
+    /// does not list all the columns Shopify reads.
+    #[test]
+    fn wrong_format_names_the_missing_columns_and_suggests_the_detected_format() {
+        let text = "订单编号,买家会员名,买家实际支付金额,订单状态,订单创建时间,宝贝标题,宝贝总数量
+";
+        let Err(e) = read(InputFormat::Shopify, text.as_bytes(), "x.csv", &us()) else {
+            panic!("a Taobao header read as Shopify");
+        };
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("not a shopify file: missing required columns Name, Created at,"),
+            "{msg}"
+        );
+        assert!(msg.contains("use --format taobao"), "{msg}");
+        // Optional Shopify columns are not dumped.
+        assert!(!msg.contains("Billing Province"), "{msg}");
+        assert!(!msg.contains("Lineitem sku"), "{msg}");
+        assert!(msg.len() < 400, "{} chars: {msg}", msg.len());
     }
 
     #[test]
