@@ -436,7 +436,8 @@ fn order_record(
         channel: cx.source.as_str().to_string(),
         order_id: Some(Value::String(order_id)),
         ordered_at: Some(Value::from(at.timestamp_millis())),
-        paid_at: None,
+        // An order that completed was paid when it completed.
+        paid_at: Some(Value::from(at.timestamp_millis())),
         status: None,
         currency: str_field(p.get("currency")),
         order_discount: p.get("discount").cloned(),

@@ -96,7 +96,7 @@ pub struct OrderInput {
     pub order_id: Option<Value>,
     /// When it was placed.
     pub ordered_at: Option<Value>,
-    /// When it was paid; absent means "at `ordered_at`" for a paid order.
+    /// When it was paid, if known (absent stays unknown, as in the files).
     pub paid_at: Option<Value>,
     /// Status name; absent is `paid`.
     pub status: Option<String>,

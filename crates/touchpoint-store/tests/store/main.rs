@@ -7,3 +7,4 @@ mod clv;
 mod common;
 mod import;
 mod members;
+mod write_path;
