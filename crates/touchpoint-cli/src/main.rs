@@ -5,6 +5,7 @@
 //! `--format` always names an input format and `--output`/`-o` an output
 //! format. Exit status: 0 success, 1 failure, 2 some input rows rejected.
 
+mod analytics_cmd;
 mod bench;
 mod bench_clv;
 mod bench_import;
@@ -71,6 +72,9 @@ pub enum Command {
     Clv(clv_cmd::ClvCommand),
     /// Customer value reports: rfm, abc, retention, cohorts, products, channels, summary.
     Report(report_cmd::ReportArgs),
+    /// The analytics model the reports read: its state, and a rebuild for repair.
+    #[command(subcommand)]
+    Analytics(analytics_cmd::AnalyticsCommand),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -117,6 +121,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }),
         Command::Clv(cmd) => clv_cmd::run(cmd, &database, &settings).map(|()| ExitCode::SUCCESS),
         Command::Report(args) => runtime()?.block_on(report_cmd::run(args, &database, &settings)),
+        Command::Analytics(cmd) => runtime()?.block_on(analytics_cmd::run(cmd, &database)),
         Command::Bench(cmd) => bench::run(cmd, &database).map(|()| ExitCode::SUCCESS),
         Command::Serve(args) => runtime()?.block_on(serve_cmd::run(args, &database, &settings)),
         Command::Keys(cmd) => runtime()?.block_on(keys_cmd::run(cmd, &database)),
