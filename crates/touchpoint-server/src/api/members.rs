@@ -54,8 +54,8 @@ pub(crate) fn routes() -> Vec<Route> {
                 method: "get",
                 path: "/api/members/{id}",
                 tag: "members",
-                summary: "Member 360: identifiers, channels, orders, recent events, merge history",
-                description: "A retired id (merged into another) answers the member it was merged into, with requested_id set.",
+                summary: "Member 360: identifiers, channels, orders, recent events, merge history, CLV predictions",
+                description: "A retired id (merged into another) answers the member it was merged into, with requested_id set. `predictions` lists the CLV predictions stored by `touchpoint clv predict`, one per model (empty before the first run).",
                 access: Access::Reader,
                 params: vec![param("id", In::Path, "string", true, "member id, M-123 or 123")],
                 body: None,
@@ -154,8 +154,10 @@ async fn member(
         return Err(ApiError::NotFound(format!("no member {id}")));
     };
     let events = state.store.member_events(m.id, None, 50).await?;
+    let predictions = state.store.predictions_of_member(m.id).await?;
     let mut v = serde_json::to_value(&m).map_err(internal)?;
     v["events"] = serde_json::to_value(events).map_err(internal)?;
+    v["predictions"] = serde_json::to_value(predictions).map_err(internal)?;
     Ok(Json(v))
 }
 

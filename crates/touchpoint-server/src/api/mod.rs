@@ -1,6 +1,6 @@
 //! The JSON API, one module per resource: members (search, member 360,
 //! events), orders (read, write with an Idempotency-Key), imports, tracking
-//! events, and system endpoints. This module holds the shared extractors and
+//! events, reports, and system endpoints. This module holds the shared extractors and
 //! helpers and the list of the API's routes ([`routes`]), which
 //! [`crate::routes::all`] puts into the one route table.
 //!
@@ -11,6 +11,7 @@ mod events;
 mod imports;
 mod members;
 mod orders;
+mod reports;
 mod system;
 
 use axum::extract::FromRequestParts;
@@ -67,6 +68,7 @@ pub(crate) fn routes() -> Vec<Route> {
     v.extend(orders::routes());
     v.extend(imports::routes());
     v.extend(events::routes());
+    v.extend(reports::routes());
     v
 }
 
