@@ -1,15 +1,20 @@
 //! `touchpoint report KIND`: customer value analytics (see docs/metrics.md).
+//!
+//! Thin: the flags become a [`ReportRequest`] (the library's named
+//! parameters, the same as the API's query parameters), the library
+//! ([`Store::report`]) computes it, and this module presents it as a table,
+//! JSON or CSV. `GET /api/reports/{kind}` answers the same JSON.
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use chrono::NaiveDate;
-use touchpoint_core::analytics::{
-    self as an, AbcConfig, AbcWeights, Dataset, ProductData, RankBy, RetentionThresholds,
-};
-use touchpoint_store::analytics::Scope;
+use touchpoint_core::analytics::{self as an, Dataset, ProductData, RankBy};
+use touchpoint_store::reports::{self, ReportKind, ReportRequest};
 use touchpoint_store::Store;
+
+pub use touchpoint_store::reports::Report;
 
 use crate::output::{count, money};
 use crate::Settings;
@@ -138,152 +143,104 @@ impl ReportArgs {
         W::parse_from(["report", name.as_str()]).a
     }
 
-    fn abc_config(&self) -> Result<AbcConfig> {
-        let cost = parse_money(&self.fulfilment_cost).context("--fulfilment-cost")?;
-        let mut fees = Vec::new();
-        for f in &self.channel_fee {
-            let (c, r) = f.split_once('=').with_context(|| {
-                format!("--channel-fee {f:?}: expected CHANNEL=RATE, e.g. tmall=0.05")
-            })?;
-            let r: f64 = r
-                .trim()
-                .parse()
-                .with_context(|| format!("--channel-fee {f:?}: rate is not a number"))?;
-            if !(0.0..=1.0).contains(&r) {
-                bail!("--channel-fee {f:?}: rate must be between 0 and 1");
+    /// The arguments as the library's named parameters (the flags' names
+    /// with `_`, the names of the API's query parameters).
+    pub fn params(&self) -> Vec<(&'static str, String)> {
+        let mut p: Vec<(&'static str, String)> = Vec::new();
+        let dates = [
+            ("as_of", self.as_of),
+            ("since", self.since),
+            ("from", self.from),
+            ("to", self.to),
+        ];
+        for (k, d) in dates {
+            if let Some(d) = d {
+                p.push((k, d.format("%Y-%m-%d").to_string()));
             }
-            fees.push((c.trim().to_string(), r));
         }
-        let w: Vec<f64> = self
-            .weights
-            .split(',')
-            .map(|x| x.trim().parse::<f64>())
-            .collect::<Result<_, _>>()
-            .with_context(|| {
-                format!(
-                    "--weights {:?}: expected three numbers such as 0.6,0.2,0.2",
-                    self.weights
-                )
-            })?;
-        if w.len() != 3 || w.iter().any(|x| *x < 0.0) {
-            bail!("--weights {:?}: expected three non-negative numbers (contribution,frequency,recency)", self.weights);
+        for (k, v) in [("channel", &self.channel), ("brand", &self.brand)] {
+            if let Some(v) = v {
+                p.push((k, v.clone()));
+            }
         }
-        Ok(AbcConfig {
-            fulfilment_cost: cost,
-            channel_fees: fees,
-            rank_by: match self.rank_by {
-                RankArg::Contribution => RankBy::Contribution,
-                RankArg::Score => RankBy::Score,
-            },
-            weights: AbcWeights {
-                contribution: w[0],
-                frequency: w[1],
-                recency: w[2],
-            },
-            ..AbcConfig::default()
-        })
+        if self.members {
+            p.push(("members", "true".into()));
+        }
+        let by = match self.by {
+            CohortBy::Month => "month",
+            CohortBy::Channel => "channel",
+        };
+        p.push(("by", by.into()));
+        p.push(("fulfilment_cost", self.fulfilment_cost.clone()));
+        p.extend(self.channel_fee.iter().map(|f| ("channel_fee", f.clone())));
+        let rank = match self.rank_by {
+            RankArg::Contribution => "contribution",
+            RankArg::Score => "score",
+        };
+        p.push(("rank_by", rank.into()));
+        p.push(("weights", self.weights.clone()));
+        p.push(("repeat_90_min", self.repeat_90_min.to_string()));
+        p.push(("repeat_180_min", self.repeat_180_min.to_string()));
+        p.push((
+            "annual_return_target",
+            self.annual_return_target.to_string(),
+        ));
+        p
     }
 
-    fn thresholds(&self) -> RetentionThresholds {
-        RetentionThresholds {
-            repeat_90_min: self.repeat_90_min,
-            repeat_180_min: self.repeat_180_min,
-            annual_return_target: self.annual_return_target,
+    /// The library request of these arguments in the business time zone.
+    pub fn request(&self, time_zone: chrono_tz::Tz) -> Result<ReportRequest> {
+        let kind = self.kind.as_library().name();
+        let params = self.params();
+        ReportRequest::parse(
+            kind,
+            params.iter().map(|(k, v)| (*k, v.as_str())),
+            time_zone,
+        )
+        .map_err(|e| anyhow::anyhow!(e.cli_message()))
+    }
+}
+
+impl Kind {
+    /// The library's kind.
+    pub fn as_library(self) -> ReportKind {
+        match self {
+            Kind::Rfm => ReportKind::Rfm,
+            Kind::Abc => ReportKind::Abc,
+            Kind::Retention => ReportKind::Retention,
+            Kind::Cohorts => ReportKind::Cohorts,
+            Kind::Products => ReportKind::Products,
+            Kind::Channels => ReportKind::Channels,
+            Kind::Summary => ReportKind::Summary,
         }
     }
 }
 
-fn parse_money(s: &str) -> Result<i64> {
-    let v: f64 = s
-        .trim()
-        .parse()
-        .with_context(|| format!("{s:?} is not an amount"))?;
-    if v < 0.0 {
-        bail!("{s:?}: must not be negative");
-    }
-    Ok((v * 100.0).round() as i64)
-}
-
-/// The scope of a report from its arguments.
-pub fn scope(args: &ReportArgs, settings: &Settings) -> Result<Scope> {
-    let tz = settings.timezone;
-    let at = args
-        .as_of
-        .and_then(|d| d.and_hms_opt(12, 0, 0))
-        .map(|t| t.and_utc().timestamp_millis())
-        .unwrap_or_else(touchpoint_store::now_ms);
-    Ok(Scope {
-        as_of_day: args.as_of.map(an::date_to_day),
-        channel: args.channel.clone(),
-        brand: args.brand.clone(),
-        since_day: args.since.map(an::date_to_day),
-        from_day: args.from.map(an::date_to_day),
-        to_day: args.to.map(an::date_to_day),
-        utc_offset_ms: an::utc_offset_ms(&tz, at),
-    })
-}
-
-/// A computed report.
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(untagged)]
-pub enum Report {
-    /// RFM.
-    Rfm(an::RfmReport),
-    /// ABC.
-    Abc(an::AbcReport),
-    /// Retention.
-    Retention(an::RetentionReport),
-    /// Cohorts.
-    Cohorts(an::CohortReport),
-    /// Products.
-    Products(an::ProductReport),
-    /// Channels.
-    Channels(an::ChannelReport),
-    /// Summary.
-    Summary(Box<an::SummaryReport>),
+/// The business time zone of `--timezone` (validated once with the settings).
+pub fn time_zone(settings: &Settings) -> Result<chrono_tz::Tz> {
+    Ok(settings.timezone)
 }
 
 /// Load the inputs and compute one report.
 pub async fn compute(store: &Store, args: &ReportArgs, settings: &Settings) -> Result<Report> {
-    let scope = scope(args, settings)?;
-    let needs_members = args.kind != Kind::Products;
-    let needs_products = matches!(args.kind, Kind::Products | Kind::Summary);
-    let data = if needs_members {
-        store.member_dataset(&scope).await?
-    } else {
-        Dataset::default()
-    };
-    let pdata = if needs_products {
-        store.product_data(&scope).await?
-    } else {
-        ProductData::default()
-    };
-    compute_from(args, &data, &pdata)
+    let req = args.request(time_zone(settings)?)?;
+    Ok(store.report(&req).await?)
 }
 
-/// Compute one report from loaded inputs.
+/// Compute one report from loaded inputs (the benchmark; the time zone only
+/// matters for loading, which the caller did).
 pub fn compute_from(args: &ReportArgs, data: &Dataset, pdata: &ProductData) -> Result<Report> {
-    Ok(match args.kind {
-        Kind::Rfm => Report::Rfm(an::rfm(data, args.members)),
-        Kind::Abc => Report::Abc(an::abc(data, &args.abc_config()?, args.members)),
-        Kind::Retention => Report::Retention(an::retention(data, &args.thresholds())),
-        Kind::Cohorts => Report::Cohorts(an::cohorts(data, args.by == CohortBy::Channel)),
-        Kind::Products => Report::Products(an::products(pdata)),
-        Kind::Channels => Report::Channels(an::channels(data)),
-        Kind::Summary => Report::Summary(Box::new(an::summary(
-            data,
-            pdata,
-            &args.abc_config()?,
-            &args.thresholds(),
-        ))),
-    })
+    let req = args.request(chrono_tz::Asia::Shanghai)?;
+    Ok(reports::compute(&req, data, pdata))
 }
 
 /// `touchpoint report KIND`.
 pub async fn run(args: ReportArgs, database: &str, settings: &Settings) -> Result<ExitCode> {
+    let req = args.request(time_zone(settings)?)?;
     let store = crate::connect(database).await?;
-    let report = compute(&store, &args, settings).await?;
+    let report = store.report(&req).await;
     store.close().await;
+    let report = report?;
     let mut out = std::io::stdout().lock();
     match args.output {
         ReportOutput::Json => {

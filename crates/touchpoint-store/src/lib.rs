@@ -23,6 +23,8 @@ pub mod keys;
 pub mod members;
 pub mod orders;
 pub mod outbox;
+pub mod predictions;
+pub mod reports;
 pub mod unit_of_work;
 mod writes;
 

@@ -342,3 +342,85 @@ fn shared_phone_is_no_member_and_its_old_links_read_as_undone() {
         .count();
     assert_eq!(superseded, 4, "{v}");
 }
+
+/// `touchpoint report rfm --channel tmall -o json` prints exactly the body of
+/// `GET /api/reports/rfm?channel=tmall` from the real server (port 0) over
+/// the same database.
+#[test]
+fn report_json_equals_the_api_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let out = touchpoint(&db, &["demo", "--members", "300"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let cases: [(&[&str], &str); 3] = [
+        (&["rfm", "--channel", "tmall"], "rfm?channel=tmall"),
+        (
+            &["abc", "--channel-fee", "tmall=0.05,jd=0.04", "--members"],
+            "abc?channel_fee=tmall%3D0.05,jd%3D0.04&members=true",
+        ),
+        (
+            &[
+                "cohorts",
+                "--by",
+                "channel",
+                "--from",
+                "2024-03-01",
+                "--to",
+                "2024-12-31",
+            ],
+            "cohorts?by=channel&from=2024-03-01&to=2024-12-31",
+        ),
+    ];
+    let mut cli = Vec::new();
+    for (args, _) in &cases {
+        let mut a = vec!["report"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["-o", "json"]);
+        let out = touchpoint(&db, &a);
+        assert!(out.status.success(), "{}", text(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        cli.push(v);
+    }
+    assert!(cli[0]["members"].as_u64().unwrap() > 0, "{}", cli[0]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use http_body_util::BodyExt;
+        let store = touchpoint_store::Store::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let key = store
+            .create_key(touchpoint_store::keys::Role::Analyst, None, None)
+            .await
+            .unwrap()
+            .key;
+        let server = touchpoint_server::Server::build(
+            store.clone(),
+            touchpoint_server::ServerConfig::default(),
+        )
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(server.run(listener, async {
+            let _ = rx.await;
+        }));
+        let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
+        for ((_, query), expected) in cases.iter().zip(&cli) {
+            let req = hyper::Request::get(format!("http://{addr}/api/reports/{query}"))
+                .header("authorization", format!("Bearer {key}"))
+                .body(http_body_util::Full::new(bytes::Bytes::new()))
+                .unwrap();
+            let resp = client.request(req).await.unwrap();
+            let status = resp.status();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(status, 200, "{query}: {}", String::from_utf8_lossy(&body));
+            let api: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(&api, expected, "{query}");
+        }
+        let _ = tx.send(());
+        handle.await.unwrap().unwrap();
+        store.close().await;
+    });
+}

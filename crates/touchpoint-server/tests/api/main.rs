@@ -10,4 +10,5 @@ mod errors;
 mod helpers;
 mod ingest;
 mod openapi;
+mod reports;
 mod shutdown;
