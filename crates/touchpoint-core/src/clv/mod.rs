@@ -99,6 +99,12 @@ pub trait Model: Sized + Clone {
     /// Total (weighted) log-likelihood; writes the gradient with respect to
     /// the parameters into `grad` when given.
     fn log_likelihood(&self, data: &Self::Data, grad: Option<&mut [f64]>) -> f64;
+    /// The total log-likelihood and its Hessian with respect to the
+    /// parameters, computed analytically in one pass over the data; `None`
+    /// when the model has no analytic Hessian (a numeric one is used).
+    fn hessian(&self, _data: &Self::Data) -> Option<(f64, Vec<Vec<f64>>)> {
+        None
+    }
     /// Every `step`-th row of the data, to find a starting point on large
     /// data cheaply; `None` when the model does not support it.
     fn subsample(_data: &Self::Data, _step: usize) -> Option<Self::Data> {
@@ -203,8 +209,9 @@ pub struct FitReport {
     pub names: Vec<String>,
     /// Parameter estimates.
     pub params: Vec<f64>,
-    /// Standard errors from the inverse of the observed information (numeric
-    /// Hessian of the log-likelihood); NaN when the Hessian is singular.
+    /// Standard errors from the inverse of the observed information (the
+    /// Hessian of the log-likelihood: analytic for BG/NBD and Gamma-Gamma,
+    /// numeric otherwise); NaN when the Hessian is singular.
     pub std_errors: Vec<f64>,
     /// Maximised log-likelihood (sum over customers).
     pub log_likelihood: f64,
@@ -339,19 +346,25 @@ impl<M: Model> ValidFitParams<M> {
         }
         let theta: Vec<f64> = best.x.iter().map(|v| v.exp()).collect();
         let model = M::from_params(&theta);
-        let ll = model.log_likelihood(data, None);
-        let hess = if M::ANALYTIC_GRADIENT {
-            optimize::numeric_hessian(
-                |p, g| {
-                    M::from_params(p).log_likelihood(data, Some(g));
-                },
-                &theta,
-            )
-        } else {
-            optimize::numeric_hessian_from_values(
-                |p| M::from_params(p).log_likelihood(data, None),
-                &theta,
-            )
+        let (ll, hess) = match model.hessian(data) {
+            Some(v) => v,
+            None => {
+                let ll = model.log_likelihood(data, None);
+                let hess = if M::ANALYTIC_GRADIENT {
+                    optimize::numeric_hessian(
+                        |p, g| {
+                            M::from_params(p).log_likelihood(data, Some(g));
+                        },
+                        &theta,
+                    )
+                } else {
+                    optimize::numeric_hessian_from_values(
+                        |p| M::from_params(p).log_likelihood(data, None),
+                        &theta,
+                    )
+                };
+                (ll, hess)
+            }
         };
         let neg: Vec<Vec<f64>> = hess
             .iter()
@@ -426,6 +439,21 @@ where
         out.copy_from_slice(&g);
     }
     ll
+}
+
+/// Unpack the upper triangle of a symmetric `k × k` matrix, row by row
+/// (`(0,0), (0,1), .., (0,k-1), (1,1), ..`).
+pub(crate) fn unpack_symmetric(k: usize, upper: &[f64]) -> Vec<Vec<f64>> {
+    let mut m = vec![vec![0.0; k]; k];
+    let mut n = 0;
+    for i in 0..k {
+        for j in i..k {
+            m[i][j] = upper[n];
+            m[j][i] = upper[n];
+            n += 1;
+        }
+    }
+    m
 }
 
 /// Tabulate `f(k)` for `k = 0..=max x` when every `x` is a whole number
