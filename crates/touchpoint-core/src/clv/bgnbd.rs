@@ -197,7 +197,7 @@ impl Model for BgNbd {
                     // Second derivatives of A3 and A4.
                     hh[1] += (1.0 - w) * -it + w * -itx;
                     hh[4] += (1.0 - w) * (r + x) * it * it + w * (r + x) * itx * itx;
-                    hh[7] += w * -1.0 / (a * a);
+                    hh[7] -= w / (a * a);
                     hh[9] += w / (bx1 * bx1);
                     let dd = [d4[0] - d3[0], d4[1] - d3[1], d4[2] - d3[2], d4[3] - d3[3]];
                     let ww = w * (1.0 - w);

@@ -441,6 +441,7 @@ where
     ll
 }
 
+#[allow(clippy::needless_range_loop)] // matrix indices
 /// Unpack the upper triangle of a symmetric `k × k` matrix, row by row
 /// (`(0,0), (0,1), .., (0,k-1), (1,1), ..`).
 pub(crate) fn unpack_symmetric(k: usize, upper: &[f64]) -> Vec<Vec<f64>> {

@@ -13,7 +13,7 @@ pub use statrs::function::gamma::{digamma, ln_gamma};
 /// ψ₁(x) = ψ₁(x+1) + 1/x² up to x ≥ 10, then the asymptotic series
 /// `1/x + 1/(2x²) + Σ B₂ₖ / x^(2k+1)` (about 1e-15 relative there).
 pub fn trigamma(x: f64) -> f64 {
-    if !(x > 0.0) {
+    if x.is_nan() || x <= 0.0 {
         return f64::NAN;
     }
     let mut x = x;
