@@ -29,6 +29,82 @@ pub struct BenchClvArgs {
     /// The lifetimes script (default: the one in this repository).
     #[arg(long)]
     pub script: Option<PathBuf>,
+    /// Keep the generated CSV at this path (default: a temporary file).
+    #[arg(long, value_name = "FILE")]
+    pub keep: Option<PathBuf>,
+}
+
+/// The whole command both sides run (see benches/clv/lifetimes_predict.py).
+const WHOLE_ARGS: [&str; 10] = [
+    "--model",
+    "bgnbd",
+    "--unit",
+    "day",
+    "--horizon",
+    "365",
+    "--discount-rate",
+    "0.1268",
+    "--out",
+    "",
+];
+
+fn repo_file(rel: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join(rel)
+}
+
+/// Run a child process, returning its wall time and stdout.
+fn timed(cmd: &mut std::process::Command) -> Result<(f64, Vec<u8>, Vec<u8>)> {
+    let t = Instant::now();
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let secs = t.elapsed().as_secs_f64();
+    if !out.status.success() {
+        bail!("{cmd:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok((secs, out.stdout, out.stderr))
+}
+
+/// Largest relative difference per prediction column between two CSVs of
+/// `customer_id,...` (rows matched by customer id; `|a-b| / max(|b|, 1e-12)`).
+fn compare_predictions(
+    ours: &std::path::Path,
+    theirs: &std::path::Path,
+) -> Result<Vec<(String, f64)>> {
+    let cols = ["p_alive", "expected_purchases", "expected_spend", "clv"];
+    let read = |p: &std::path::Path| -> Result<std::collections::HashMap<String, [f64; 4]>> {
+        let mut r = csv::Reader::from_path(p)?;
+        let h = r.headers()?.clone();
+        let idx: Vec<usize> = cols
+            .iter()
+            .map(|c| h.iter().position(|x| x == *c).context("missing column"))
+            .collect::<Result<_>>()?;
+        let mut m = std::collections::HashMap::new();
+        for rec in r.records() {
+            let rec = rec?;
+            let mut v = [0.0; 4];
+            for (k, &i) in idx.iter().enumerate() {
+                v[k] = rec[i].parse().unwrap_or(f64::NAN);
+            }
+            m.insert(rec[0].to_string(), v);
+        }
+        Ok(m)
+    };
+    let (a, b) = (read(ours)?, read(theirs)?);
+    if a.len() != b.len() {
+        bail!("{} customers predicted against {}", a.len(), b.len());
+    }
+    let mut worst = [0.0f64; 4];
+    for (id, va) in &a {
+        let vb = b
+            .get(id)
+            .with_context(|| format!("customer {id} missing"))?;
+        for k in 0..4 {
+            let d = (va[k] - vb[k]).abs() / vb[k].abs().max(1e-12);
+            worst[k] = worst[k].max(if d.is_nan() { f64::INFINITY } else { d });
+        }
+    }
+    Ok(cols.iter().map(|c| c.to_string()).zip(worst).collect())
 }
 
 /// Months of CLV and the monthly discount rate (lifetimes' defaults are
@@ -51,7 +127,10 @@ pub fn run(args: BenchClvArgs) -> Result<()> {
         bail!("--customers must be at least 1");
     }
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("transactions.csv");
+    let path = args
+        .keep
+        .clone()
+        .unwrap_or_else(|| dir.path().join("transactions.csv"));
     let cfg = SynthConfig {
         customers: args.customers,
         seed: args.seed,
@@ -142,12 +221,10 @@ pub fn run(args: BenchClvArgs) -> Result<()> {
     let peak = peak_rss_mib();
 
     let lifetimes = if args.compare_lifetimes {
-        let script = args.script.clone().unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../benches/clv/lifetimes_bench.py"
-            ))
-        });
+        let script = args
+            .script
+            .clone()
+            .unwrap_or_else(|| repo_file("benches/clv/lifetimes_bench.py"));
         println!(
             "\nRunning lifetimes: {} {} ...",
             args.python,
@@ -242,6 +319,64 @@ pub fn run(args: BenchClvArgs) -> Result<()> {
                 lt,
                 ((mean_clv - lt) / lt).abs()
             );
+        }
+    }
+
+    // The whole command, as a child process on both sides.
+    let ours_out = dir.path().join("touchpoint-predictions.csv");
+    let mut whole: Vec<String> = WHOLE_ARGS.iter().map(|s| s.to_string()).collect();
+    *whole.last_mut().expect("args") = ours_out.display().to_string();
+    let exe = std::env::current_exe()?;
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.args(["clv", "predict", "--from"])
+        .arg(&path)
+        .args(&whole);
+    println!(
+        "\nWhole command: touchpoint clv predict --from FILE {}",
+        WHOLE_ARGS[..9].join(" ")
+    );
+    cmd.arg("--timings");
+    let (tp_whole, _, stderr) = timed(&mut cmd)?;
+    println!("  touchpoint (whole process)        {tp_whole:>8.3} s; its stages:");
+    for line in String::from_utf8_lossy(&stderr)
+        .lines()
+        .filter(|l| l.starts_with("  "))
+    {
+        println!("    {}", line.trim());
+    }
+    if args.compare_lifetimes {
+        let theirs_out = dir.path().join("lifetimes-predictions.csv");
+        let script = repo_file("benches/clv/lifetimes_predict.py");
+        let (lt_whole, stdout, _) = timed(
+            std::process::Command::new(&args.python)
+                .arg(&script)
+                .arg(&path)
+                .arg(cfg.end_date.to_string())
+                .arg(&theirs_out),
+        )?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&stdout).context("lifetimes script output is not JSON")?;
+        let after = v["after_imports"].as_f64().unwrap_or(f64::NAN);
+        let imports = v["imports"].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "  lifetimes (whole process)         {lt_whole:>8.3} s  ({imports:.3} s of it imports)"
+        );
+        println!("  lifetimes (after its imports)     {after:>8.3} s");
+        if let Some(st) = v["seconds"].as_object() {
+            let parts: Vec<String> = st
+                .iter()
+                .map(|(k, s)| format!("{k} {:.3}", s.as_f64().unwrap_or(f64::NAN)))
+                .collect();
+            println!("    lifetimes stages: {}", parts.join(", "));
+        }
+        println!(
+            "  ratio: {:.1}x whole process against whole process; {:.1}x against lifetimes after its imports",
+            lt_whole / tp_whole,
+            after / tp_whole
+        );
+        println!("  predictions, largest relative difference per column (matched by customer id):");
+        for (c, d) in compare_predictions(&ours_out, &theirs_out)? {
+            println!("    {c:<20} {d:.2e}");
         }
     }
     Ok(())

@@ -22,10 +22,12 @@
 //! ```
 
 mod bgnbd;
+pub mod duration;
 mod gammagamma;
 mod mbgnbd;
 pub mod optimize;
 mod paretonbd;
+pub mod pipeline;
 pub mod special;
 pub mod summary;
 pub mod synth;
@@ -36,6 +38,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub use bgnbd::BgNbd;
+pub use duration::{AnnualRate, Duration, DurationUnit, ParseDurationError};
 pub use gammagamma::GammaGamma;
 pub use mbgnbd::MbgNbd;
 pub use paretonbd::ParetoNbd;
@@ -96,6 +99,12 @@ pub trait Model: Sized + Clone {
     /// Total (weighted) log-likelihood; writes the gradient with respect to
     /// the parameters into `grad` when given.
     fn log_likelihood(&self, data: &Self::Data, grad: Option<&mut [f64]>) -> f64;
+    /// The total log-likelihood and its Hessian with respect to the
+    /// parameters, computed analytically in one pass over the data; `None`
+    /// when the model has no analytic Hessian (a numeric one is used).
+    fn hessian(&self, _data: &Self::Data) -> Option<(f64, Vec<Vec<f64>>)> {
+        None
+    }
     /// Every `step`-th row of the data, to find a starting point on large
     /// data cheaply; `None` when the model does not support it.
     fn subsample(_data: &Self::Data, _step: usize) -> Option<Self::Data> {
@@ -200,8 +209,9 @@ pub struct FitReport {
     pub names: Vec<String>,
     /// Parameter estimates.
     pub params: Vec<f64>,
-    /// Standard errors from the inverse of the observed information (numeric
-    /// Hessian of the log-likelihood); NaN when the Hessian is singular.
+    /// Standard errors from the inverse of the observed information (the
+    /// Hessian of the log-likelihood: analytic for BG/NBD and Gamma-Gamma,
+    /// numeric otherwise); NaN when the Hessian is singular.
     pub std_errors: Vec<f64>,
     /// Maximised log-likelihood (sum over customers).
     pub log_likelihood: f64,
@@ -336,19 +346,25 @@ impl<M: Model> ValidFitParams<M> {
         }
         let theta: Vec<f64> = best.x.iter().map(|v| v.exp()).collect();
         let model = M::from_params(&theta);
-        let ll = model.log_likelihood(data, None);
-        let hess = if M::ANALYTIC_GRADIENT {
-            optimize::numeric_hessian(
-                |p, g| {
-                    M::from_params(p).log_likelihood(data, Some(g));
-                },
-                &theta,
-            )
-        } else {
-            optimize::numeric_hessian_from_values(
-                |p| M::from_params(p).log_likelihood(data, None),
-                &theta,
-            )
+        let (ll, hess) = match model.hessian(data) {
+            Some(v) => v,
+            None => {
+                let ll = model.log_likelihood(data, None);
+                let hess = if M::ANALYTIC_GRADIENT {
+                    optimize::numeric_hessian(
+                        |p, g| {
+                            M::from_params(p).log_likelihood(data, Some(g));
+                        },
+                        &theta,
+                    )
+                } else {
+                    optimize::numeric_hessian_from_values(
+                        |p| M::from_params(p).log_likelihood(data, None),
+                        &theta,
+                    )
+                };
+                (ll, hess)
+            }
         };
         let neg: Vec<Vec<f64>> = hess
             .iter()
@@ -423,6 +439,22 @@ where
         out.copy_from_slice(&g);
     }
     ll
+}
+
+#[allow(clippy::needless_range_loop)] // matrix indices
+/// Unpack the upper triangle of a symmetric `k × k` matrix, row by row
+/// (`(0,0), (0,1), .., (0,k-1), (1,1), ..`).
+pub(crate) fn unpack_symmetric(k: usize, upper: &[f64]) -> Vec<Vec<f64>> {
+    let mut m = vec![vec![0.0; k]; k];
+    let mut n = 0;
+    for i in 0..k {
+        for j in i..k {
+            m[i][j] = upper[n];
+            m[j][i] = upper[n];
+            n += 1;
+        }
+    }
+    m
 }
 
 /// Tabulate `f(k)` for `k = 0..=max x` when every `x` is a whole number
@@ -769,6 +801,124 @@ pub struct HoldoutFit {
     pub predicted_total: f64,
     /// Total actual purchases.
     pub actual_total: f64,
+    /// Week by week after the calibration end (empty from
+    /// [`holdout_fit`]; filled by [`holdout_report`]).
+    #[serde(default)]
+    pub weekly: Vec<HoldoutWeek>,
+}
+
+/// One week of the holdout period: predicted against actual purchases of
+/// all customers, in the week and cumulated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HoldoutWeek {
+    /// Week number, 1 = the first 7 days after the calibration end.
+    pub week: u32,
+    /// Days after the calibration end at the end of this week (7, 14, ...;
+    /// the last week may be shorter).
+    pub end_day: u32,
+    /// Predicted purchases in the week (sum over customers).
+    pub predicted: f64,
+    /// Actual purchase days in the week.
+    pub actual: f64,
+    /// Predicted purchases from the calibration end to the week's end.
+    pub predicted_cumulative: f64,
+    /// Actual purchase days from the calibration end to the week's end.
+    pub actual_cumulative: f64,
+}
+
+/// [`holdout_fit`] and, week by week, the sum of customers' conditional
+/// expected purchases against their actual purchase days (as the
+/// tracking plots of Fader, Hardie & Lee 2005, for the holdout period).
+/// Uses `s.holdout_daily`, so `s` must come from [`summarize`] with a
+/// calibration end; `unit` is the unit of the summaries.
+pub fn holdout_report<M: PurchaseModel + Sync + ?Sized>(
+    model: &M,
+    s: &Summaries,
+    unit: TimeUnit,
+) -> HoldoutFit {
+    let mut fit = holdout_fit(model, &s.rows, s.holdout_length);
+    let days = s.holdout_daily.len();
+    if days == 0 {
+        return fit;
+    }
+    let ends: Vec<u32> = (1..=days.div_ceil(7))
+        .map(|k| (7 * k).min(days) as u32)
+        .collect();
+    let horizons: Vec<f64> = ends.iter().map(|&d| d as f64 / unit.days()).collect();
+    let r0 = s.rows[0];
+    let factorises = model
+        .expected_purchases_if_alive(1.0, r0.frequency as f64, r0.t)
+        .is_some();
+    // Group customers: by (x, T) with summed P(alive) when the model
+    // factorises, else by (x, t_x, T).
+    let mut keys: summary::FxMap<(u32, u64, u64), usize> = summary::FxMap::default();
+    let mut groups: Vec<(f64, f64, f64, f64)> = Vec::new(); // x, t_x, T, weight
+    for r in &s.rows {
+        let x = r.frequency as f64;
+        let (tx_key, w) = if factorises {
+            (0, model.p_alive(x, r.recency, r.t))
+        } else {
+            (r.recency.to_bits(), 1.0)
+        };
+        let next = groups.len();
+        let g = *keys
+            .entry((r.frequency, tx_key, r.t.to_bits()))
+            .or_insert(next);
+        if g == next {
+            groups.push((x, r.recency, r.t, 0.0));
+        }
+        groups[g].3 += w;
+    }
+    let k = horizons.len();
+    let cumulative = groups
+        .par_iter()
+        .fold(
+            || vec![0.0; k],
+            |mut acc, &(x, tx, t, w)| {
+                for (j, &h) in horizons.iter().enumerate() {
+                    acc[j] += w * if factorises {
+                        model
+                            .expected_purchases_if_alive(h, x, t)
+                            .unwrap_or(f64::NAN)
+                    } else {
+                        model.expected_purchases(h, x, tx, t)
+                    };
+                }
+                acc
+            },
+        )
+        .reduce(
+            || vec![0.0; k],
+            |mut a, b| {
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x += y;
+                }
+                a
+            },
+        );
+    let mut prev_p = 0.0;
+    let mut act_cum = 0.0;
+    let mut start = 0usize;
+    fit.weekly = ends
+        .iter()
+        .enumerate()
+        .map(|(j, &end)| {
+            let actual: u64 = s.holdout_daily[start..end as usize].iter().sum();
+            start = end as usize;
+            act_cum += actual as f64;
+            let w = HoldoutWeek {
+                week: j as u32 + 1,
+                end_day: end,
+                predicted: cumulative[j] - prev_p,
+                actual: actual as f64,
+                predicted_cumulative: cumulative[j],
+                actual_cumulative: act_cum,
+            };
+            prev_p = cumulative[j];
+            w
+        })
+        .collect();
+    fit
 }
 
 /// Compare each customer's expected purchases over the holdout period with
@@ -823,5 +973,6 @@ pub fn holdout_fit<M: PurchaseModel + Sync + ?Sized>(
         bias: (predicted_total - actual_total) / n,
         predicted_total,
         actual_total,
+        weekly: Vec::new(),
     }
 }

@@ -865,6 +865,10 @@ pub struct Summaries {
     pub rows: Vec<CustomerSummary>,
     /// Length of the holdout period in units (0 without one).
     pub holdout_length: f64,
+    /// `holdout_daily[k]`: purchase days of these customers on the
+    /// `k+1`-th day after the calibration end (a customer buying twice on
+    /// one day counts once); empty without a holdout period.
+    pub holdout_daily: Vec<u64>,
 }
 
 /// Build per-customer summaries (parallel over customers).
@@ -957,10 +961,47 @@ pub fn summarize(log: &TransactionLog, opts: &SummaryOptions) -> Result<Summarie
             })
         })
         .collect();
+    let h_days = (obs_end - cal_end).max(0) as usize;
+    let holdout_daily = if h_days > 0 {
+        (0..n_cust)
+            .into_par_iter()
+            .filter(|&c| rows[c].is_some())
+            .fold(
+                || (vec![0u64; h_days], Vec::new()),
+                |(mut acc, mut days): (Vec<u64>, Vec<i32>), c| {
+                    days.clear();
+                    days.extend(
+                        items[offsets[c]..offsets[c + 1]]
+                            .iter()
+                            .map(|&(d, _)| d)
+                            .filter(|&d| d > cal_end && d <= obs_end),
+                    );
+                    days.sort_unstable();
+                    days.dedup();
+                    for &d in &days {
+                        acc[(d - cal_end - 1) as usize] += 1;
+                    }
+                    (acc, days)
+                },
+            )
+            .map(|(acc, _)| acc)
+            .reduce(
+                || vec![0u64; h_days],
+                |mut a, b| {
+                    for (x, y) in a.iter_mut().zip(b) {
+                        *x += y;
+                    }
+                    a
+                },
+            )
+    } else {
+        Vec::new()
+    };
     let mut out = Summaries {
         customer: Vec::with_capacity(n_cust),
         rows: Vec::with_capacity(n_cust),
         holdout_length: (obs_end - cal_end) as f64 / unit,
+        holdout_daily,
     };
     for (c, r) in rows.into_iter().enumerate() {
         if let Some(r) = r {

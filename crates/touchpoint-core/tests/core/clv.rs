@@ -6,10 +6,10 @@
 use chrono::NaiveDate;
 use touchpoint_core::clv::synth::SynthConfig;
 use touchpoint_core::clv::{
-    clv_continuous, clv_monthly, expected_purchases_matrix, holdout_fit, p_alive_matrix,
-    read_transactions, summarize, BgNbd, Fitted, GammaGamma, MbgNbd, Model, ParetoNbd,
-    PurchaseModel, RfmData, SpendData, Summaries, SummaryOptions, TimeUnit, TransactionFormat,
-    TransactionLog,
+    clv_continuous, clv_monthly, expected_purchases_matrix, holdout_fit, holdout_report,
+    p_alive_matrix, read_transactions, summarize, BgNbd, Fitted, GammaGamma, MbgNbd, Model,
+    ParetoNbd, PurchaseModel, RfmData, SpendData, Summaries, SummaryOptions, TimeUnit,
+    TransactionFormat, TransactionLog,
 };
 
 const SAMPLE: &str = concat!(
@@ -539,4 +539,359 @@ fn synthetic_data_recovers_parameters() {
     let mut again = Vec::new();
     cfg.write_csv(&mut again).unwrap();
     assert_eq!(csv, again);
+}
+
+// ---------------------------------------------------------------------------
+// Holdout validation (issue 9): the CDNOW sample, calibration to 1997-09-30,
+// holdout to 1998-06-30 (39 weeks).
+
+/// Golden values from lifetimes 0.11.3 on tests/data/cdnow/CDNOW_sample.txt:
+/// `calibration_and_holdout_data(df, "id", "date", calibration_period_end=
+/// "1997-09-30", observation_period_end="1998-06-30", freq="D",
+/// freq_multiplier=7)`, then
+/// `conditional_expected_number_of_purchases_up_to_time(t, frequency_cal,
+/// recency_cal, T_cal)` of a `BetaGeoFitter` with the paper's published
+/// parameters (r 0.243, α 4.414, a 0.793, b 2.426; Fader, Hardie & Lee 2005)
+/// — the conditional expectations of the paper's Figure 5, by calibration
+/// frequency 0..6, 7+. Weekly actuals: distinct (customer, day) purchases
+/// per 7-day week after the calibration end, counted in pandas.
+#[test]
+fn holdout_table_matches_lifetimes_on_cdnow() {
+    let s = summarize(
+        &load(SAMPLE),
+        &SummaryOptions {
+            unit: TimeUnit::Week,
+            calibration_end: Some(date("1997-09-30")),
+            observation_end: Some(date("1998-06-30")),
+        },
+    )
+    .unwrap();
+    let paper = BgNbd {
+        r: 0.243,
+        alpha: 4.414,
+        a: 0.793,
+        b: 2.426,
+    };
+    let h = holdout_report(&paper, &s, TimeUnit::Week);
+    assert_eq!(h.length, 39.0);
+    // (customers, mean actual holdout purchases, mean predicted), lifetimes.
+    let want: [(usize, f64, f64); 8] = [
+        (1411, 0.236711552091, 0.225450879157),
+        (439, 0.697038724374, 0.523176131644),
+        (214, 1.392523364486, 1.044169720170),
+        (100, 1.560000000000, 1.520292679812),
+        (62, 2.532258064516, 2.163874733155),
+        (38, 2.947368421053, 2.653831669090),
+        (29, 3.862068965517, 3.503990654438),
+        (64, 6.359375000000, 6.157071766779),
+    ];
+    assert_eq!(h.buckets.len(), 8);
+    for (b, &(n, actual, pred)) in h.buckets.iter().zip(&want) {
+        assert_eq!(b.customers, n, "bucket {}", b.label);
+        // Actual: exact counts, printed to 12 decimals.
+        close(
+            b.actual,
+            actual,
+            1e-11,
+            &format!("actual, bucket {}", b.label),
+        );
+        // Predicted: 1e-9 relative (printed to 12 digits; both evaluate the
+        // same closed form, 2F1 to about 1e-12).
+        close(
+            b.predicted,
+            pred,
+            1e-9 * pred,
+            &format!("predicted, bucket {}", b.label),
+        );
+    }
+    assert_eq!(h.actual_total, 1882.0);
+    close(h.predicted_total, 1653.9412593133, 1e-8, "predicted total");
+    // Week by week.
+    assert_eq!(h.weekly.len(), 39);
+    let actual: Vec<f64> = h.weekly.iter().map(|w| w.actual).collect();
+    assert_eq!(&actual[..5], &[50.0, 56.0, 49.0, 59.0, 47.0]);
+    assert_eq!(actual[38], 28.0);
+    assert_eq!(h.weekly[12].actual_cumulative, 726.0);
+    assert_eq!(h.weekly[25].actual_cumulative, 1387.0);
+    assert_eq!(h.weekly[38].actual_cumulative, 1882.0);
+    assert_eq!(h.weekly[38].end_day, 273);
+    for (k, want) in [
+        (1, 52.1640280885),
+        (13, 628.2282413397),
+        (26, 1171.5235446003),
+        (39, 1653.9412593133),
+    ] {
+        close(
+            h.weekly[k - 1].predicted_cumulative,
+            want,
+            1e-8 * want,
+            &format!("cumulative predicted, week {k}"),
+        );
+    }
+    // Weekly increments add up to the cumulative figure.
+    let sum: f64 = h.weekly.iter().map(|w| w.predicted).sum();
+    close(sum, h.weekly[38].predicted_cumulative, 1e-9, "sum of weeks");
+}
+
+/// `clv fit --calibration-end` through the library: one holdout report per
+/// model, each with its weeks; fitted BG/NBD is the paper's (see
+/// `bgnbd_matches_fader_hardie_lee_2005`), so its total is near the
+/// paper-parameter total above (within 1%: the estimates differ in the 4th
+/// digit).
+#[test]
+fn pipeline_fit_reports_holdout_for_every_model() {
+    use touchpoint_core::clv::pipeline::{self, ClvOptions, Dataset, ModelKind};
+    let ds = Dataset::from_file(std::path::Path::new(SAMPLE), TransactionFormat::Cdnow).unwrap();
+    let opts = ClvOptions {
+        calibration_end: Some(date("1997-09-30")),
+        horizon: Some("39w".parse().unwrap()),
+        ..ClvOptions::default()
+    };
+    let r = pipeline::fit(&ds, &ModelKind::ALL, &opts).unwrap();
+    assert_eq!(r.models.len(), 3);
+    assert_eq!(r.holdout.len(), 3);
+    assert_eq!(r.horizon, 39.0);
+    for h in &r.holdout {
+        assert_eq!(h.weekly.len(), 39);
+        assert_eq!(h.actual_total, 1882.0);
+        close(
+            h.weekly[38].predicted_cumulative,
+            h.predicted_total,
+            1e-6 * h.predicted_total,
+            "weekly cumulative vs total",
+        );
+    }
+    close(
+        r.holdout[0].predicted_total,
+        1653.94,
+        0.01 * 1653.94,
+        "BG/NBD total",
+    );
+    // JSON carries the weeks.
+    let v = serde_json::to_value(&r).unwrap();
+    assert_eq!(v["holdout"][0]["weekly"].as_array().unwrap().len(), 39);
+}
+
+/// Predictions through the library agree with the models called directly,
+/// and the same horizon typed three ways gives the same predictions.
+#[test]
+fn pipeline_predictions_match_direct_calls() {
+    use touchpoint_core::clv::pipeline::{self, ClvOptions, Dataset, ModelKind};
+    let ds = Dataset::from_file(std::path::Path::new(SAMPLE), TransactionFormat::Cdnow).unwrap();
+    let run = |h: &str| {
+        pipeline::predict(
+            &ds,
+            ModelKind::BgNbd,
+            &ClvOptions {
+                calibration_end: Some(date("1997-09-30")),
+                horizon: Some(h.parse().unwrap()),
+                ..ClvOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    let p = run("39");
+    for other in ["39w", "273d", "273 days"] {
+        let q = run(other);
+        assert_eq!(q.expected_purchases, p.expected_purchases, "{other}");
+        assert_eq!(q.clv, p.clv, "{other}");
+    }
+    let s = cdnow(SAMPLE);
+    let fitted = BgNbd::params()
+        .check()
+        .unwrap()
+        .fit(&RfmData::from_summaries(&s.rows))
+        .unwrap();
+    assert_eq!(p.summary.params[0].value, fitted.r);
+    assert_eq!(p.len(), 2357);
+    for i in [0, 1, 500, 2356] {
+        let r = s.rows[i];
+        let (x, tx, t) = (r.frequency as f64, r.recency, r.t);
+        // 1e-12 relative: the library shares work between customers.
+        let e = fitted.expected_purchases(39.0, x, tx, t);
+        close(p.expected_purchases[i], e, 1e-12 * e.max(1e-300), "E");
+        close(p.p_alive[i], fitted.p_alive(x, tx, t), 1e-15, "P(alive)");
+    }
+    assert_eq!(p.summary.calibration_end, date("1997-09-30"));
+    assert_eq!(p.summary.calibration_start, date("1997-01-01"));
+    assert_eq!(p.summary.horizon_days, 273.0);
+}
+
+// ---------------------------------------------------------------------------
+// Durations and rates as typed on the command line.
+
+#[test]
+fn every_accepted_duration_form() {
+    use touchpoint_core::clv::Duration;
+    let month = 365.25 / 12.0;
+    // (typed, days when --unit is week)
+    let cases: &[(&str, f64)] = &[
+        ("365d", 365.0),
+        ("365 d", 365.0),
+        ("365day", 365.0),
+        ("365days", 365.0),
+        ("365 Days", 365.0),
+        ("52w", 364.0),
+        ("52wk", 364.0),
+        ("52wks", 364.0),
+        ("52week", 364.0),
+        ("52weeks", 364.0),
+        ("12m", 12.0 * month),
+        ("12mo", 12.0 * month),
+        ("12mon", 12.0 * month),
+        ("12month", 12.0 * month),
+        ("12months", 12.0 * month),
+        ("12 MONTHS", 12.0 * month),
+        ("1y", 365.25),
+        ("1yr", 365.25),
+        ("1yrs", 365.25),
+        ("1year", 365.25),
+        ("2years", 730.5),
+        ("1.5y", 547.875),
+        (".5y", 182.625),
+        ("+3w", 21.0),
+        (" 6m ", 6.0 * month),
+        ("52", 364.0),
+        ("39.5", 276.5),
+    ];
+    for &(s, days) in cases {
+        let d = Duration::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        // Exact up to one rounding of the product.
+        close(d.in_days(TimeUnit::Week), days, 1e-12 * days, s);
+        close(d.in_units(TimeUnit::Week) * 7.0, days, 1e-12 * days, s);
+        let u: Duration = s.parse().unwrap();
+        assert_eq!(u, d);
+    }
+    // A plain number counts in the unit.
+    let plain = Duration::parse("12").unwrap();
+    assert_eq!(plain.in_days(TimeUnit::Day), 12.0);
+    assert_eq!(plain.in_days(TimeUnit::Month), 12.0 * month);
+    assert_eq!(plain.in_units(TimeUnit::Month), 12.0);
+    // 12 months is a year in every unit.
+    for unit in [TimeUnit::Day, TimeUnit::Week, TimeUnit::Month] {
+        let a = Duration::parse("12months").unwrap().in_units(unit);
+        let b = Duration::parse("1y").unwrap().in_units(unit);
+        close(a, b, 1e-12 * b, unit.name());
+    }
+    close(
+        Duration::parse("12m").unwrap().in_units(TimeUnit::Month),
+        12.0,
+        1e-12,
+        "12m in months",
+    );
+}
+
+#[test]
+fn refused_durations_list_the_accepted_forms() {
+    use touchpoint_core::clv::Duration;
+    for s in [
+        "",
+        "d",
+        "12x",
+        "12 fortnights",
+        "abc",
+        "0",
+        "0d",
+        "-5d",
+        "-1",
+        "1e3d",
+        "12m3",
+        "inf",
+        "NaN",
+        "1..2w",
+        "12,5w",
+    ] {
+        let e = Duration::parse(s).expect_err(s);
+        let msg = e.to_string();
+        for form in ["365d", "52w", "12m", "12months", "1y", "--unit"] {
+            assert!(msg.contains(form), "{s}: {msg}");
+        }
+        assert!(msg.contains(&format!("{s:?}")), "{s}: {msg}");
+    }
+    assert!(Duration::parse("0d")
+        .unwrap_err()
+        .to_string()
+        .contains("positive"));
+}
+
+#[test]
+fn rates_are_annual_fractions_or_percentages() {
+    use touchpoint_core::clv::AnnualRate;
+    for (s, want) in [
+        ("0.1268", 0.1268),
+        ("12.68%", 0.1268),
+        ("12.68 %", 0.1268),
+        ("10%", 0.10),
+        ("10%/y", 0.10),
+        ("10%/year", 0.10),
+        ("10% a year", 0.10),
+        ("0.1 pa", 0.10),
+        ("0", 0.0),
+        ("0%", 0.0),
+        ("-0.02", -0.02),
+        ("150%", 1.5),
+    ] {
+        let r = AnnualRate::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        close(r.0, want, 1e-15, s);
+    }
+    // 12.68% a year is about 1% a month (lifetimes' default monthly rate).
+    close(AnnualRate(0.1268).monthly(), 0.01, 1e-5, "monthly");
+    close(
+        AnnualRate(0.1268).per_unit(TimeUnit::Month),
+        AnnualRate(0.1268).monthly(),
+        1e-15,
+        "per month",
+    );
+    // Compounding a weekly rate over a year's weeks gives the annual rate.
+    let w = AnnualRate(0.1268).per_unit(TimeUnit::Week);
+    close((1.0 + w).powf(365.25 / 7.0) - 1.0, 0.1268, 1e-12, "weekly");
+    for s in [
+        "", "ten", "10", "1", "12.68", "-100%", "-1.5", "x%", "inf", "NaN%",
+    ] {
+        let msg = AnnualRate::parse(s).expect_err(s).to_string();
+        assert!(
+            msg.contains("0.1268") && msg.contains("12.68%"),
+            "{s}: {msg}"
+        );
+        assert!(msg.contains("annual"), "{s}: {msg}");
+    }
+}
+
+mod duration_properties {
+    use proptest::prelude::*;
+    use touchpoint_core::clv::{Duration, TimeUnit};
+
+    proptest! {
+        /// Any positive number with any accepted unit spelling parses to
+        /// that number of that unit; Display parses back to the same value.
+        #[test]
+        fn number_and_unit_round_trip(
+            n in 1u32..100_000,
+            frac in 0u32..100,
+            unit in prop::sample::select(vec![
+                ("d", 1.0), ("days", 1.0), ("w", 7.0), ("weeks", 7.0),
+                ("m", 30.4375), ("months", 30.4375), ("y", 365.25), ("years", 365.25),
+            ]),
+            space in any::<bool>(),
+        ) {
+            let amount = n as f64 + frac as f64 / 100.0;
+            let s = format!("{amount}{}{}", if space { " " } else { "" }, unit.0);
+            let d = Duration::parse(&s).unwrap();
+            prop_assert_eq!(d.amount, amount);
+            let days = d.in_days(TimeUnit::Week);
+            prop_assert!((days - amount * unit.1).abs() <= 1e-12 * days);
+            prop_assert_eq!(Duration::parse(&d.to_string()).unwrap(), d);
+        }
+
+        /// Anything with a letter outside the unit words is refused with the
+        /// accepted forms.
+        #[test]
+        fn unknown_suffixes_are_refused(n in 1u32..1000, suffix in "[a-z]{1,8}") {
+            let known = ["d","day","days","w","wk","wks","week","weeks","m","mo","mon","mons",
+                "month","months","y","yr","yrs","year","years"];
+            prop_assume!(!known.contains(&suffix.as_str()));
+            let e = Duration::parse(&format!("{n}{suffix}")).unwrap_err();
+            prop_assert!(e.to_string().contains("12months"));
+        }
+    }
 }

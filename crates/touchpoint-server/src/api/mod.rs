@@ -7,6 +7,7 @@
 //! Lists are cursor-paginated: each page has `next_cursor`, passed back as
 //! `after` (or `before` for newest-first lists), absent on the last page.
 
+mod clv;
 mod events;
 mod imports;
 mod members;
@@ -69,6 +70,7 @@ pub(crate) fn routes() -> Vec<Route> {
     v.extend(imports::routes());
     v.extend(events::routes());
     v.extend(reports::routes());
+    v.extend(clv::routes());
     v
 }
 

@@ -189,3 +189,14 @@ async fn member_360_carries_the_stored_predictions() {
     assert_eq!(preds[1]["p_alive"], 0.5);
     app.finish().await;
 }
+
+#[tokio::test]
+async fn clv_models_lists_the_stored_models_to_readers() {
+    let app = crate::helpers::spawn_app().await;
+    let r = app.get("/api/clv/models", Some(&app.analyst)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body, serde_json::json!({"models": []}));
+    let r = app.get("/api/clv/models", None).await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    app.finish().await;
+}

@@ -127,3 +127,106 @@ async fn purchases_match_orders_and_predictions_round_trip_idempotently() {
         db.cleanup().await;
     }
 }
+
+/// The store-backed pipeline: `clv_predict` fits, predicts every member,
+/// stores the predictions and the model summary in one run; a second run
+/// changes no prediction row; `clv_models` returns the stored summary.
+#[tokio::test]
+async fn clv_predict_stores_predictions_and_the_model() {
+    use touchpoint_core::clv::pipeline::{ClvOptions, ModelKind};
+    use touchpoint_core::clv::TimeUnit;
+    use touchpoint_store::clv::{FitRequest, PredictRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let m = demo::generate(
+        &DemoConfig {
+            members: 800,
+            ..DemoConfig::default()
+        },
+        dir.path(),
+    )
+    .unwrap();
+    for db in backends().await {
+        assert!(db.store.clv_models().await.unwrap().is_empty());
+        for f in &m.files {
+            import_with(&db.store, &f.path, &options(f.format, f.channel.as_str())).await;
+        }
+        let req = PredictRequest {
+            model: ModelKind::BgNbd,
+            options: ClvOptions {
+                unit: TimeUnit::Week,
+                horizon: Some("12months".parse().unwrap()),
+                ..ClvOptions::default()
+            },
+            timezone: chrono_tz::Asia::Shanghai,
+            store: true,
+        };
+        let o = db.store.clv_predict(&req).await.unwrap();
+        let w = o.write.unwrap();
+        assert_eq!(w.upserted as usize, o.predicted, "{}", db.name);
+        assert_eq!(o.summary.horizon_days, 365.25);
+        let stored = db.store.member_predictions("bgnbd").await.unwrap();
+        assert_eq!(stored.len(), o.predicted);
+        assert!(stored
+            .iter()
+            .all(|p| (0.0..=1.0).contains(&p.p_alive) && p.horizon_days == 365.25));
+        let models = db.store.clv_models().await.unwrap();
+        // Parameters go through JSON text, whose parser (serde_json without
+        // float_roundtrip) may be one unit in the last place off: 1e-15
+        // relative; everything else is exact.
+        assert_eq!(models.len(), 1);
+        let same = |a: &[touchpoint_core::clv::pipeline::Param],
+                    b: &[touchpoint_core::clv::pipeline::Param]| {
+            a.len() == b.len()
+                && a.iter().zip(b).all(|(x, y)| {
+                    let near = |u: f64, v: f64| (u - v).abs() <= 1e-15 * v.abs();
+                    x.name == y.name
+                        && near(x.value, y.value)
+                        && match (x.std_error, y.std_error) {
+                            (Some(u), Some(v)) => near(u, v),
+                            (u, v) => u == v,
+                        }
+                })
+        };
+        let mut got = models[0].clone();
+        assert!(same(&got.params, &o.summary.params), "{}", db.name);
+        let (gs, ws) = (
+            got.spend.as_ref().unwrap(),
+            o.summary.spend.as_ref().unwrap(),
+        );
+        assert!(same(&gs.params, &ws.params), "{}", db.name);
+        got.params = o.summary.params.clone();
+        got.spend = o.summary.spend.clone();
+        assert_eq!(got, o.summary, "{}", db.name);
+        assert_eq!(models[0].params.len(), 4);
+        assert_eq!(models[0].n_customers as usize, o.predicted);
+        assert!(models[0].spend.is_some());
+        // Serialisable for GET /api/clv/models.
+        let v = serde_json::to_value(&models).unwrap();
+        assert_eq!(v[0]["model"], "bgnbd");
+        assert_eq!(v[0]["params"][0]["name"], "r");
+
+        let again = db.store.clv_predict(&req).await.unwrap();
+        let w = again.write.unwrap();
+        assert_eq!((w.upserted, w.removed), (0, 0), "{}", db.name);
+        let models = db.store.clv_models().await.unwrap();
+        assert_eq!(models.len(), 1);
+        assert_eq!(models[0].fitted_at, again.summary.fitted_at);
+
+        let fit = db
+            .store
+            .clv_fit(&FitRequest {
+                models: vec![ModelKind::BgNbd, ModelKind::MbgNbd],
+                options: req.options,
+                timezone: req.timezone,
+            })
+            .await
+            .unwrap();
+        assert_eq!(fit.models.len(), 2);
+        assert_eq!(fit.customers, o.predicted);
+        assert_eq!(
+            fit.models[0].report().params,
+            o.summary.params.iter().map(|p| p.value).collect::<Vec<_>>()
+        );
+        db.cleanup().await;
+    }
+}
