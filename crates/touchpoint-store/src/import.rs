@@ -719,6 +719,7 @@ impl Writer {
         if !written.changed_skus.is_empty() {
             crate::facts::refresh_skus(uow, &written.changed_skus).await?;
         }
+        crate::loyalty::on_orders(uow, &written.changes).await?;
         for c in &written.changes {
             uow.emit(order_event(c));
         }

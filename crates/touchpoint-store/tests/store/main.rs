@@ -6,4 +6,5 @@ mod bad_input;
 mod clv;
 mod common;
 mod import;
+mod loyalty;
 mod members;
