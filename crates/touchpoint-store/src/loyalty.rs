@@ -549,6 +549,11 @@ pub async fn on_orders(uow: &mut UnitOfWork, changes: &[OrderChange]) -> Result<
     apply_orders(uow, &pv, &orders, false).await
 }
 
+/// (channel, order id).
+type OrderKey = (String, String);
+/// A purchase lot: (lot id, member, amount, order gross, reversed so far).
+type LotOfOrder = (i64, i64, i64, i64, i64);
+
 async fn apply_orders(
     uow: &mut UnitOfWork,
     pv: &ProgramVersion,
@@ -558,7 +563,7 @@ async fn apply_orders(
     let p = &pv.program;
     let starts = p.starts_at();
     // Existing lots of these orders (their member may differ after a merge).
-    let mut lots: HashMap<(String, String), (i64, i64, i64, i64, i64)> = HashMap::new();
+    let mut lots: HashMap<OrderKey, LotOfOrder> = HashMap::new();
     for o in orders {
         if let Some(l) = uow
             .conn()
@@ -1547,7 +1552,7 @@ impl Store {
                 uow.rollback().await?;
                 break;
             }
-            let mut lines: HashMap<(String, String), Vec<(Option<String>, i64)>> = HashMap::new();
+            let mut lines: HashMap<OrderKey, Vec<(Option<String>, i64)>> = HashMap::new();
             for (ch, id, ..) in &rows {
                 let l = uow
                     .conn()
@@ -1594,4 +1599,34 @@ impl Store {
     ) -> Result<Vec<Entry>, StoreError> {
         Ok(self.points_balance(member, limit).await?.entries)
     }
+}
+
+/// Store the response of an idempotent request inside the unit of work that
+/// made the change, so the change and its stored response commit together.
+/// Returns false when a response under the key exists already.
+pub async fn save_response_in(
+    uow: &mut UnitOfWork,
+    scope: &str,
+    key: &str,
+    request_hash: &str,
+    status: u16,
+    response: &str,
+) -> Result<bool, StoreError> {
+    let now = uow.now();
+    let n = uow
+        .conn()
+        .exec(
+            "INSERT INTO idempotency_keys (scope, key, request_hash, status, response, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (scope, key) DO NOTHING",
+            &[
+                scope.into(),
+                key.into(),
+                request_hash.into(),
+                i64::from(status).into(),
+                response.into(),
+                now.into(),
+            ],
+        )
+        .await?;
+    Ok(n == 1)
 }

@@ -8,5 +8,6 @@ mod clients;
 mod errors;
 mod helpers;
 mod ingest;
+mod loyalty;
 mod openapi;
 mod shutdown;
