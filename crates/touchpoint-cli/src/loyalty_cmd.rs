@@ -372,3 +372,29 @@ async fn run_inner(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// The expiry job of `touchpoint serve`: expires due lots, records
+/// expiring-soon reminders and makes due pending points available, at start
+/// and then every hour (each run is idempotent, so "daily" holds however
+/// often it runs). Errors are logged and retried at the next run.
+pub fn spawn_expiry_job(store: touchpoint_store::Store) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            every.tick().await;
+            match store.loyalty_program().await {
+                Ok(Some(_)) => match store.points_expire(touchpoint_store::now_ms()).await {
+                    Ok(r) => tracing::info!(
+                        lots = r.lots,
+                        points = r.points,
+                        reminders = r.reminders,
+                        "loyalty expiry run"
+                    ),
+                    Err(e) => tracing::error!(error = %e, "loyalty expiry run failed"),
+                },
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "loyalty expiry run failed"),
+            }
+        }
+    })
+}
