@@ -398,3 +398,61 @@ pub fn spawn_expiry_job(store: touchpoint_store::Store) -> tokio::task::JoinHand
         }
     })
 }
+
+/// `touchpoint report loyalty`.
+pub async fn report(
+    store: &touchpoint_store::Store,
+    json: bool,
+    settings: &Settings,
+) -> Result<ExitCode> {
+    let tz: chrono_tz::Tz = settings
+        .timezone
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--timezone {:?}: {e}", settings.timezone))?;
+    let r = store.loyalty_report(tz).await?;
+    if json {
+        output::print_json(&r)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<8}  {:>12}  {:>12}  {:>12}  {:>12}",
+        "month", "issued", "spent", "expired", "reversed"
+    );
+    for m in &r.months {
+        println!(
+            "{:<8}  {:>12}  {:>12}  {:>12}  {:>12}",
+            m.month,
+            output::count(m.issued),
+            output::count(m.spent),
+            output::count(m.expired),
+            output::count(m.reversed)
+        );
+    }
+    println!();
+    println!(
+        "outstanding {} points, liability {}; breakage {:.1}%",
+        output::count(r.outstanding_points),
+        output::money(r.outstanding_value),
+        r.breakage * 100.0
+    );
+    println!("{:<8}  {:>12}  {:>14}", "expires", "points", "value");
+    for l in &r.liability {
+        println!(
+            "{:<8}  {:>12}  {:>14}",
+            l.expires,
+            output::count(l.points),
+            output::money(l.value)
+        );
+    }
+    println!();
+    for (tier, n) in &r.tiers {
+        println!("tier {tier}: {} members", output::count(*n));
+    }
+    for (from, to, n) in &r.tier_movements {
+        println!("tier {from} -> {to}: {n}");
+    }
+    for (channel, n) in &r.joined_by_scan {
+        println!("joined by scanning a code, first bought on {channel}: {n}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -31,6 +31,8 @@ pub enum Kind {
     Channels,
     /// Headline numbers of every report.
     Summary,
+    /// Loyalty points: issued, spent, expired, reversed per month; liability; breakage; tiers.
+    Loyalty,
 }
 
 /// Output formats of reports.
@@ -281,12 +283,21 @@ pub fn compute_from(args: &ReportArgs, data: &Dataset, pdata: &ProductData) -> R
             &args.abc_config()?,
             &args.thresholds(),
         ))),
+        Kind::Loyalty => {
+            anyhow::bail!("the loyalty report reads the ledger, not the order dataset")
+        }
     })
 }
 
 /// `touchpoint report KIND`.
 pub async fn run(args: ReportArgs, database: &str, settings: &Settings) -> Result<ExitCode> {
     let store = crate::connect(database).await?;
+    if args.kind == Kind::Loyalty {
+        let r =
+            crate::loyalty_cmd::report(&store, args.output == ReportOutput::Json, settings).await;
+        store.close().await;
+        return r;
+    }
     let report = compute(&store, &args, settings).await?;
     store.close().await;
     let mut out = std::io::stdout().lock();

@@ -163,7 +163,29 @@ pub(crate) fn routes() -> Vec<Route> {
             },
             handler: post(claim),
         },
+        Route {
+            doc: Doc {
+                method: "get",
+                path: "/api/reports/loyalty",
+                tag: "loyalty",
+                summary: "The loyalty report",
+                description: "Points issued, spent, expired and reversed per month (business time zone); outstanding points and their value by expiry month; breakage; members per tier and tier movements; members who joined by scanning a code, by the channel they had bought on before. Same shape as `touchpoint report loyalty -o json`.",
+                access: Access::Reader,
+                params: vec![],
+                body: None,
+                response: ("application/json", "`{months, liability, outstanding_points, outstanding_value, breakage, tiers, tier_movements, joined_by_scan}`"),
+            },
+            handler: get(report),
+        },
     ]
+}
+
+async fn report(State(state): State<AppState>, _k: Reader) -> Result<Response, ApiError> {
+    let r = state.store.loyalty_report(state.config.business_tz).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_string(&r).map_err(|e| ApiError::Internal(e.to_string()))?,
+    ))
 }
 
 /// Map the store's loyalty errors to the API's codes.

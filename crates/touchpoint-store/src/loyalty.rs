@@ -1630,3 +1630,153 @@ pub async fn save_response_in(
         .await?;
     Ok(n == 1)
 }
+
+/// `touchpoint report loyalty`: the points program's figures.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct LoyaltyReport {
+    /// Per month (business time zone, `YYYY-MM`): points issued (earn and
+    /// adjust up), spent (spend and adjust down), expired, reversed.
+    pub months: Vec<MonthFlows>,
+    /// Outstanding points (open lots) by the month they expire (`never`),
+    /// with their money value, minor units.
+    pub liability: Vec<Liability>,
+    /// Outstanding points in total and their value, minor units.
+    pub outstanding_points: i64,
+    /// Value of the outstanding points, minor units.
+    pub outstanding_value: i64,
+    /// Expired points / issued points (0 when nothing was issued).
+    pub breakage: f64,
+    /// Members per tier (`none` without one).
+    pub tiers: Vec<(String, i64)>,
+    /// Tier changes: (from, to, count).
+    pub tier_movements: Vec<(String, String, i64)>,
+    /// Members whose first points came from a code, by the channel of their
+    /// first earlier order (`none`: they had not bought before).
+    pub joined_by_scan: Vec<(String, i64)>,
+}
+
+/// One month's flows.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct MonthFlows {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// Points credited.
+    pub issued: i64,
+    /// Points spent.
+    pub spent: i64,
+    /// Points expired.
+    pub expired: i64,
+    /// Points reversed by refunds.
+    pub reversed: i64,
+}
+
+/// Outstanding points expiring in a month.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Liability {
+    /// `YYYY-MM`, or `never`.
+    pub expires: String,
+    /// Points.
+    pub points: i64,
+    /// Their value, minor units.
+    pub value: i64,
+}
+
+fn month_of(hour: i64, tz: chrono_tz::Tz) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(hour * 3_600_000)
+        .map(|t| t.with_timezone(&tz).format("%Y-%m").to_string())
+        .unwrap_or_default()
+}
+
+impl Store {
+    /// The loyalty report, months in the business time zone `tz`.
+    pub async fn loyalty_report(&self, tz: chrono_tz::Tz) -> Result<LoyaltyReport, StoreError> {
+        let mut h = self.acquire().await?;
+        let mut c = h.conn();
+        let program = current_program(&mut c).await?;
+        let value_of = |p: i64| program.as_ref().map_or(0, |v| v.program.value_of(p));
+        let mut r = LoyaltyReport::default();
+        // Hour buckets in SQL, months in Rust (time-zone aware, few rows).
+        let flows = c
+            .fetch(
+                "SELECT kind, at / 3600000, CAST(SUM(CASE WHEN points > 0 THEN points ELSE 0 END) AS BIGINT), \
+                 CAST(SUM(CASE WHEN points < 0 THEN -points ELSE 0 END) AS BIGINT) FROM points_entries GROUP BY kind, at / 3600000",
+                &[],
+                |row| Ok((row.text(0)?, row.i64(1)?, row.i64(2)?, row.i64(3)?)),
+            )
+            .await?;
+        let mut months: std::collections::BTreeMap<String, MonthFlows> = Default::default();
+        let (mut issued, mut expired) = (0, 0);
+        for (kind, hour, up, down) in flows {
+            let m = months.entry(month_of(hour, tz)).or_default();
+            issued += up;
+            m.issued += up;
+            match kind.as_str() {
+                "expire" => {
+                    m.expired += down;
+                    expired += down;
+                }
+                "reverse" => m.reversed += down,
+                _ => m.spent += down,
+            }
+        }
+        r.months = months
+            .into_iter()
+            .map(|(month, f)| MonthFlows { month, ..f })
+            .collect();
+        r.breakage = if issued > 0 {
+            expired as f64 / issued as f64
+        } else {
+            0.0
+        };
+        let open = c
+            .fetch(
+                "SELECT expires_at / 3600000, CAST(SUM(remaining) AS BIGINT) FROM points_lots \
+                 WHERE expired = 0 AND remaining > 0 GROUP BY expires_at / 3600000",
+                &[],
+                |row| Ok((row.opt_i64(0)?, row.i64(1)?)),
+            )
+            .await?;
+        let mut by_month: std::collections::BTreeMap<String, i64> = Default::default();
+        for (hour, points) in open {
+            let key = hour.map_or("never".to_string(), |h| month_of(h, tz));
+            *by_month.entry(key).or_default() += points;
+            r.outstanding_points += points;
+        }
+        r.outstanding_value = value_of(r.outstanding_points);
+        r.liability = by_month
+            .into_iter()
+            .map(|(expires, points)| Liability {
+                expires,
+                points,
+                value: value_of(points),
+            })
+            .collect();
+        r.tiers = c
+            .fetch(
+                "SELECT COALESCE(tier, 'none'), CAST(COUNT(*) AS BIGINT) FROM points_accounts GROUP BY COALESCE(tier, 'none') ORDER BY 1",
+                &[],
+                |row| Ok((row.text(0)?, row.i64(1)?)),
+            )
+            .await?;
+        r.tier_movements = c
+            .fetch(
+                "SELECT COALESCE(from_tier, 'none'), COALESCE(to_tier, 'none'), CAST(COUNT(*) AS BIGINT) FROM points_tier_history \
+                 GROUP BY COALESCE(from_tier, 'none'), COALESCE(to_tier, 'none') ORDER BY 1, 2",
+                &[],
+                |row| Ok((row.text(0)?, row.text(1)?, row.i64(2)?)),
+            )
+            .await?;
+        r.joined_by_scan = c
+            .fetch(
+                "SELECT ch, CAST(COUNT(*) AS BIGINT) FROM (SELECT COALESCE((SELECT o.channel FROM orders o \
+                   WHERE o.member_id = e.member_id AND o.ordered_at <= e.at ORDER BY o.ordered_at LIMIT 1), 'none') AS ch \
+                   FROM points_entries e WHERE e.reason = 'code' \
+                   AND e.id = (SELECT MIN(x.id) FROM points_entries x WHERE x.member_id = e.member_id)) s \
+                 GROUP BY ch ORDER BY ch",
+                &[],
+                |row| Ok((row.text(0)?, row.i64(1)?)),
+            )
+            .await?;
+        Ok(r)
+    }
+}

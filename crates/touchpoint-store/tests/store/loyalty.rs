@@ -289,6 +289,15 @@ async fn expiry_run_twice_expires_once() {
             1
         );
         assert_invariants(&db, false).await;
+        let report = db
+            .store
+            .loyalty_report(chrono_tz::Asia::Shanghai)
+            .await
+            .unwrap();
+        assert_eq!(report.outstanding_points, 40, "{}", db.name);
+        assert_eq!(report.liability.len(), 1);
+        assert_eq!(report.liability[0].expires, "2025-03");
+        assert!((report.breakage - 100.0 / 140.0).abs() < 1e-9);
         db.cleanup().await;
     }
 }
@@ -350,6 +359,15 @@ async fn a_code_is_claimed_once_also_after_reconnecting_and_never_stored_in_clea
         ));
         // Another person may still claim it.
         store.code_claim(&batch.codes[1], v1, None).await.unwrap();
+        let report = store
+            .loyalty_report(chrono_tz::Asia::Shanghai)
+            .await
+            .unwrap();
+        assert_eq!(
+            report.joined_by_scan,
+            Vec::<(String, i64)>::new(),
+            "both had points before"
+        );
         // The store holds hashes only.
         let mut h = store.acquire().await.unwrap();
         let hashes: HashSet<Vec<u8>> = h
