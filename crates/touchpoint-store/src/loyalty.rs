@@ -8,9 +8,10 @@
 //! PostgreSQL; on SQLite the unit of work holds the database write lock from
 //! `BEGIN IMMEDIATE`), then reads the lots, decides with the pure rules, and
 //! writes entries, draws, lots and the account. Nothing is decided on data
-//! read outside the lock. Transactions that lock several accounts (an import
-//! chunk) lock them in member order, after the identity lock, so two never
-//! wait on each other in a cycle. A code is claimed with one statement
+//! read outside the lock. Only the order write path locks several accounts
+//! in one transaction, and it holds the identity lock (one such transaction
+//! at a time); every other write (spend, adjust, claim, each member's
+//! expiry) locks one account, so lock waits never form a cycle. A code is claimed with one statement
 //! (`UPDATE loyalty_codes SET claimed_by = .. WHERE hash = .. AND claimed_by
 //! IS NULL`): of concurrent claims exactly one changes the row.
 //!
@@ -1479,13 +1480,16 @@ impl Store {
             if members.is_empty() {
                 break;
             }
-            let mut uow = self.unit_of_work().await?;
+            // One member per unit of work: only the order write path (under
+            // the identity lock, so one at a time) ever holds several
+            // account locks, so lock waits can never form a cycle.
             for m in &members {
+                let mut uow = self.unit_of_work().await?;
                 lock_account(&mut uow, *m).await?;
                 settle(&mut uow, *m, as_of, &mut report).await?;
                 refresh_account(&mut uow.conn(), *m).await?;
+                uow.commit().await?;
             }
-            uow.commit().await?;
         }
         // Reminders: lots expiring within `soon` days, once each.
         let horizon = as_of + i64::from(soon) * 86_400_000;
@@ -1538,6 +1542,9 @@ impl Store {
         let mut seen = 0u64;
         loop {
             let mut uow = self.unit_of_work().await?;
+            // Several accounts in one transaction: take the identity lock
+            // first, as the order write path does (see the module docs).
+            crate::writes::lock_identity(&mut uow.conn()).await?;
             let rows: Vec<Row> = uow
                 .conn()
                 .fetch(
@@ -1779,4 +1786,49 @@ impl Store {
             .await?;
         Ok(r)
     }
+}
+
+/// Members merged in this unit of work: the absorbed member's points follow
+/// it into the kept one (entries, lots and debt move, as orders do; the
+/// merge itself is recorded in the identity log and as `member_merged`).
+pub(crate) async fn on_merges(
+    uow: &mut UnitOfWork,
+    merges: &[(i64, i64)],
+) -> Result<(), StoreError> {
+    for &(kept, absorbed) in merges {
+        let has = uow
+            .conn()
+            .fetch_opt(
+                "SELECT debt, earned_orders FROM points_accounts WHERE member_id = $1",
+                &[absorbed.into()],
+                |r| Ok((r.i64(0)?, r.i64(1)?)),
+            )
+            .await?;
+        let Some((debt, earned_orders)) = has else {
+            continue;
+        };
+        // Lock both accounts in member order.
+        let (a, b) = (kept.min(absorbed), kept.max(absorbed));
+        lock_account(uow, a).await?;
+        lock_account(uow, b).await?;
+        let mut c = uow.conn();
+        for sql in [
+            "UPDATE points_entries SET member_id = $1 WHERE member_id = $2",
+            "UPDATE points_lots SET member_id = $1 WHERE member_id = $2",
+        ] {
+            c.exec(sql, &[kept.into(), absorbed.into()]).await?;
+        }
+        c.exec(
+            "UPDATE points_accounts SET debt = debt + $2, earned_orders = earned_orders + $3 WHERE member_id = $1",
+            &[kept.into(), debt.into(), earned_orders.into()],
+        )
+        .await?;
+        c.exec(
+            "DELETE FROM points_accounts WHERE member_id = $1",
+            &[absorbed.into()],
+        )
+        .await?;
+        refresh_account(&mut c, kept).await?;
+    }
+    Ok(())
 }

@@ -653,3 +653,51 @@ async fn concurrent_clients_keep_the_ledger_consistent() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn points_follow_a_merge_into_the_kept_member() {
+    for db in backends().await {
+        let dir = tempfile::tempdir().unwrap();
+        db.store.loyalty_set_program(PROGRAM).await.unwrap();
+        let h = "channel,order_id,ordered_at,status,sku,quantity,unit_price,member_no,phone\n";
+        let f = write(
+            dir.path(),
+            "a.csv",
+            format!("{h}pos,A1,2025-03-01,paid,S1,1,100.00,V1,\nweb,B1,2025-03-02,paid,S1,1,30.00,,13800000001\n"),
+        );
+        import(&db.store, &f, InputFormat::Canonical, "pos").await;
+        let v1 = member_of(&db, "V1").await;
+        let v2 = db
+            .scalar("SELECT member_id FROM identifiers WHERE kind = 'phone'")
+            .await;
+        assert_ne!(v1, v2);
+        db.store
+            .points_spend(v2, 10, "x", None, "t", "s1")
+            .await
+            .unwrap();
+        assert_eq!(available(&db, v2).await, 20);
+        // One order naming both joins them; the older id is kept.
+        let g = write(
+            dir.path(),
+            "b.csv",
+            format!("{h}pos,C1,2025-03-03,paid,S1,1,5.00,V1,13800000001\n"),
+        );
+        import(&db.store, &g, InputFormat::Canonical, "pos").await;
+        let kept = v1.min(v2);
+        let absorbed = v1.max(v2);
+        assert_eq!(available(&db, kept).await, 100 + 20 + 5, "{}", db.name);
+        assert_eq!(
+            db.scalar(&format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM points_accounts WHERE member_id = {absorbed}"
+            ))
+            .await,
+            0
+        );
+        assert!(matches!(
+            db.store.points_balance(absorbed, 5).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert_invariants(&db, false).await;
+        db.cleanup().await;
+    }
+}
