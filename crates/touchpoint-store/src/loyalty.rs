@@ -1270,14 +1270,29 @@ impl Store {
         let mut h = self.acquire().await?;
         let mut c = h.conn();
         ensure_member(&mut c, member).await?;
-        let (available, pending, debt, tier) = c
+        let (debt, tier) = c
             .fetch_opt(
-                "SELECT available, pending, debt, tier FROM points_accounts WHERE member_id = $1",
+                "SELECT debt, tier FROM points_accounts WHERE member_id = $1",
                 &[member.into()],
-                |r| Ok((r.i64(0)?, r.i64(1)?, r.i64(2)?, r.opt_text(3)?)),
+                |r| Ok((r.i64(0)?, r.opt_text(1)?)),
             )
             .await?
-            .unwrap_or((0, 0, 0, None));
+            .unwrap_or((0, None));
+        // As of now: lots that matured or expired since the last write or
+        // expiry run count as they will once it runs (the stored account is
+        // brought up to date by the next write to it).
+        let now = crate::now_ms();
+        let (spendable, pending) = c
+            .fetch_opt(
+                "SELECT CAST(COALESCE(SUM(CASE WHEN available_from <= $2 THEN remaining ELSE 0 END), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(CASE WHEN available_from > $2 THEN remaining ELSE 0 END), 0) AS BIGINT) \
+                 FROM points_lots WHERE member_id = $1 AND expired = 0 AND (expires_at IS NULL OR expires_at > $2)",
+                &[member.into(), now.into()],
+                |r| Ok((r.i64(0)?, r.i64(1)?)),
+            )
+            .await?
+            .unwrap_or((0, 0));
+        let available = spendable - debt;
         let lots = c
             .fetch(
                 "SELECT id, amount, remaining, available_from, expires_at FROM points_lots \
