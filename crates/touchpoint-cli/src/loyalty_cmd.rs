@@ -308,32 +308,63 @@ async fn run_inner(
                 .open(&out)
                 .with_context(|| format!("cannot create {} (it must not exist)", out.display()))?;
             let started = std::time::Instant::now();
-            let b = match store
-                .codes_create_batch(&batch, count, points, sku.as_deref(), expires_at)
-                .await
-            {
-                Ok(b) => b,
+            let mut w = std::io::BufWriter::new(file);
+            let mut written = 0usize;
+            let header = writeln!(w, "code,url");
+            let mut sink = |chunk: &[String]| -> Result<(), touchpoint_store::StoreError> {
+                for c in chunk {
+                    writeln!(w, "{c},{url_prefix}{c}").map_err(|e| {
+                        touchpoint_store::StoreError::InvalidInput(format!(
+                            "cannot write the codes file: {e}"
+                        ))
+                    })?;
+                }
+                written += chunk.len();
+                if written == count {
+                    // Flushed before the batch commits: a stored batch always has its whole file.
+                    w.flush().map_err(|e| {
+                        touchpoint_store::StoreError::InvalidInput(format!(
+                            "cannot write the codes file: {e}"
+                        ))
+                    })?;
+                }
+                Ok(())
+            };
+            let result = match header {
+                Ok(()) => {
+                    store
+                        .codes_create_batch_with(
+                            &batch,
+                            count,
+                            points,
+                            sku.as_deref(),
+                            expires_at,
+                            &mut sink,
+                        )
+                        .await
+                }
+                Err(e) => Err(touchpoint_store::StoreError::InvalidInput(format!(
+                    "cannot write the codes file: {e}"
+                ))),
+            };
+            let id = match result {
+                Ok(id) => id,
                 Err(e) => {
+                    // Nothing is stored (the batch rolled back): no half file.
                     let _ = std::fs::remove_file(&out);
                     return Err(e.into());
                 }
             };
-            let mut w = std::io::BufWriter::new(file);
-            writeln!(w, "code,url")?;
-            for c in &b.codes {
-                writeln!(w, "{c},{url_prefix}{c}")?;
-            }
-            w.flush()?;
             let secs = started.elapsed().as_secs_f64();
             match output {
                 OutputFormat::Json => output::print_json(&serde_json::json!({
-                    "batch_id": b.id, "count": b.codes.len(), "points": points,
+                    "batch_id": id, "count": written, "points": points,
                     "file": out.display().to_string(), "seconds": secs,
                 }))?,
                 OutputFormat::Table => println!(
                     "batch {} ({batch}): {} codes of {points} points written to {} in {secs:.1} s; only their hashes are stored",
-                    b.id,
-                    output::count(b.codes.len() as i64),
+                    id,
+                    output::count(written as i64),
                     out.display()
                 ),
             }

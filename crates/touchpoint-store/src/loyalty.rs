@@ -1383,6 +1383,29 @@ impl Store {
         sku: Option<&str>,
         expires_at: Option<i64>,
     ) -> Result<NewBatch, StoreError> {
+        let mut codes = Vec::with_capacity(count.min(1_000_000));
+        let id = self
+            .codes_create_batch_with(name, count, points, sku, expires_at, &mut |chunk| {
+                codes.extend_from_slice(chunk);
+                Ok(())
+            })
+            .await?;
+        Ok(NewBatch { id, codes })
+    }
+
+    /// [`Store::codes_create_batch`] handing the codes to `sink` in chunks
+    /// of 50,000 as they are stored, so that 10 million codes never sit in
+    /// memory at once. The batch commits after the last chunk; a failing
+    /// sink rolls it back.
+    pub async fn codes_create_batch_with(
+        &self,
+        name: &str,
+        count: usize,
+        points: i64,
+        sku: Option<&str>,
+        expires_at: Option<i64>,
+        sink: &mut (dyn FnMut(&[String]) -> Result<(), StoreError> + Send),
+    ) -> Result<i64, StoreError> {
         if points <= 0 || count == 0 || count > 10_000_000 || name.trim().is_empty() {
             return Err(StoreError::InvalidInput(
                 "a batch needs a name, 1 to 10,000,000 codes and positive points".into(),
@@ -1407,7 +1430,6 @@ impl Store {
             )
             .await?
             .ok_or_else(|| StoreError::InvalidInput(format!("a batch named {name:?} exists")))?;
-        let mut codes = Vec::with_capacity(count);
         let mut done = 0;
         while done < count {
             let n = (count - done).min(50_000);
@@ -1433,11 +1455,11 @@ impl Store {
                     "a generated code collided with a stored one; generate again".into(),
                 ));
             }
-            codes.extend(chunk);
+            sink(&chunk)?;
             done += n;
         }
         uow.commit().await?;
-        Ok(NewBatch { id, codes })
+        Ok(id)
     }
 
     /// Void a batch: its unclaimed codes can no longer be claimed.
