@@ -15,6 +15,7 @@ mod clv_cmd;
 mod demo_cmd;
 mod import_cmd;
 mod keys_cmd;
+mod loyalty_cmd;
 mod members_cmd;
 mod output;
 mod report_cmd;
@@ -83,6 +84,9 @@ pub enum Command {
     /// Manage API keys (admin, analyst, ingest).
     #[command(subcommand)]
     Keys(keys_cmd::KeysCommand),
+    /// Loyalty points: program, balances, adjustments, packaging codes, expiry, backfill.
+    #[command(subcommand)]
+    Loyalty(loyalty_cmd::LoyaltyCommand),
 }
 
 /// Connect to the store named by `--database`, applying migrations.
@@ -125,6 +129,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(cmd) => bench::run(cmd, &database).map(|()| ExitCode::SUCCESS),
         Command::Serve(args) => runtime()?.block_on(serve_cmd::run(args, &database, &settings)),
         Command::Keys(cmd) => runtime()?.block_on(keys_cmd::run(cmd, &database)),
+        Command::Loyalty(cmd) => runtime()?.block_on(loyalty_cmd::run(cmd, &database, &settings)),
     }
 }
 

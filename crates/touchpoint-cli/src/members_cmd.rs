@@ -109,9 +109,26 @@ pub async fn run(cmd: MembersCommand, database: &str, settings: &Settings) -> Re
                 eprintln!("no such member");
                 return Ok(ExitCode::from(1));
             };
+            let points = store.points_balance(view.id.get(), 0).await?;
             match a.output {
-                OutputFormat::Json => output::print_json(&view)?,
-                OutputFormat::Table => print_member(&view, &tz),
+                OutputFormat::Json => {
+                    let mut v = serde_json::to_value(&view)?;
+                    v["points"] = serde_json::json!({
+                        "available": points.available,
+                        "pending": points.pending,
+                        "tier": points.tier,
+                    });
+                    output::print_json(&v)?
+                }
+                OutputFormat::Table => {
+                    print_member(&view, &tz);
+                    println!(
+                        "points: {} available, {} pending; tier {}",
+                        output::count(points.available),
+                        output::count(points.pending),
+                        points.tier.as_deref().unwrap_or("-")
+                    );
+                }
             }
         }
         MembersCommand::List(a) => {

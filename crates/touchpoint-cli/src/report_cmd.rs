@@ -36,6 +36,8 @@ pub enum Kind {
     Channels,
     /// Headline numbers of every report.
     Summary,
+    /// Loyalty points: issued, spent, expired, reversed per month; liability; breakage; tiers.
+    Loyalty,
 }
 
 /// Output formats of reports.
@@ -190,7 +192,10 @@ impl ReportArgs {
 
     /// The library request of these arguments in the business time zone.
     pub fn request(&self, time_zone: chrono_tz::Tz) -> Result<ReportRequest> {
-        let kind = self.kind.as_library().name();
+        let Some(kind) = self.kind.as_library() else {
+            anyhow::bail!("the loyalty report reads the points ledger, not the order data set");
+        };
+        let kind = kind.name();
         let params = self.params();
         ReportRequest::parse(
             kind,
@@ -203,8 +208,8 @@ impl ReportArgs {
 
 impl Kind {
     /// The library's kind.
-    pub fn as_library(self) -> ReportKind {
-        match self {
+    pub fn as_library(self) -> Option<ReportKind> {
+        Some(match self {
             Kind::Rfm => ReportKind::Rfm,
             Kind::Abc => ReportKind::Abc,
             Kind::Retention => ReportKind::Retention,
@@ -212,7 +217,9 @@ impl Kind {
             Kind::Products => ReportKind::Products,
             Kind::Channels => ReportKind::Channels,
             Kind::Summary => ReportKind::Summary,
-        }
+            // Read from the points ledger by `touchpoint loyalty`'s report.
+            Kind::Loyalty => return None,
+        })
     }
 }
 
@@ -236,8 +243,20 @@ pub fn compute_from(args: &ReportArgs, data: &Dataset, pdata: &ProductData) -> R
 
 /// `touchpoint report KIND`.
 pub async fn run(args: ReportArgs, database: &str, settings: &Settings) -> Result<ExitCode> {
-    let req = args.request(time_zone(settings)?)?;
     let store = crate::connect(database).await?;
+    if args.kind == Kind::Loyalty {
+        let r =
+            crate::loyalty_cmd::report(&store, args.output == ReportOutput::Json, settings).await;
+        store.close().await;
+        return r;
+    }
+    let req = match args.request(time_zone(settings)?) {
+        Ok(r) => r,
+        Err(e) => {
+            store.close().await;
+            return Err(e);
+        }
+    };
     let report = store.report(&req).await;
     store.close().await;
     let report = report?;

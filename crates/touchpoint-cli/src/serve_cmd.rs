@@ -61,9 +61,11 @@ pub async fn run(args: ServeArgs, database: &str, settings: &Settings) -> Result
         listener.local_addr()?,
         touchpoint_store::redact_url(database)
     );
+    let expiry = crate::loyalty_cmd::spawn_expiry_job(store.clone());
     server
         .run(listener, touchpoint_server::shutdown_signal())
         .await?;
+    expiry.abort();
     store.close().await;
     eprintln!("touchpoint stopped");
     Ok(ExitCode::SUCCESS)

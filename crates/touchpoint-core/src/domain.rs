@@ -106,6 +106,88 @@ pub enum DomainEvent {
         /// The member it was attributed to when written, if known.
         member_id: Option<i64>,
     },
+    /// Points were credited (a purchase, a code, an adjustment up).
+    PointsEarned {
+        /// The member.
+        member_id: i64,
+        /// Points.
+        points: i64,
+        /// The ledger entry.
+        entry_id: i64,
+        /// `purchase`, `code`, `adjust`, `backfill`.
+        reason: String,
+        /// What it came from (`order tmall 123`, `batch 4`, `admin KEYID`).
+        source: String,
+        /// Spendable from, UTC ms.
+        available_from: i64,
+        /// Expires at, UTC ms.
+        expires_at: Option<i64>,
+    },
+    /// Points were spent (or adjusted down).
+    PointsSpent {
+        /// The member.
+        member_id: i64,
+        /// Points (positive).
+        points: i64,
+        /// The ledger entry.
+        entry_id: i64,
+        /// Why.
+        reason: String,
+        /// The caller's reference.
+        reference: Option<String>,
+    },
+    /// A lot's rest expired.
+    PointsExpired {
+        /// The member.
+        member_id: i64,
+        /// Points (positive).
+        points: i64,
+        /// The lot.
+        lot_id: i64,
+    },
+    /// A refund took points back.
+    PointsReversed {
+        /// The member.
+        member_id: i64,
+        /// Points taken back (positive).
+        points: i64,
+        /// Points the balance could not cover (forgiven under
+        /// `within_balance`, owed under `allow_negative`).
+        uncovered: i64,
+        /// `channel order_id`.
+        order: String,
+    },
+    /// A packaging code was claimed.
+    CodeClaimed {
+        /// The member.
+        member_id: i64,
+        /// The batch.
+        batch_id: i64,
+        /// Points credited.
+        points: i64,
+    },
+    /// A member's tier changed.
+    TierChanged {
+        /// The member.
+        member_id: i64,
+        /// Before (None: no tier).
+        from: Option<String>,
+        /// After.
+        to: Option<String>,
+        /// Why.
+        reason: String,
+    },
+    /// A lot expires soon (for reminders).
+    PointsExpiringSoon {
+        /// The member.
+        member_id: i64,
+        /// Points that will expire.
+        points: i64,
+        /// The lot.
+        lot_id: i64,
+        /// When, UTC ms.
+        expires_at: i64,
+    },
 }
 
 impl DomainEvent {
@@ -120,6 +202,13 @@ impl DomainEvent {
             DomainEvent::MemberSplit { .. } => "member_split",
             DomainEvent::IdentifierShared { .. } => "identifier_shared",
             DomainEvent::EventTracked { .. } => "event_tracked",
+            DomainEvent::PointsEarned { .. } => "points_earned",
+            DomainEvent::PointsSpent { .. } => "points_spent",
+            DomainEvent::PointsExpired { .. } => "points_expired",
+            DomainEvent::PointsReversed { .. } => "points_reversed",
+            DomainEvent::CodeClaimed { .. } => "code_claimed",
+            DomainEvent::TierChanged { .. } => "tier_changed",
+            DomainEvent::PointsExpiringSoon { .. } => "points_expiring_soon",
         }
     }
 
@@ -129,7 +218,14 @@ impl DomainEvent {
             DomainEvent::OrderPlaced { member_id, .. }
             | DomainEvent::OrderChanged { member_id, .. }
             | DomainEvent::OrderRefunded { member_id, .. }
-            | DomainEvent::MemberCreated { member_id, .. } => Some(*member_id),
+            | DomainEvent::MemberCreated { member_id, .. }
+            | DomainEvent::PointsEarned { member_id, .. }
+            | DomainEvent::PointsSpent { member_id, .. }
+            | DomainEvent::PointsExpired { member_id, .. }
+            | DomainEvent::PointsReversed { member_id, .. }
+            | DomainEvent::CodeClaimed { member_id, .. }
+            | DomainEvent::TierChanged { member_id, .. }
+            | DomainEvent::PointsExpiringSoon { member_id, .. } => Some(*member_id),
             DomainEvent::MemberMerged { kept, .. } => Some(*kept),
             DomainEvent::MemberSplit { from, .. } => Some(*from),
             DomainEvent::IdentifierShared { .. } => None,

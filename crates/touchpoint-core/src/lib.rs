@@ -10,6 +10,7 @@ pub mod demo;
 pub mod domain;
 pub mod identity;
 pub mod ingest;
+pub mod loyalty;
 pub mod types;
 
 pub use types::*;

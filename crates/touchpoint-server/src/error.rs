@@ -49,6 +49,27 @@ pub enum ApiError {
     /// The server is shutting down.
     #[error("the server is shutting down; retry shortly")]
     ShuttingDown,
+    /// An Idempotency-Key of a loyalty write was reused with a different body.
+    #[error("{0}")]
+    IdempotencyKeyMismatch(String),
+    /// A spend asks for more points than are available.
+    #[error("{0}")]
+    InsufficientPoints(String),
+    /// The packaging code was claimed already.
+    #[error("this code was claimed already")]
+    CodeAlreadyClaimed,
+    /// No such packaging code (or its batch was voided or expired).
+    #[error("unknown code; check it and try again")]
+    UnknownCode,
+    /// Not a code, or a mistyped one (its check character does not match).
+    #[error("{0}")]
+    InvalidCode(String),
+    /// Too many wrong codes this hour; retry after the given seconds.
+    #[error("too many wrong codes; retry after {retry_after} s")]
+    TooManyAttempts {
+        /// Seconds.
+        retry_after: u64,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -82,6 +103,16 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),
             ApiError::Overloaded { .. } => ("overloaded", StatusCode::TOO_MANY_REQUESTS),
             ApiError::ShuttingDown => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
+            ApiError::IdempotencyKeyMismatch(_) => {
+                ("idempotency_key_mismatch", StatusCode::UNPROCESSABLE_ENTITY)
+            }
+            ApiError::InsufficientPoints(_) => ("insufficient_points", StatusCode::CONFLICT),
+            ApiError::CodeAlreadyClaimed => ("code_already_claimed", StatusCode::CONFLICT),
+            ApiError::UnknownCode => ("unknown_code", StatusCode::NOT_FOUND),
+            ApiError::InvalidCode(_) => ("invalid_code", StatusCode::BAD_REQUEST),
+            ApiError::TooManyAttempts { .. } => {
+                ("too_many_attempts", StatusCode::TOO_MANY_REQUESTS)
+            }
             ApiError::Store(_) | ApiError::Internal(_) => {
                 ("internal", StatusCode::INTERNAL_SERVER_ERROR)
             }
@@ -129,6 +160,28 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         429,
         "too many requests in flight; retry after the Retry-After header's seconds",
     ),
+    (
+        "idempotency_key_mismatch",
+        422,
+        "a loyalty write's Idempotency-Key was reused with a different body",
+    ),
+    (
+        "insufficient_points",
+        409,
+        "a spend or adjustment asks for more points than are available",
+    ),
+    ("code_already_claimed", 409, "the packaging code was claimed already"),
+    ("unknown_code", 404, "no such packaging code (or its batch was voided or expired)"),
+    (
+        "invalid_code",
+        400,
+        "not a code, or a mistyped one (its check character does not match)",
+    ),
+    (
+        "too_many_attempts",
+        429,
+        "too many wrong codes this hour for this person or client; retry after the Retry-After header's seconds",
+    ),
     ("internal", 500, "the server failed; the log has the cause"),
     ("unavailable", 503, "the server is shutting down; retry"),
 ];
@@ -171,7 +224,9 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
-        if let ApiError::Overloaded { retry_after } = self {
+        if let ApiError::Overloaded { retry_after } | ApiError::TooManyAttempts { retry_after } =
+            self
+        {
             if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);
             }

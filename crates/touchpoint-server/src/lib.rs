@@ -17,6 +17,7 @@ pub mod api;
 pub mod auth;
 pub mod error;
 pub mod ingest;
+pub mod loyalty_api;
 pub mod metrics;
 pub mod openapi;
 pub mod pipeline;

@@ -106,6 +106,7 @@ pub fn all() -> Vec<Route> {
     v.extend(crate::api::system_routes());
     v.extend(crate::ingest::routes());
     v.extend(crate::api::routes());
+    v.extend(crate::loyalty_api::routes());
     v
 }
 

@@ -571,8 +571,16 @@ impl Writer {
         }
         tally(&ops, &mut self.stats, &mut self.shared);
         let (events, moved) = identity_consequences(&ops);
+        let merges: Vec<(i64, i64)> = ops
+            .iter()
+            .filter_map(|o| match o {
+                IdentityOp::Merge { kept, absorbed } => Some((kept.get(), absorbed.get())),
+                _ => None,
+            })
+            .collect();
         let now = uow.now();
         writes::apply_identity_ops(&mut uow.conn(), ops, now).await?;
+        crate::loyalty::on_merges(uow, &merges).await?;
         // A new random version: a writer whose unit of work is rolled back
         // (its index ran ahead) can never match what another writer commits.
         let version: i64 = rand::random::<i64>() & i64::MAX;
@@ -719,6 +727,7 @@ impl Writer {
         if !written.changed_skus.is_empty() {
             crate::facts::refresh_skus(uow, &written.changed_skus).await?;
         }
+        crate::loyalty::on_orders(uow, &written.changes).await?;
         for c in &written.changes {
             uow.emit(order_event(c));
         }

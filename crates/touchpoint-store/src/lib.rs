@@ -20,6 +20,7 @@ pub mod events;
 pub mod facts;
 pub mod import;
 pub mod keys;
+pub mod loyalty;
 pub mod members;
 pub mod orders;
 pub mod outbox;
@@ -67,6 +68,32 @@ pub enum StoreError {
     /// Stored data that cannot be read back (a bug or a hand-edited database).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// A value given is not acceptable; the message says what is.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// A spend or an adjustment down asks for more than is available.
+    #[error("{needed} points needed, {available} available")]
+    InsufficientPoints {
+        /// Asked for.
+        needed: i64,
+        /// Available.
+        available: i64,
+    },
+    /// The code was claimed already.
+    #[error("this code was claimed already")]
+    CodeAlreadyClaimed,
+    /// No such code (or its batch was voided or has expired).
+    #[error("unknown code")]
+    UnknownCode,
+    /// Not a code, or a mistyped one (the check character does not match).
+    #[error("{0}")]
+    InvalidCode(String),
+    /// Too many wrong codes this hour.
+    #[error("too many wrong codes; retry after {retry_after_secs} s")]
+    TooManyAttempts {
+        /// Seconds until the window ends.
+        retry_after_secs: u64,
+    },
 }
 
 /// Which backend a store runs on.

@@ -9,6 +9,7 @@ mod doors;
 mod errors;
 mod helpers;
 mod ingest;
+mod loyalty;
 mod openapi;
 mod reports;
 mod shutdown;

@@ -13,6 +13,8 @@ use touchpoint_store::{Store, Val};
 pub struct TestDb {
     pub name: &'static str,
     pub store: Store,
+    /// The database URL (to reconnect).
+    pub url: String,
     pg: Option<(String, String)>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -27,6 +29,7 @@ pub async fn backends() -> Vec<TestDb> {
     out.push(TestDb {
         name: "sqlite",
         store: Store::connect(&url).await.unwrap(),
+        url,
         pg: None,
         _dir: Some(dir),
     });
@@ -50,6 +53,7 @@ pub async fn backends() -> Vec<TestDb> {
         out.push(TestDb {
             name: "postgres",
             store: Store::connect(&url).await.unwrap(),
+            url,
             pg: Some((base, db)),
             _dir: None,
         });

@@ -6,5 +6,6 @@ mod bad_input;
 mod clv;
 mod common;
 mod import;
+mod loyalty;
 mod members;
 mod write_path;

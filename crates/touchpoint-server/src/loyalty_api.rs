@@ -1,0 +1,677 @@
+//! The loyalty API: points (balance, spend, adjust), the program, packaging
+//! code batches and claims. See docs/loyalty.md.
+//!
+//! Every write takes an `Idempotency-Key` header: the first response is
+//! stored in the same unit of work as the change, so the change and its
+//! stored answer commit together; the same key with the same body returns
+//! the stored answer, with a different body 422 `idempotency_key_mismatch`.
+//! Each ledger entry also has its own unique key (`spend:KEYID:KEY`), so
+//! two identical requests racing each other still debit once.
+//!
+//! **Code downloads.** `POST /api/loyalty/codes/batches` stores only the
+//! codes' hashes; the codes in clear are written once to a file in a private
+//! temporary directory of the server process (mode 0700), which the first
+//! `GET .../codes.csv` streams and deletes. A restart loses undownloaded
+//! files: void the batch and create another (or use `touchpoint loyalty
+//! codes generate`, which writes the file directly).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use touchpoint_core::identity::RecordRef;
+use touchpoint_core::{Email, Identifier, Phone};
+use touchpoint_store::keys::{ApiKey, Role};
+use touchpoint_store::loyalty::{self as ledger, Claimant};
+use touchpoint_store::StoreError;
+
+use crate::auth::{require, Admin, AnyKey, Reader};
+use crate::error::ApiError;
+use crate::routes::{param, Access, Doc, In, Route};
+use crate::AppState;
+
+const IDEM: crate::routes::Param = param(
+    "Idempotency-Key",
+    In::Header,
+    "string",
+    false,
+    "a client-chosen key, up to 200 characters: a retry with it returns the stored response",
+);
+const MEMBER: crate::routes::Param =
+    param("id", In::Path, "string", true, "member id (M-123 or 123)");
+
+/// The loyalty routes.
+pub(crate) fn routes() -> Vec<Route> {
+    vec![
+        Route {
+            doc: Doc {
+                method: "get",
+                path: "/api/members/{id}/points",
+                tag: "loyalty",
+                summary: "A member's points",
+                description: "`available`, `pending`, `debt`, `tier`, the open `lots` (earliest expiry first) and the latest 20 `entries`.",
+                access: Access::AnyKey,
+                params: vec![MEMBER],
+                body: None,
+                response: ("application/json", "`{member_id, available, pending, debt, tier, lots: [...], entries: [...]}`"),
+            },
+            handler: get(points),
+        },
+        Route {
+            doc: Doc {
+                method: "post",
+                path: "/api/members/{id}/points/spend",
+                tag: "loyalty",
+                summary: "Spend points",
+                description: "Body `{\"points\": N, \"reason\": \"...\", \"reference\": \"...\"}`. Draws the earliest-expiring available lots. 409 `insufficient_points` when fewer are available. Admin or ingest keys.",
+                access: Access::Ingest,
+                params: vec![MEMBER, IDEM],
+                body: Some((&["application/json"], "a spend")),
+                response: ("application/json", "`{\"entry\": {...}, \"available\": N}`"),
+            },
+            handler: post(spend),
+        },
+        Route {
+            doc: Doc {
+                method: "post",
+                path: "/api/members/{id}/points/adjust",
+                tag: "loyalty",
+                summary: "Adjust points (admin)",
+                description: "Body `{\"points\": N, \"reason\": \"...\"}`; N may be negative (drawn like a spend; 409 `insufficient_points`). The entry's source is the admin key.",
+                access: Access::Admin,
+                params: vec![MEMBER, IDEM],
+                body: Some((&["application/json"], "an adjustment")),
+                response: ("application/json", "`{\"entry\": {...}, \"available\": N}`"),
+            },
+            handler: post(adjust),
+        },
+        Route {
+            doc: Doc {
+                method: "get",
+                path: "/api/loyalty/program",
+                tag: "loyalty",
+                summary: "The current points program",
+                description: "`{version, created_at, body, program}`; 404 when none is set.",
+                access: Access::Reader,
+                params: vec![],
+                body: None,
+                response: ("application/json", "a program version"),
+            },
+            handler: get(program),
+        },
+        Route {
+            doc: Doc {
+                method: "put",
+                path: "/api/loyalty/program",
+                tag: "loyalty",
+                summary: "Set the points program (admin)",
+                description: "The body is the program file (TOML, docs/loyalty.md); it is checked and stored as a new version (the same text again changes nothing).",
+                access: Access::Admin,
+                params: vec![],
+                body: Some((&["application/toml", "text/plain"], "the program file")),
+                response: ("application/json", "the stored version"),
+            },
+            handler: axum::routing::put(set_program),
+        },
+        Route {
+            doc: Doc {
+                method: "post",
+                path: "/api/loyalty/codes/batches",
+                tag: "loyalty",
+                summary: "Create a batch of packaging codes (admin)",
+                description: "Body `{\"name\": \"...\", \"count\": N, \"points\": P, \"sku\": null, \"expires_at\": null, \"url_prefix\": \"https://...\"}` (`expires_at`: UTC ms after which codes cannot be claimed). 201 with the batch `id`. Only the codes' hashes are stored; download the codes once from `codes.csv`.",
+                access: Access::Admin,
+                params: vec![IDEM],
+                body: Some((&["application/json"], "a batch")),
+                response: ("application/json", "`{\"id\": N, \"count\": N, \"points\": P, \"download\": \"/api/loyalty/codes/batches/N/codes.csv\"}`"),
+            },
+            handler: post(create_batch),
+        },
+        Route {
+            doc: Doc {
+                method: "get",
+                path: "/api/loyalty/codes/batches/{id}/codes.csv",
+                tag: "loyalty",
+                summary: "Download a batch's codes, once (admin)",
+                description: "CSV with header `code,url`. The first download deletes the server's only copy; later ones answer 404.",
+                access: Access::Admin,
+                params: vec![param("id", In::Path, "integer", true, "batch id")],
+                body: None,
+                response: ("text/csv", "the printer's file"),
+            },
+            handler: get(download_codes),
+        },
+        Route {
+            doc: Doc {
+                method: "post",
+                path: "/api/loyalty/codes/claim",
+                tag: "loyalty",
+                summary: "Claim a packaging code",
+                description: "Body `{\"code\": \"...\", \"member_id\": \"...\"}`, or `phone` / `email` / `wechat_unionid` instead of `member_id` (an unknown person becomes a member on the channel `scan`). 200 `{points, available, member_id}`; 409 `code_already_claimed`; 404 `unknown_code`; 400 `invalid_code` (mistyped: bad check character); 429 `too_many_attempts` with Retry-After after 10 wrong codes an hour per person or client IP. Admin or ingest keys.",
+                access: Access::Ingest,
+                params: vec![IDEM],
+                body: Some((&["application/json"], "a claim")),
+                response: ("application/json", "`{\"points\": P, \"available\": N, \"member_id\": \"M-1\"}`"),
+            },
+            handler: post(claim),
+        },
+        Route {
+            doc: Doc {
+                method: "get",
+                path: "/api/reports/loyalty",
+                tag: "loyalty",
+                summary: "The loyalty report",
+                description: "Points issued, spent, expired and reversed per month (business time zone); outstanding points and their value by expiry month; breakage; members per tier and tier movements; members who joined by scanning a code, by the channel they had bought on before. Same shape as `touchpoint report loyalty -o json`.",
+                access: Access::Reader,
+                params: vec![],
+                body: None,
+                response: ("application/json", "`{months, liability, outstanding_points, outstanding_value, breakage, tiers, tier_movements, joined_by_scan}`"),
+            },
+            handler: get(report),
+        },
+    ]
+}
+
+async fn report(State(state): State<AppState>, _k: Reader) -> Result<Response, ApiError> {
+    let r = state.store.loyalty_report(state.config.business_tz).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_string(&r).map_err(|e| ApiError::Internal(e.to_string()))?,
+    ))
+}
+
+/// Map the store's loyalty errors to the API's codes.
+fn err(e: StoreError) -> ApiError {
+    match e {
+        StoreError::InsufficientPoints { .. } => ApiError::InsufficientPoints(e.to_string()),
+        StoreError::CodeAlreadyClaimed => ApiError::CodeAlreadyClaimed,
+        StoreError::UnknownCode => ApiError::UnknownCode,
+        StoreError::InvalidCode(m) => ApiError::InvalidCode(m),
+        StoreError::TooManyAttempts { retry_after_secs } => ApiError::TooManyAttempts {
+            retry_after: retry_after_secs,
+        },
+        StoreError::NotFound(m) => ApiError::NotFound(m),
+        StoreError::InvalidInput(m) => ApiError::InvalidRequest(m),
+        other => ApiError::Store(other),
+    }
+}
+
+fn member_id(s: &str) -> Result<i64, ApiError> {
+    touchpoint_core::MemberId::parse(s)
+        .map(|m| m.get())
+        .map_err(|_| ApiError::InvalidRequest(format!("{s:?} is not a member id such as M-123")))
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::InvalidJson(format!("the body is not {what}: {e}")))
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// An Idempotency-Key request: the stored answer, if the key was used.
+struct Idem {
+    scope: String,
+    key: Option<String>,
+    hash: String,
+}
+
+impl Idem {
+    fn new(
+        headers: &HeaderMap,
+        what: &str,
+        k: &ApiKey,
+        path: &str,
+        bytes: &[u8],
+    ) -> Result<Self, ApiError> {
+        let key = headers
+            .get("idempotency-key")
+            .map(|v| {
+                v.to_str()
+                    .ok()
+                    .filter(|s| !s.is_empty() && s.len() <= 200)
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        ApiError::InvalidRequest(
+                            "Idempotency-Key must be 1 to 200 visible characters".into(),
+                        )
+                    })
+            })
+            .transpose()?;
+        let mut h = Sha256::new();
+        h.update(path.as_bytes());
+        h.update([0]);
+        h.update(bytes);
+        Ok(Idem {
+            scope: format!("loyalty:{what}:{}", k.key_id),
+            key,
+            hash: touchpoint_store::keys::hex(&h.finalize()),
+        })
+    }
+
+    async fn replay(&self, state: &AppState) -> Result<Option<Response>, ApiError> {
+        let Some(k) = &self.key else { return Ok(None) };
+        match state.store.idempotent_response(&self.scope, k).await? {
+            Some((hash, _, _)) if hash != self.hash => Err(ApiError::IdempotencyKeyMismatch(format!(
+                "Idempotency-Key {k:?} was used with a different request; use a new key for a new request"
+            ))),
+            Some((_, status, body)) => Ok(Some(json_response(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                body,
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    /// The ledger key of this request (a fresh one without a header).
+    fn ledger_key(&self) -> String {
+        match &self.key {
+            Some(k) => format!("{}:{k}", self.scope),
+            None => format!(
+                "{}:auto:{}",
+                self.scope,
+                touchpoint_core::loyalty::generate_code()
+            ),
+        }
+    }
+
+    async fn save(
+        &self,
+        uow: &mut touchpoint_store::UnitOfWork,
+        status: StatusCode,
+        body: &str,
+    ) -> Result<(), ApiError> {
+        if let Some(k) = &self.key {
+            ledger::save_response_in(uow, &self.scope, k, &self.hash, status.as_u16(), body)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+// ---- GET /api/members/{id}/points ----
+
+async fn points(
+    State(state): State<AppState>,
+    _k: AnyKey,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    let b = state
+        .store
+        .points_balance(member_id(&id)?, 20)
+        .await
+        .map_err(err)?;
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_string(&b).map_err(|e| ApiError::Internal(e.to_string()))?,
+    ))
+}
+
+// ---- POST /api/members/{id}/points/spend ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpendIn {
+    points: i64,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    reference: Option<String>,
+}
+
+async fn spend(
+    State(state): State<AppState>,
+    AnyKey(key): AnyKey,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    require(&key, &[Role::Admin, Role::Ingest], "spend points")?;
+    let member = member_id(&id)?;
+    let idem = Idem::new(&headers, "spend", &key, &format!("spend/{member}"), &bytes)?;
+    if let Some(r) = idem.replay(&state).await? {
+        return Ok(r);
+    }
+    let input: SpendIn = json_body(&bytes, "a spend `{points, reason, reference}`")?;
+    let reason = input.reason.unwrap_or_else(|| "redemption".into());
+    let started = std::time::Instant::now();
+    let mut uow = state.store.unit_of_work().await?;
+    let w = ledger::spend_in(
+        &mut uow,
+        member,
+        input.points,
+        &reason,
+        input.reference.as_deref(),
+        &format!("api {}", key.key_id),
+        &idem.ledger_key(),
+    )
+    .await
+    .map_err(err)?;
+    let body = json!({"entry": w.entry, "available": w.available}).to_string();
+    idem.save(&mut uow, StatusCode::OK, &body).await?;
+    uow.commit().await?;
+    state.metrics.time("points_spend", started.elapsed());
+    Ok(json_response(StatusCode::OK, body))
+}
+
+// ---- POST /api/members/{id}/points/adjust ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdjustIn {
+    points: i64,
+    reason: String,
+}
+
+async fn adjust(
+    State(state): State<AppState>,
+    Admin(key): Admin,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let member = member_id(&id)?;
+    let idem = Idem::new(
+        &headers,
+        "adjust",
+        &key,
+        &format!("adjust/{member}"),
+        &bytes,
+    )?;
+    if let Some(r) = idem.replay(&state).await? {
+        return Ok(r);
+    }
+    let input: AdjustIn = json_body(&bytes, "an adjustment `{points, reason}`")?;
+    let mut uow = state.store.unit_of_work().await?;
+    let w = ledger::adjust_in(
+        &mut uow,
+        member,
+        input.points,
+        &input.reason,
+        &format!("admin {}", key.key_id),
+        &idem.ledger_key(),
+    )
+    .await
+    .map_err(err)?;
+    let body = json!({"entry": w.entry, "available": w.available}).to_string();
+    idem.save(&mut uow, StatusCode::OK, &body).await?;
+    uow.commit().await?;
+    Ok(json_response(StatusCode::OK, body))
+}
+
+// ---- the program ----
+
+async fn program(State(state): State<AppState>, _k: Reader) -> Result<Response, ApiError> {
+    let Some(v) = state.store.loyalty_program().await? else {
+        return Err(ApiError::NotFound(
+            "no loyalty program is set; PUT one to /api/loyalty/program".into(),
+        ));
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_string(&v).map_err(|e| ApiError::Internal(e.to_string()))?,
+    ))
+}
+
+async fn set_program(
+    State(state): State<AppState>,
+    _k: Admin,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| ApiError::InvalidRequest("the program file is not UTF-8 text".into()))?;
+    let v = state.store.loyalty_set_program(text).await.map_err(err)?;
+    Ok(json_response(
+        StatusCode::OK,
+        serde_json::to_string(&v).map_err(|e| ApiError::Internal(e.to_string()))?,
+    ))
+}
+
+// ---- code batches ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchIn {
+    name: String,
+    count: usize,
+    points: i64,
+    #[serde(default)]
+    sku: Option<String>,
+    #[serde(default)]
+    expires_at: Option<i64>,
+    #[serde(default)]
+    url_prefix: Option<String>,
+}
+
+/// The private directory holding undownloaded code files.
+fn code_dir() -> Result<&'static PathBuf, ApiError> {
+    static DIR: OnceLock<Result<tempfile::TempDir, String>> = OnceLock::new();
+    match DIR.get_or_init(|| {
+        tempfile::Builder::new()
+            .prefix("touchpoint-codes-")
+            .tempdir()
+            .map_err(|e| e.to_string())
+    }) {
+        Ok(d) => {
+            static PATH: OnceLock<PathBuf> = OnceLock::new();
+            Ok(PATH.get_or_init(|| d.path().to_path_buf()))
+        }
+        Err(e) => Err(ApiError::Internal(format!("code directory: {e}"))),
+    }
+}
+
+async fn create_batch(
+    State(state): State<AppState>,
+    Admin(key): Admin,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let idem = Idem::new(&headers, "batch", &key, "batches", &bytes)?;
+    if let Some(r) = idem.replay(&state).await? {
+        return Ok(r);
+    }
+    let input: BatchIn = json_body(&bytes, "a batch `{name, count, points, sku, expires_at}`")?;
+    let prefix = input
+        .url_prefix
+        .unwrap_or_else(|| "https://touchpoint.example/c/".into());
+    let b = state
+        .store
+        .codes_create_batch(
+            &input.name,
+            input.count,
+            input.points,
+            input.sku.as_deref(),
+            input.expires_at,
+        )
+        .await
+        .map_err(err)?;
+    let path = code_dir()?.join(format!("{}.csv", b.id));
+    let codes = b.codes;
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        writeln!(w, "code,url")?;
+        for c in &codes {
+            writeln!(w, "{c},{prefix}{c}")?;
+        }
+        w.flush()
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(|e| ApiError::Internal(format!("cannot write the codes file: {e}")))?;
+    let body = json!({
+        "id": b.id,
+        "count": input.count,
+        "points": input.points,
+        "download": format!("/api/loyalty/codes/batches/{}/codes.csv", b.id),
+    })
+    .to_string();
+    if let Some(k) = &idem.key {
+        state
+            .store
+            .save_idempotent_response(&idem.scope, k, &idem.hash, 201, &body)
+            .await?;
+    }
+    Ok(json_response(StatusCode::CREATED, body))
+}
+
+async fn download_codes(
+    State(state): State<AppState>,
+    _k: Admin,
+    axum::extract::Path(id): axum::extract::Path<i64>,
+) -> Result<Response, ApiError> {
+    let path = code_dir()?.join(format!("{id}.csv"));
+    let gone = || {
+        ApiError::NotFound(format!("batch {id} has no codes to download: they were downloaded already, or the server restarted since the batch was created (void it and create another)"))
+    };
+    let data = match tokio::fs::read(&path).await {
+        Ok(d) => d,
+        Err(_) => return Err(gone()),
+    };
+    if !state.store.codes_mark_downloaded(id).await? {
+        let _ = tokio::fs::remove_file(&path).await;
+        return Err(gone());
+    }
+    tokio::fs::remove_file(&path)
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot delete the codes file: {e}")))?;
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"batch-{id}.csv\""),
+            ),
+        ],
+        data,
+    )
+        .into_response())
+}
+
+// ---- POST /api/loyalty/codes/claim ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimIn {
+    code: String,
+    #[serde(default)]
+    member_id: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    wechat_unionid: Option<String>,
+}
+
+async fn claim(
+    State(state): State<AppState>,
+    AnyKey(key): AnyKey,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    require(&key, &[Role::Admin, Role::Ingest], "claim codes")?;
+    let idem = Idem::new(&headers, "claim", &key, "claim", &bytes)?;
+    if let Some(r) = idem.replay(&state).await? {
+        return Ok(r);
+    }
+    let input: ClaimIn = json_body(
+        &bytes,
+        "a claim `{code, member_id | phone | email | wechat_unionid}`",
+    )?;
+    let bad = |m: String| ApiError::InvalidRequest(m);
+    let person: Result<Claimant, Identifier> = match (
+        &input.member_id,
+        &input.phone,
+        &input.email,
+        &input.wechat_unionid,
+    ) {
+        (Some(m), None, None, None) => Ok(Claimant::Member(member_id(m)?)),
+        (None, Some(p), None, None) => Err(Identifier::phone(
+            &Phone::parse(p, &state.config.default_country)
+                .map_err(|e| bad(format!("phone: {e}")))?,
+        )),
+        (None, None, Some(e), None) => Err(Identifier::email(
+            &Email::parse(e).map_err(|e| bad(format!("email: {e}")))?,
+        )),
+        (None, None, None, Some(w)) => {
+            Err(Identifier::wechat_unionid(w).map_err(|e| bad(format!("wechat_unionid: {e}")))?)
+        }
+        _ => {
+            return Err(bad(
+                "name the person with exactly one of member_id, phone, email, wechat_unionid"
+                    .into(),
+            ))
+        }
+    };
+    let subject = match &person {
+        Ok(Claimant::Member(m)) => format!("member:{m}"),
+        Ok(Claimant::Resolved { subject, .. }) => subject.clone(),
+        Err(i) => format!("{}:{}", i.kind().as_str(), i.value()),
+    };
+    let ip = addr.ip().to_string();
+    let subjects = ledger::claim_subjects(&subject, Some(&ip));
+    let hash = ledger::precheck_claim(&state.store, &input.code, &subjects)
+        .await
+        .map_err(err)?;
+    let started = std::time::Instant::now();
+    let (claimed, body) = match person {
+        Ok(Claimant::Member(m)) | Ok(Claimant::Resolved { member: m, .. }) => {
+            let mut uow = state.store.unit_of_work().await?;
+            let c = ledger::claim_in(&mut uow, &hash, m).await.map_err(err)?;
+            let body = claim_body(&c);
+            idem.save(&mut uow, StatusCode::OK, &body).await?;
+            uow.commit().await?;
+            (c, body)
+        }
+        Err(identifier) => {
+            // Identity resolution on the channel `scan`, in the claim's unit of work.
+            let mut writer = state.writer.lock().await;
+            let mut uow = state.store.unit_of_work().await?;
+            let hex = touchpoint_store::keys::hex(&hash);
+            let record = RecordRef {
+                channel: "scan".into(),
+                record_id: format!("code-{}", &hex[..16]),
+            };
+            let members = writer
+                .resolve_in(&mut uow, &[(record, vec![identifier])])
+                .await?;
+            let m = members
+                .first()
+                .copied()
+                .flatten()
+                .ok_or_else(|| ApiError::Internal("identity resolution gave no member".into()))?
+                .get();
+            let c = ledger::claim_in(&mut uow, &hash, m).await.map_err(err)?;
+            let body = claim_body(&c);
+            idem.save(&mut uow, StatusCode::OK, &body).await?;
+            uow.commit().await?;
+            (c, body)
+        }
+    };
+    let _ = claimed;
+    state.metrics.time("code_claim", started.elapsed());
+    Ok(json_response(StatusCode::OK, body))
+}
+
+fn claim_body(c: &ledger::Claimed) -> String {
+    let v: Value = json!({
+        "points": c.points,
+        "available": c.available,
+        "member_id": format!("M-{}", c.member_id),
+        "batch_id": c.batch_id,
+    });
+    v.to_string()
+}
