@@ -390,8 +390,50 @@ impl Store {
     }
 
     /// The per-product and per-category summaries of the scope: the input of
-    /// the product report.
+    /// the product report. The aggregation runs in the database once per
+    /// scope after a change of the analytics model; until the next change its
+    /// result is read from `product_cache`.
     pub async fn product_data(&self, scope: &Scope) -> Result<ProductData, StoreError> {
+        let key = format!("{scope:?}");
+        let seq = self.analytics_state().await?.fact_seq;
+        {
+            let mut h = self.acquire().await?;
+            let cached = h
+                .conn()
+                .fetch_opt(
+                    "SELECT data FROM product_cache WHERE scope = $1 AND fact_seq = $2",
+                    &[key.as_str().into(), seq.into()],
+                    |r| r.text(0),
+                )
+                .await?;
+            if let Some(text) = cached {
+                if let Ok(d) = serde_json::from_str(&text) {
+                    return Ok(d);
+                }
+            }
+        }
+        let data = self.product_data_sql(scope).await?;
+        let text = serde_json::to_string(&data)
+            .map_err(|e| StoreError::Corrupt(format!("product data: {e}")))?;
+        let mut tx = self.begin().await?;
+        let mut c = tx.conn();
+        c.exec(
+            "DELETE FROM product_cache WHERE fact_seq < $1",
+            &[seq.into()],
+        )
+        .await?;
+        c.exec(
+            "INSERT INTO product_cache (scope, fact_seq, data) VALUES ($1, $2, $3) \
+             ON CONFLICT (scope) DO UPDATE SET fact_seq = excluded.fact_seq, data = excluded.data",
+            &[key.as_str().into(), seq.into(), text.into()],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(data)
+    }
+
+    /// [`Store::product_data`] computed by its SQL aggregation, uncached.
+    pub async fn product_data_sql(&self, scope: &Scope) -> Result<ProductData, StoreError> {
         let (as_of_day, as_of_end) = self.plan(scope).await?;
         let mut h = self.acquire().await?;
         let mut c = h.conn();

@@ -70,3 +70,11 @@ UPDATE analytics_state SET facts_built = 1 WHERE NOT EXISTS (SELECT 1 FROM order
 DROP TABLE member_snapshot;
 DROP TABLE member_summary;
 DROP TABLE product_summary;
+
+-- The product report's inputs per scope, as of a fact sequence number: the
+-- product aggregation runs in the database once per scope after a change.
+CREATE TABLE product_cache (
+    scope    TEXT PRIMARY KEY,
+    fact_seq BIGINT NOT NULL,
+    data     TEXT NOT NULL
+);

@@ -396,6 +396,26 @@ async fn incremental_model_equals_rebuild_and_sql_on_random_data() {
                 db.name
             );
             incremental.push(d);
+            // The product report's inputs: computed once, then read from the
+            // cache, equal to the SQL either way.
+            let sql = db.store.product_data_sql(s).await.unwrap();
+            assert_eq!(db.store.product_data(s).await.unwrap(), sql, "{}", db.name);
+            assert_eq!(db.store.product_data(s).await.unwrap(), sql, "{}", db.name);
+        }
+        // A new order changes the cached product data.
+        let before = db.store.product_data(&scopes[0]).await.unwrap();
+        w.write_orders(
+            &db.store,
+            &[order("web", "NEW-1", "13800009999", 500, 50_000, "a")],
+        )
+        .await
+        .unwrap();
+        let after = db.store.product_data(&scopes[0]).await.unwrap();
+        assert_ne!(before, after, "{}", db.name);
+        assert_eq!(after, db.store.product_data_sql(&scopes[0]).await.unwrap());
+        let mut incremental = Vec::new();
+        for s in &scopes {
+            incremental.push(db.store.member_dataset(s).await.unwrap());
         }
         assert!(
             incremental[0].members.len() > 30,
