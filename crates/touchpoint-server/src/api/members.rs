@@ -155,9 +155,12 @@ async fn member(
     };
     let events = state.store.member_events(m.id, None, 50).await?;
     let predictions = state.store.predictions_of_member(m.id).await?;
+    let points = state.store.points_balance(m.id.get(), 10).await?;
     let mut v = serde_json::to_value(&m).map_err(internal)?;
     v["events"] = serde_json::to_value(events).map_err(internal)?;
     v["predictions"] = serde_json::to_value(predictions).map_err(internal)?;
+    // The points account: available, pending, tier, open lots, latest entries.
+    v["points"] = serde_json::to_value(points).map_err(internal)?;
     Ok(Json(v))
 }
 

@@ -75,6 +75,12 @@ async fn spends_codes_and_claims_over_http() {
         .get(&format!("/api/members/{member}/points"), Some(&app.analyst))
         .await;
     assert_eq!(points.body["available"], 50);
+    // The member 360 carries the same points account.
+    let m360 = app
+        .get(&format!("/api/members/{member}"), Some(&app.analyst))
+        .await;
+    assert_eq!(m360.body["points"]["available"], 50, "{}", m360.text);
+    assert_eq!(m360.body["points"]["entries"], points.body["entries"]);
 
     // A batch: created, downloaded once.
     let r = app
