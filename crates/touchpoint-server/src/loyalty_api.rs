@@ -234,20 +234,7 @@ impl Idem {
         path: &str,
         bytes: &[u8],
     ) -> Result<Self, ApiError> {
-        let key = headers
-            .get("idempotency-key")
-            .map(|v| {
-                v.to_str()
-                    .ok()
-                    .filter(|s| !s.is_empty() && s.len() <= 200)
-                    .map(str::to_string)
-                    .ok_or_else(|| {
-                        ApiError::InvalidRequest(
-                            "Idempotency-Key must be 1 to 200 visible characters".into(),
-                        )
-                    })
-            })
-            .transpose()?;
+        let key = crate::api::idempotency_key(headers)?;
         let mut h = Sha256::new();
         h.update(path.as_bytes());
         h.update([0]);

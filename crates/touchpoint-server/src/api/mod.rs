@@ -74,6 +74,25 @@ pub(crate) fn routes() -> Vec<Route> {
     v
 }
 
+/// The `Idempotency-Key` header of a write, if sent: 1 to 200 visible
+/// characters. Every write endpoint reads it through here.
+pub(crate) fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>, ApiError> {
+    headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .filter(|s| !s.is_empty() && s.len() <= 200)
+                .map(str::to_string)
+                .ok_or_else(|| {
+                    ApiError::InvalidRequest(
+                        "Idempotency-Key: expected 1 to 200 visible ASCII characters".into(),
+                    )
+                })
+        })
+        .transpose()
+}
+
 fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(e.to_string())
 }

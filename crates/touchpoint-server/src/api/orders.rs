@@ -210,20 +210,7 @@ async fn create_order(
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let bytes = crate::ingest::read_body(&headers, body, state.config.max_batch_bytes).await?;
-    let idem = headers
-        .get("idempotency-key")
-        .map(|v| {
-            v.to_str()
-                .ok()
-                .filter(|s| !s.is_empty() && s.len() <= 200)
-                .map(str::to_string)
-                .ok_or_else(|| {
-                    ApiError::InvalidRequest(
-                        "Idempotency-Key: expected 1 to 200 visible ASCII characters".into(),
-                    )
-                })
-        })
-        .transpose()?;
+    let idem = super::idempotency_key(&headers)?;
     let request_hash = touchpoint_store::keys::hex(&Sha256::digest(&bytes));
     let scope = format!("orders:{}", key.key_id);
     if let Some(k) = &idem {
