@@ -144,6 +144,7 @@ pub async fn run(args: DemoArgs, database: &str, settings: &Settings) -> Result<
         "\nDone in {:.1} s. Try: touchpoint members list   |   touchpoint members show M-1   |   touchpoint members shared   |   touchpoint report rfm",
         started.elapsed().as_secs_f64()
     );
+    println!("Dashboard: touchpoint keys create --role analyst, then touchpoint serve and open http://127.0.0.1:8080/ (sign in with the key).");
     store.close().await;
     Ok(if rejected > 0 {
         ExitCode::from(2)

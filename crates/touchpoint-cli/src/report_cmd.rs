@@ -38,6 +38,8 @@ pub enum Kind {
     Summary,
     /// Loyalty points: issued, spent, expired, reversed per month; liability; breakage; tiers.
     Loyalty,
+    /// A period (--from/--to, default the last 30 days) against the previous one; sales per day.
+    Overview,
 }
 
 /// Output formats of reports.
@@ -217,6 +219,7 @@ impl Kind {
             Kind::Products => ReportKind::Products,
             Kind::Channels => ReportKind::Channels,
             Kind::Summary => ReportKind::Summary,
+            Kind::Overview => ReportKind::Overview,
             // Read from the points ledger by `touchpoint loyalty`'s report.
             Kind::Loyalty => return None,
         })
@@ -505,6 +508,16 @@ pub fn write_csv(out: &mut dyn Write, report: &Report) -> Result<()> {
                     c.repeat_rate.to_string(),
                 ];
                 row.extend(r.overlap[i].iter().map(|x| x.to_string()));
+                w.write_record(&row)?;
+            }
+        }
+        Report::Overview(o) => {
+            let mut head = vec!["date".to_string(), "orders".to_string()];
+            head.extend(o.channels.iter().map(|c| format!("net_revenue_{c}")));
+            w.write_record(&head)?;
+            for d in &o.days {
+                let mut row = vec![d.date.to_string(), d.orders.to_string()];
+                row.extend(d.net_revenue.iter().map(|x| x.to_string()));
                 w.write_record(&row)?;
             }
         }
@@ -832,6 +845,78 @@ pub fn write_table(out: &mut dyn Write, report: &Report) -> Result<()> {
             }
         }
         Report::Summary(s) => write_summary(out, s)?,
+        Report::Overview(o) => write_overview(out, o)?,
+    }
+    Ok(())
+}
+
+fn write_overview(out: &mut dyn Write, o: &an::OverviewReport) -> Result<()> {
+    let (c, p) = (&o.current, &o.previous);
+    writeln!(
+        out,
+        "{} to {} against {} to {}:",
+        c.from, c.to, p.from, p.to
+    )?;
+    let change = |x: Option<f64>| x.map(pct).unwrap_or_else(|| "-".into());
+    let rows = [
+        (
+            "net revenue",
+            money(c.net_revenue),
+            money(p.net_revenue),
+            change(o.change.net_revenue),
+        ),
+        (
+            "orders",
+            count(c.orders as i64),
+            count(p.orders as i64),
+            change(o.change.orders),
+        ),
+        (
+            "buyers",
+            count(c.buyers as i64),
+            count(p.buyers as i64),
+            change(o.change.buyers),
+        ),
+        (
+            "new members",
+            count(c.new_members as i64),
+            count(p.new_members as i64),
+            change(o.change.new_members),
+        ),
+        (
+            "AOV",
+            money(c.aov.round() as i64),
+            money(p.aov.round() as i64),
+            change(o.change.aov),
+        ),
+        (
+            "repeat rate",
+            pct(c.repeat_rate),
+            pct(p.repeat_rate),
+            format!("{:+.1} pt", o.change.repeat_rate * 100.0),
+        ),
+        (
+            "annual return",
+            pct(c.annual_return_rate),
+            pct(p.annual_return_rate),
+            format!(
+                "{:+.1} pt (target {})",
+                o.change.annual_return_rate * 100.0,
+                pct(o.annual_return_target)
+            ),
+        ),
+    ];
+    for (k, a, b, d) in rows {
+        writeln!(out, "  {k:<14} {a:>16} {b:>16} {d:>12}")?;
+    }
+    for b in &o.brands {
+        writeln!(
+            out,
+            "  brand {:<20} {:>16} {:>9} orders",
+            b.brand,
+            money(b.net_revenue),
+            count(b.orders as i64)
+        )?;
     }
     Ok(())
 }

@@ -57,9 +57,10 @@ pub async fn run(args: ServeArgs, database: &str, settings: &Settings) -> Result
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     eprintln!(
-        "touchpoint listening on http://{} (database {})",
+        "touchpoint listening on http://{} (database {}); dashboard at http://{}/",
         listener.local_addr()?,
-        touchpoint_store::redact_url(database)
+        touchpoint_store::redact_url(database),
+        listener.local_addr()?
     );
     let expiry = crate::loyalty_cmd::spawn_expiry_job(store.clone());
     server

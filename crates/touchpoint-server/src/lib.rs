@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod ingest;
 pub mod loyalty_api;
@@ -70,6 +71,8 @@ pub struct ServerConfig {
     pub business_tz: chrono_tz::Tz,
     /// Identity resolution settings.
     pub identity: IdentityConfig,
+    /// How long a dashboard session lasts after sign-in (default 8 hours).
+    pub dashboard_session_ttl: Duration,
 }
 
 impl Default for ServerConfig {
@@ -85,6 +88,7 @@ impl Default for ServerConfig {
             default_currency: Currency::parse("CNY").expect("valid currency"),
             business_tz: chrono_tz::Asia::Shanghai,
             identity: IdentityConfig::default(),
+            dashboard_session_ttl: Duration::from_secs(8 * 3600),
         }
     }
 }
@@ -122,6 +126,8 @@ pub struct Inner {
     pub pipeline: mpsc::Sender<pipeline::Job>,
     /// Set once shutdown starts.
     pub shutting_down: AtomicBool,
+    /// Dashboard sessions.
+    pub dashboard: dashboard::Sessions,
 }
 
 impl std::ops::Deref for AppState {
@@ -172,6 +178,7 @@ impl Server {
             keys: auth::KeyCache::default(),
             pipeline: tx,
             shutting_down: AtomicBool::new(false),
+            dashboard: dashboard::Sessions::new(config.dashboard_session_ttl),
             config,
         }));
         let router = router(state.clone());
@@ -260,6 +267,7 @@ fn router(state: AppState) -> Router {
     .allow_headers(Any)
     .max_age(Duration::from_secs(3600));
     routes::build_router()
+        .merge(dashboard::router())
         .fallback(|| async { ApiError::NotFound("no such path; see /api/openapi.json".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(

@@ -456,6 +456,62 @@ impl Store {
         })
     }
 
+    /// Active members whose name contains `text` (case-insensitive for
+    /// ASCII), by id, at most `limit` (1 to 1000), with their order totals.
+    pub async fn find_members_by_name(
+        &self,
+        text: &str,
+        limit: u32,
+    ) -> Result<Vec<MemberRow>, StoreError> {
+        let limit = limit.clamp(1, 1000);
+        let text = text.trim().to_lowercase();
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pattern = format!(
+            "%{}%",
+            text.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let mut h = self.acquire().await?;
+        let ids = h
+            .conn()
+            .fetch(
+                "SELECT id, name FROM members WHERE merged_into IS NULL AND LOWER(name) LIKE $1 ESCAPE '\\' ORDER BY id LIMIT $2",
+                &[pattern.into(), i64::from(limit).into()],
+                |r| Ok((r.i64(0)?, r.opt_text(1)?)),
+            )
+            .await?;
+        let mut members = Vec::with_capacity(ids.len());
+        for (id, name) in ids {
+            let rows = h
+                .conn()
+                .fetch(
+                    &format!(
+                        "SELECT channel, COUNT(*), CAST(COALESCE(SUM({NET_REVENUE_SQL}), 0) AS BIGINT), MAX(ordered_at) \
+                         FROM orders WHERE member_id = $1 GROUP BY channel ORDER BY channel"
+                    ),
+                    &[id.into()],
+                    |r| Ok((r.text(0)?, r.i64(1)?, r.i64(2)?, r.i64(3)?)),
+                )
+                .await?;
+            members.push(MemberRow {
+                id: MemberId::from_i64(id),
+                name,
+                channels: rows
+                    .iter()
+                    .map(|r| r.0.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                orders: rows.iter().map(|r| r.1).sum(),
+                net_revenue: rows.iter().map(|r| r.2).sum(),
+                last_order_at: rows.iter().map(|r| r.3).max(),
+            });
+        }
+        Ok(members)
+    }
+
     /// Identifiers marked shared, with why.
     pub async fn shared_identifiers(&self) -> Result<Vec<SharedIdentifier>, StoreError> {
         let mut h = self.acquire().await?;

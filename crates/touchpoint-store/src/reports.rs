@@ -35,11 +35,14 @@ pub enum ReportKind {
     Channels,
     /// Headline numbers of every report.
     Summary,
+    /// A period against the previous one: headline numbers, net revenue per
+    /// day and channel, per brand (the dashboard's overview).
+    Overview,
 }
 
 impl ReportKind {
     /// Every kind, in documentation order.
-    pub const ALL: [ReportKind; 7] = [
+    pub const ALL: [ReportKind; 8] = [
         ReportKind::Rfm,
         ReportKind::Abc,
         ReportKind::Retention,
@@ -47,6 +50,7 @@ impl ReportKind {
         ReportKind::Products,
         ReportKind::Channels,
         ReportKind::Summary,
+        ReportKind::Overview,
     ];
 
     /// The name (`rfm`, `abc`, ...).
@@ -59,6 +63,7 @@ impl ReportKind {
             ReportKind::Products => "products",
             ReportKind::Channels => "channels",
             ReportKind::Summary => "summary",
+            ReportKind::Overview => "overview",
         }
     }
 
@@ -71,7 +76,7 @@ impl ReportKind {
                 ReportError::invalid(
                     "kind",
                     s,
-                    "one of rfm, abc, retention, cohorts, products, channels, summary",
+                    "one of rfm, abc, retention, cohorts, products, channels, summary, overview",
                 )
             })
     }
@@ -379,6 +384,17 @@ impl ReportRequest {
     /// The scope the store reads: local days, and the time zone's offset at
     /// the as-of day (noon) or now.
     pub fn scope(&self) -> Scope {
+        if self.kind == ReportKind::Overview {
+            // The overview reads everything up to the period's last day: the
+            // previous period and first purchases come from the same data.
+            let mut r = self.clone();
+            r.kind = ReportKind::Summary;
+            r.filters.as_of = self.filters.to.or(self.filters.as_of);
+            r.filters.from = None;
+            r.filters.to = None;
+            r.filters.since = None;
+            return r.scope();
+        }
         let f = &self.filters;
         let at = f
             .as_of
@@ -394,6 +410,17 @@ impl ReportRequest {
             to_day: f.to.map(an::date_to_day),
             utc_offset_ms: an::utc_offset_ms(&self.time_zone, at),
         }
+    }
+
+    /// The overview's period as local days: `from`..=`to` (or `since`), by
+    /// default the 30 days ending at the data set's as-of day.
+    pub fn overview_period(&self, data: &Dataset) -> (i32, i32) {
+        let f = &self.filters;
+        an::period_days(
+            data,
+            f.from.or(f.since).map(an::date_to_day),
+            f.to.or(f.as_of).map(an::date_to_day),
+        )
     }
 
     /// Whether the report reads the per-member data set.
@@ -426,6 +453,8 @@ pub enum Report {
     Channels(an::ChannelReport),
     /// Summary.
     Summary(Box<an::SummaryReport>),
+    /// Overview.
+    Overview(Box<an::OverviewReport>),
 }
 
 /// Compute a report from loaded inputs (pure; the data sets a request needs
@@ -443,6 +472,15 @@ pub fn compute(req: &ReportRequest, data: &Dataset, pdata: &ProductData) -> Repo
         ReportKind::Summary => {
             Report::Summary(Box::new(an::summary(data, pdata, &o.abc, &o.thresholds)))
         }
+        ReportKind::Overview => {
+            let (from, to) = req.overview_period(data);
+            Report::Overview(Box::new(an::overview(
+                data,
+                Some(from),
+                Some(to),
+                o.thresholds.annual_return_target,
+            )))
+        }
     }
 }
 
@@ -450,6 +488,9 @@ impl Store {
     /// Load the inputs of a report and compute it.
     pub async fn report(&self, req: &ReportRequest) -> Result<Report, StoreError> {
         let scope = req.scope();
+        if req.kind == ReportKind::Overview {
+            return self.overview_report(req, &scope).await;
+        }
         let data = if req.needs_members() {
             self.member_dataset(&scope).await?
         } else {
@@ -461,6 +502,55 @@ impl Store {
             ProductData::default()
         };
         Ok(compute(req, &data, &pdata))
+    }
+
+    /// The overview, with one data set per brand (a brand's revenue is that
+    /// of its order lines), all from one read of the analytics model.
+    async fn overview_report(
+        &self,
+        req: &ReportRequest,
+        scope: &Scope,
+    ) -> Result<Report, StoreError> {
+        let (facts, _) = self.order_facts().await?;
+        let data = facts.dataset(&scope.fact_filter());
+        let mut report = compute(req, &data, &ProductData::default());
+        if let Report::Overview(o) = &mut report {
+            let (from, to) = req.overview_period(&data);
+            let mut brands = facts.brands.clone();
+            brands.sort();
+            for b in brands {
+                let mut s = scope.clone();
+                s.brand = Some(b.clone());
+                let d = facts.dataset(&s.fact_filter());
+                o.brands.push(an::brand_row(&b, &d, from, to));
+            }
+            o.brands.sort_by(|a, b| {
+                b.net_revenue
+                    .cmp(&a.net_revenue)
+                    .then(a.brand.cmp(&b.brand))
+            });
+        }
+        Ok(report)
+    }
+
+    /// The channel names and product brands, sorted (the values the
+    /// `channel` and `brand` filters accept).
+    pub async fn filter_values(&self) -> Result<(Vec<String>, Vec<String>), StoreError> {
+        let mut h = self.acquire().await?;
+        let mut c = h.conn();
+        let channels = c
+            .fetch("SELECT name FROM channels ORDER BY name", &[], |r| {
+                r.text(0)
+            })
+            .await?;
+        let brands = c
+            .fetch(
+                "SELECT DISTINCT brand FROM products WHERE brand IS NOT NULL AND brand <> '' ORDER BY brand",
+                &[],
+                |r| r.text(0),
+            )
+            .await?;
+        Ok((channels, brands))
     }
 }
 

@@ -17,20 +17,24 @@ mod abc;
 mod channels;
 mod cohorts;
 pub mod facts;
+mod overview;
 mod products;
 mod retention;
 mod rfm;
 mod summary;
 #[cfg(test)]
 mod tests;
+mod value;
 
 pub use abc::*;
 pub use channels::*;
 pub use cohorts::*;
+pub use overview::*;
 pub use products::*;
 pub use retention::*;
 pub use rfm::*;
 pub use summary::*;
+pub use value::*;
 
 /// Purchases of one member on one local day in one channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

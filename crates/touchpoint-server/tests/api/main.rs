@@ -5,6 +5,7 @@
 
 mod api;
 mod clients;
+mod dashboard;
 mod doors;
 mod errors;
 mod helpers;
