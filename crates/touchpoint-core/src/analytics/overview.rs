@@ -174,7 +174,11 @@ pub fn period_numbers(data: &Dataset, from: i32, to: i32) -> PeriodNumbers {
 }
 
 fn rel(cur: f64, prev: f64) -> Option<f64> {
-    (prev != 0.0).then(|| cur / prev - 1.0)
+    if prev == 0.0 {
+        None
+    } else {
+        Some(cur / prev - 1.0)
+    }
 }
 
 /// The overview of `[from_day, to_day]` (see [`period_days`]) against the

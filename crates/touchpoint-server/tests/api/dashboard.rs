@@ -486,6 +486,7 @@ async fn the_dashboard_works_in_a_real_browser() {
             "{db:?}: browser test failed\n{stdout}\n{stderr}"
         );
         assert!(stdout.contains("all pages checked"), "{stdout}\n{stderr}");
+        eprintln!("{db:?}:\n{stdout}");
         app.finish().await;
     }
 }

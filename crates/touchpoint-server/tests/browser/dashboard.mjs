@@ -7,6 +7,7 @@
 import { chromium } from "playwright-core";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 
 const base = process.env.DASHBOARD_URL;
 const key = process.env.ANALYST_KEY;
@@ -62,8 +63,21 @@ page.on("console", (m) => {
 page.on("pageerror", (e) => consoleErrors.push(`${page.url()}: ${e.message}`));
 page.on("requestfailed", (r) => consoleErrors.push(`${r.url()}: request failed ${r.failure()?.errorText}`));
 
+// Page weight: the HTML and every asset it loaded, gzipped (what a
+// compressing proxy sends), printed per page.
+const loaded = new Map();
+page.on("response", async (r) => {
+  try {
+    if (r.url().startsWith(base + "/assets/")) loaded.set(r.url(), gzipSync(await r.body()).length);
+  } catch {}
+});
+const weights = [];
 async function shot(name) {
   await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+  const html = gzipSync(Buffer.from(await page.content())).length;
+  const assets = [...loaded.values()].reduce((a, b) => a + b, 0);
+  weights.push(`weight ${name}: html ${html} B, assets ${assets} B, total ${html + assets} B gzipped`);
+  check(html + assets < 200 * 1024, `${name}: ${html + assets} B gzipped with assets, over 200 KB`);
 }
 
 async function chartsDrawn(name) {
@@ -212,4 +226,5 @@ if (problems.length) {
   console.error(problems.join("\n"));
   process.exit(1);
 }
+console.log(weights.join("\n"));
 console.log("all pages checked");
