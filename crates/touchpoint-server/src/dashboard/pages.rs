@@ -421,7 +421,7 @@ pub(crate) async fn overview(
     let (pr, papi) = report(&state, &user, "products", &sc.range_params()).await?;
     if let Report::Products(pr) = pr {
         let mut top = pr.products.clone();
-        top.sort_by(|a, b| b.net_revenue.cmp(&a.net_revenue));
+        top.sort_by_key(|x| std::cmp::Reverse(x.net_revenue));
         top.truncate(10);
         let rows: Vec<Vec<Cell>> = top
             .iter()
@@ -1348,7 +1348,7 @@ pub(crate) async fn member(
             ],
         ));
     }
-    timeline.sort_by(|a, b| b.0.cmp(&a.0));
+    timeline.sort_by_key(|x| std::cmp::Reverse(x.0));
     let rows: Vec<Vec<Cell>> = timeline.into_iter().map(|(_, r)| r).collect();
     b.push_str(&table(
         "timeline",

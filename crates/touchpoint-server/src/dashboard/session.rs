@@ -226,6 +226,7 @@ impl DashUser {
     }
 
     /// Check a form's CSRF token against the session's.
+    #[allow(clippy::result_large_err)] // the page to send instead
     pub(crate) fn check_csrf(&self, sent: Option<&str>) -> Result<(), Response> {
         if tokens_match(Some(&self.csrf), sent) {
             Ok(())
@@ -235,6 +236,7 @@ impl DashUser {
     }
 
     /// Only an admin key may `what`.
+    #[allow(clippy::result_large_err)] // the page to send instead
     pub(crate) fn require_admin(&self, what: &str) -> Result<(), Response> {
         if self.is_admin() {
             Ok(())
