@@ -62,10 +62,12 @@ pub async fn run(args: ServeArgs, database: &str, settings: &Settings) -> Result
         touchpoint_store::redact_url(database)
     );
     let expiry = crate::loyalty_cmd::spawn_expiry_job(store.clone());
+    let sweep = crate::rewards_cmd::spawn_sweep_job(store.clone());
     server
         .run(listener, touchpoint_server::shutdown_signal())
         .await?;
     expiry.abort();
+    sweep.abort();
     store.close().await;
     eprintln!("touchpoint stopped");
     Ok(ExitCode::SUCCESS)

@@ -12,4 +12,5 @@ mod ingest;
 mod loyalty;
 mod openapi;
 mod reports;
+mod rewards;
 mod shutdown;
