@@ -19,6 +19,7 @@ mod loyalty_cmd;
 mod members_cmd;
 mod output;
 mod report_cmd;
+mod rewards_cmd;
 mod serve_cmd;
 mod settings;
 
@@ -87,6 +88,12 @@ pub enum Command {
     /// Loyalty points: program, balances, adjustments, packaging codes, expiry, backfill.
     #[command(subcommand)]
     Loyalty(loyalty_cmd::LoyaltyCommand),
+    /// The points mall: rewards, holds, captures, releases.
+    #[command(subcommand)]
+    Rewards(rewards_cmd::RewardsCommand),
+    /// Coupons: definitions, issues, public codes, redemption, usage.
+    #[command(subcommand)]
+    Coupons(rewards_cmd::CouponsCommand),
 }
 
 /// Connect to the store named by `--database`, applying migrations.
@@ -130,6 +137,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => runtime()?.block_on(serve_cmd::run(args, &database, &settings)),
         Command::Keys(cmd) => runtime()?.block_on(keys_cmd::run(cmd, &database)),
         Command::Loyalty(cmd) => runtime()?.block_on(loyalty_cmd::run(cmd, &database, &settings)),
+        Command::Rewards(cmd) => {
+            runtime()?.block_on(rewards_cmd::run_rewards(cmd, &database, &settings))
+        }
+        Command::Coupons(cmd) => {
+            runtime()?.block_on(rewards_cmd::run_coupons(cmd, &database, &settings))
+        }
     }
 }
 

@@ -110,6 +110,7 @@ pub async fn run(cmd: MembersCommand, database: &str, settings: &Settings) -> Re
                 return Ok(ExitCode::from(1));
             };
             let points = store.points_balance(view.id.get(), 0).await?;
+            let coupons = store.member_coupons(view.id.get()).await?;
             match a.output {
                 OutputFormat::Json => {
                     let mut v = serde_json::to_value(&view)?;
@@ -118,6 +119,7 @@ pub async fn run(cmd: MembersCommand, database: &str, settings: &Settings) -> Re
                         "pending": points.pending,
                         "tier": points.tier,
                     });
+                    v["coupons"] = serde_json::to_value(&coupons)?;
                     output::print_json(&v)?
                 }
                 OutputFormat::Table => {
@@ -128,6 +130,12 @@ pub async fn run(cmd: MembersCommand, database: &str, settings: &Settings) -> Re
                         output::count(points.pending),
                         points.tier.as_deref().unwrap_or("-")
                     );
+                    for c in &coupons {
+                        println!(
+                            "coupon {}: {} ({} of {} uses)",
+                            c.code, c.state, c.uses, c.max_uses
+                        );
+                    }
                 }
             }
         }

@@ -63,10 +63,12 @@ pub async fn run(args: ServeArgs, database: &str, settings: &Settings) -> Result
         listener.local_addr()?
     );
     let expiry = crate::loyalty_cmd::spawn_expiry_job(store.clone());
+    let sweep = crate::rewards_cmd::spawn_sweep_job(store.clone());
     server
         .run(listener, touchpoint_server::shutdown_signal())
         .await?;
     expiry.abort();
+    sweep.abort();
     store.close().await;
     eprintln!("touchpoint stopped");
     Ok(ExitCode::SUCCESS)

@@ -188,6 +188,50 @@ pub enum DomainEvent {
         /// When, UTC ms.
         expires_at: i64,
     },
+    /// Points of a released or lapsed mall hold went back to their lots.
+    PointsReturned {
+        /// The member.
+        member_id: i64,
+        /// Points returned.
+        points: i64,
+        /// What was released (`reward hold N`).
+        reference: String,
+    },
+    /// A points-mall reward was held, captured, redeemed or released.
+    RewardRedemption {
+        /// The member.
+        member_id: i64,
+        /// The reward.
+        reward_id: i64,
+        /// The redemption.
+        redemption_id: i64,
+        /// held, captured, released, lapsed.
+        state: String,
+        /// Points it cost.
+        points: i64,
+    },
+    /// A coupon was issued to a member.
+    CouponIssued {
+        /// The member.
+        member_id: i64,
+        /// The coupon.
+        coupon_id: i64,
+        /// Its definition.
+        definition_id: i64,
+    },
+    /// A coupon was redeemed on an order (or given back on its refund).
+    CouponRedeemed {
+        /// The member.
+        member_id: i64,
+        /// The coupon.
+        coupon_id: i64,
+        /// The order.
+        order_reference: String,
+        /// The discount, minor units.
+        discount: i64,
+        /// True when a refund gave the coupon back.
+        returned: bool,
+    },
 }
 
 impl DomainEvent {
@@ -209,6 +253,10 @@ impl DomainEvent {
             DomainEvent::CodeClaimed { .. } => "code_claimed",
             DomainEvent::TierChanged { .. } => "tier_changed",
             DomainEvent::PointsExpiringSoon { .. } => "points_expiring_soon",
+            DomainEvent::PointsReturned { .. } => "points_returned",
+            DomainEvent::RewardRedemption { .. } => "reward_redemption",
+            DomainEvent::CouponIssued { .. } => "coupon_issued",
+            DomainEvent::CouponRedeemed { .. } => "coupon_redeemed",
         }
     }
 
@@ -225,7 +273,11 @@ impl DomainEvent {
             | DomainEvent::PointsReversed { member_id, .. }
             | DomainEvent::CodeClaimed { member_id, .. }
             | DomainEvent::TierChanged { member_id, .. }
-            | DomainEvent::PointsExpiringSoon { member_id, .. } => Some(*member_id),
+            | DomainEvent::PointsExpiringSoon { member_id, .. }
+            | DomainEvent::PointsReturned { member_id, .. }
+            | DomainEvent::RewardRedemption { member_id, .. }
+            | DomainEvent::CouponIssued { member_id, .. }
+            | DomainEvent::CouponRedeemed { member_id, .. } => Some(*member_id),
             DomainEvent::MemberMerged { kept, .. } => Some(*kept),
             DomainEvent::MemberSplit { from, .. } => Some(*from),
             DomainEvent::IdentifierShared { .. } => None,

@@ -6,6 +6,7 @@
 
 pub mod analytics;
 pub mod clv;
+pub mod coupons;
 pub mod demo;
 pub mod domain;
 pub mod identity;

@@ -70,6 +70,21 @@ pub enum ApiError {
         /// Seconds.
         retry_after: u64,
     },
+    /// A coupon gives nothing for this member and basket; the refusal says why.
+    #[error("{0}")]
+    Coupon(touchpoint_core::coupons::Refusal),
+    /// The reward has no stock left.
+    #[error("this reward is out of stock")]
+    OutOfStock,
+    /// The reward cannot be redeemed on this channel or now.
+    #[error("{0}")]
+    RewardUnavailable(String),
+    /// The member reached the reward's limit per member.
+    #[error("{0}")]
+    RewardLimitReached(String),
+    /// The hold was captured, released or lapsed.
+    #[error("{0}")]
+    HoldNotActive(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -113,6 +128,21 @@ impl ApiError {
             ApiError::TooManyAttempts { .. } => {
                 ("too_many_attempts", StatusCode::TOO_MANY_REQUESTS)
             }
+            ApiError::Coupon(r) => {
+                use touchpoint_core::coupons::Refusal;
+                let status = match r {
+                    Refusal::UnknownCode => StatusCode::NOT_FOUND,
+                    Refusal::AlreadyRedeemed | Refusal::LimitReached { .. } => StatusCode::CONFLICT,
+                    _ => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                (r.code(), status)
+            }
+            ApiError::OutOfStock => ("out_of_stock", StatusCode::CONFLICT),
+            ApiError::RewardUnavailable(_) => {
+                ("reward_unavailable", StatusCode::UNPROCESSABLE_ENTITY)
+            }
+            ApiError::RewardLimitReached(_) => ("reward_limit_reached", StatusCode::CONFLICT),
+            ApiError::HoldNotActive(_) => ("hold_not_active", StatusCode::CONFLICT),
             ApiError::Store(_) | ApiError::Internal(_) => {
                 ("internal", StatusCode::INTERNAL_SERVER_ERROR)
             }
@@ -181,6 +211,54 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "too_many_attempts",
         429,
         "too many wrong codes this hour for this person or client; retry after the Retry-After header's seconds",
+    ),
+    ("unknown_coupon", 404, "no coupon has this code"),
+    (
+        "coupon_not_yet_valid",
+        422,
+        "the coupon's validity window has not started",
+    ),
+    ("coupon_expired", 422, "the coupon's validity window has ended"),
+    (
+        "coupon_wrong_member",
+        422,
+        "the coupon is bound to another member",
+    ),
+    (
+        "coupon_out_of_scope",
+        422,
+        "the channel, or no line of the basket, is in the coupon's scope (channels, brands, categories, SKUs)",
+    ),
+    (
+        "coupon_below_minimum_spend",
+        422,
+        "the eligible amount is below the coupon's minimum spend",
+    ),
+    (
+        "coupon_limit_reached",
+        409,
+        "a public code's total limit or limit per member is used up",
+    ),
+    (
+        "coupon_already_redeemed",
+        409,
+        "the single-use coupon was redeemed already",
+    ),
+    ("out_of_stock", 409, "the reward has no stock left"),
+    (
+        "reward_unavailable",
+        422,
+        "the reward cannot be redeemed on this channel, or not now",
+    ),
+    (
+        "reward_limit_reached",
+        409,
+        "the member redeemed this reward as often as it allows",
+    ),
+    (
+        "hold_not_active",
+        409,
+        "the hold was captured, released or lapsed already",
     ),
     ("internal", 500, "the server failed; the log has the cause"),
     ("unavailable", 503, "the server is shutting down; retry"),

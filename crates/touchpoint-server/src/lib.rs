@@ -22,6 +22,7 @@ pub mod loyalty_api;
 pub mod metrics;
 pub mod openapi;
 pub mod pipeline;
+pub mod rewards_api;
 pub mod routes;
 pub mod segment;
 

@@ -450,6 +450,7 @@ fn order_record(
         },
         lines,
         allow_total_only: true,
+        coupon: p.get("coupon").cloned(),
     };
     let opts = NormaliseOptions {
         offsetless: Offsetless::Utc,

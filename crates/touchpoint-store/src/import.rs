@@ -728,6 +728,7 @@ impl Writer {
             crate::facts::refresh_skus(uow, &written.changed_skus).await?;
         }
         crate::loyalty::on_orders(uow, &written.changes).await?;
+        crate::coupons::on_orders(uow, &written.changes).await?;
         for c in &written.changes {
             uow.emit(order_event(c));
         }

@@ -15,6 +15,7 @@
 
 pub mod analytics;
 pub mod clv;
+pub mod coupons;
 pub mod db;
 pub mod events;
 pub mod facts;
@@ -26,6 +27,7 @@ pub mod orders;
 pub mod outbox;
 pub mod predictions;
 pub mod reports;
+pub mod rewards;
 pub mod unit_of_work;
 mod writes;
 
@@ -94,6 +96,24 @@ pub enum StoreError {
         /// Seconds until the window ends.
         retry_after_secs: u64,
     },
+    /// A coupon gives nothing here; the refusal says why.
+    #[error("{0}")]
+    Coupon(touchpoint_core::coupons::Refusal),
+    /// A points-mall reward has no stock left.
+    #[error("this reward is out of stock")]
+    OutOfStock,
+    /// A reward cannot be redeemed here or now; the message says why.
+    #[error("{0}")]
+    RewardUnavailable(String),
+    /// The member redeemed this reward as many times as it allows.
+    #[error("this member redeemed this reward {limit} times, its limit per member")]
+    RewardLimitReached {
+        /// The limit.
+        limit: i64,
+    },
+    /// A hold that is no longer held (captured, released or lapsed).
+    #[error("{0}")]
+    HoldNotActive(String),
 }
 
 /// Which backend a store runs on.

@@ -1752,6 +1752,11 @@ impl Store {
         let (mut issued, mut expired) = (0, 0);
         for (kind, hour, up, down) in flows {
             let m = months.entry(month_of(hour, tz)).or_default();
+            if kind == "release" {
+                // Points of a released mall hold: a spend undone, not issued.
+                m.spent -= up;
+                continue;
+            }
             issued += up;
             m.issued += up;
             match kind.as_str() {
@@ -1868,4 +1873,73 @@ pub(crate) async fn on_merges(
         refresh_account(&mut c, kept).await?;
     }
     Ok(())
+}
+
+/// Give back the points of a spend (a released or lapsed points-mall hold),
+/// in the caller's unit of work: one `release` entry, keyed `release:KEY`,
+/// whose draws are negative and put the points back into the lots the spend
+/// drew from (`spend:KEY`), so that every lot's remaining stays its amount
+/// less its draws. Points of a lot that expired in the meantime are not
+/// given back (they would have expired unspent). Returns the points given
+/// back; 0 when the spend does not exist or was given back already.
+pub async fn return_spend_in(
+    uow: &mut UnitOfWork,
+    member: i64,
+    key: &str,
+    reference: &str,
+) -> Result<i64, StoreError> {
+    lock_account(uow, member).await?;
+    let release_key = format!("release:{key}");
+    if entry_by_key(&mut uow.conn(), &release_key).await?.is_some() {
+        return Ok(0);
+    }
+    let Some(spent) = entry_by_key(&mut uow.conn(), &format!("spend:{key}")).await? else {
+        return Ok(0);
+    };
+    let now = uow.now();
+    settle(uow, member, now, &mut ExpiryReport::default()).await?;
+    let draws = uow
+        .conn()
+        .fetch(
+            "SELECT d.lot_id, d.points FROM points_draws d JOIN points_lots l ON l.id = d.lot_id \
+             WHERE d.entry_id = $1 AND l.expired = 0 AND (l.expires_at IS NULL OR l.expires_at > $2) ORDER BY d.lot_id",
+            &[spent.id.into(), now.into()],
+            |r| Ok((r.i64(0)?, r.i64(1)?)),
+        )
+        .await?;
+    let points: i64 = draws.iter().map(|d| d.1).sum();
+    let entry = insert_entry(
+        uow,
+        member,
+        "release",
+        points,
+        "release",
+        reference,
+        spent.reference.as_deref(),
+        0,
+        None,
+        &release_key,
+    )
+    .await?
+    .ok_or_else(|| StoreError::Corrupt(format!("entry {release_key} appeared under the lock")))?;
+    let mut c = uow.conn();
+    for (lot, p) in &draws {
+        c.exec(
+            "INSERT INTO points_draws (entry_id, lot_id, points) VALUES ($1, $2, $3)",
+            &[entry.into(), (*lot).into(), (-*p).into()],
+        )
+        .await?;
+        c.exec(
+            "UPDATE points_lots SET remaining = remaining + $2 WHERE id = $1",
+            &[(*lot).into(), (*p).into()],
+        )
+        .await?;
+    }
+    refresh_account(&mut c, member).await?;
+    uow.emit(DomainEvent::PointsReturned {
+        member_id: member,
+        points,
+        reference: reference.to_string(),
+    });
+    Ok(points)
 }

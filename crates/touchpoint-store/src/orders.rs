@@ -317,6 +317,7 @@ pub(crate) async fn order_record_on(
         },
         lines,
         source_line: 0,
+        coupon_codes: Vec::new(),
     }))
 }
 

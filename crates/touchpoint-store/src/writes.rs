@@ -415,6 +415,10 @@ pub(crate) fn content_hash(r: &OrderRecord) -> i64 {
         h.int(l.unit_cost.map_or(i64::MIN, |m| m.minor()));
         h.int(l.discount.minor());
     }
+    // Only when present, so that orders without codes keep their hash.
+    for code in &r.coupon_codes {
+        h.bytes(code.as_bytes());
+    }
     h.0 as i64
 }
 

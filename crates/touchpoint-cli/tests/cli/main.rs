@@ -424,3 +424,109 @@ fn report_json_equals_the_api_body() {
         store.close().await;
     });
 }
+
+#[test]
+fn coupons_issued_from_a_csv_report_bad_rows_and_the_mall_redeems_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let orders = dir.path().join("o.csv");
+    std::fs::write(
+        &orders,
+        "channel,order_id,ordered_at,sku,quantity,unit_price,member_no\npos,A1,2025-03-01,S1,1,300.00,V1\npos,A2,2025-03-01,S1,1,10.00,V2\n",
+    )
+    .unwrap();
+    let out = touchpoint(
+        &db,
+        &[
+            "import",
+            "orders",
+            "--format",
+            "canonical",
+            orders.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = touchpoint(
+        &db,
+        &[
+            "coupons",
+            "create",
+            "Ten off",
+            "--kind",
+            "fixed",
+            "--amount",
+            "10.00",
+            "--min-spend",
+            "50.00",
+            "-o",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let list = dir.path().join("members.csv");
+    std::fs::write(&list, "member_id\nM-1\nnot-a-member\nM-2\n").unwrap();
+    let out = touchpoint(
+        &db,
+        &[
+            "coupons",
+            "issue",
+            "Ten off",
+            "--csv",
+            list.to_str().unwrap(),
+            "--key",
+            "spring",
+            "-o",
+            "json",
+        ],
+    );
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("members.csv: line 3: member_id \"not-a-member\""),
+        "{t}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["coupons"].as_array().unwrap().len(), 2, "{t}");
+    // The same key again issues nothing new.
+    let again = touchpoint(
+        &db,
+        &[
+            "coupons",
+            "issue",
+            "Ten off",
+            "--csv",
+            list.to_str().unwrap(),
+            "--key",
+            "spring",
+            "-o",
+            "json",
+        ],
+    );
+    let w: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(w["coupons"], v["coupons"]);
+    let code = v["coupons"][0]["code"].as_str().unwrap();
+    let out = touchpoint(
+        &db,
+        &[
+            "coupons", "redeem", code, "M-1", "--order", "X1", "--amount", "40.00",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("minimum spend"), "{}", text(&out));
+    let out = touchpoint(
+        &db,
+        &[
+            "coupons", "redeem", code, "M-1", "--order", "X1", "--amount", "60.00", "-o", "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = touchpoint(&db, &["members", "show", "M-1", "-o", "json"]);
+    let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(m["coupons"][0]["state"], "redeemed", "{}", text(&out));
+    let out = touchpoint(&db, &["coupons", "usage", "-o", "json"]);
+    let u: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (u[0]["issued"].as_i64(), u[0]["redeemed"].as_i64()),
+        (Some(2), Some(1))
+    );
+}

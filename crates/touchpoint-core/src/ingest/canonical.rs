@@ -29,7 +29,7 @@ pub const IDENTIFIER_COLUMNS: [&str; 5] = [
 ];
 
 /// Optional columns.
-pub const OPTIONAL_COLUMNS: [&str; 15] = [
+pub const OPTIONAL_COLUMNS: [&str; 16] = [
     "channel",
     "status",
     "paid_at",
@@ -45,6 +45,7 @@ pub const OPTIONAL_COLUMNS: [&str; 15] = [
     "gender",
     "birthday",
     "region",
+    "coupon",
 ];
 
 /// The accepted forms of `ordered_at` / `paid_at`.
@@ -564,6 +565,10 @@ fn build(group: Vec<CRow>, opts: &ReadOptions) -> Result<OrderRecord, Rejected> 
                 },
                 lines,
                 source_line: first.line,
+                coupon_codes: first
+                    .get("coupon")
+                    .map(crate::coupons::parse_codes)
+                    .unwrap_or_default(),
             };
             if refunded.is_none() && status == OrderStatus::Refunded {
                 order.refunded = order.gross_amount();

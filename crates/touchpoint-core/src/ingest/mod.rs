@@ -170,6 +170,9 @@ pub struct OrderRecord {
     pub lines: Vec<OrderLine>,
     /// 1-based line of the file where this order's first row is.
     pub source_line: u64,
+    /// Coupon codes the order used (canonical `coupon`, Shopify `Discount
+    /// Code`, the API's and Segment's `coupon`), normalised upper case.
+    pub coupon_codes: Vec<String>,
 }
 
 impl OrderRecord {

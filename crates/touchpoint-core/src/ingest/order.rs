@@ -115,6 +115,8 @@ pub struct OrderInput {
     /// Whether an order without lines becomes one line `order` worth the total
     /// (Segment events often carry only a total).
     pub allow_total_only: bool,
+    /// Coupon codes used: a string (codes separated by commas) or a list.
+    pub coupon: Option<Value>,
 }
 
 /// One problem with one field of an order sent as JSON.
@@ -417,6 +419,23 @@ pub fn normalise_order(
     } else {
         refunded
     };
+    let coupon_codes = match &input.coupon {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => crate::coupons::parse_codes(s),
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .flat_map(crate::coupons::parse_codes)
+            .collect(),
+        Some(v) => {
+            errs.0.push(FieldError {
+                field: "coupon".into(),
+                value: v.to_string(),
+                expected: "a coupon code or a list of codes".into(),
+            });
+            Vec::new()
+        }
+    };
     if !errs.0.is_empty() {
         return Err(OrderErrors(errs.0));
     }
@@ -440,6 +459,7 @@ pub fn normalise_order(
         },
         lines,
         source_line: 0,
+        coupon_codes,
     })
 }
 

@@ -156,6 +156,7 @@ struct Cols {
     shipping_phone: Option<usize>,
     phone: Option<usize>,
     refunded_amount: Option<usize>,
+    discount_code: Option<usize>,
 }
 
 /// Picks the order key (`Name`) of a row.
@@ -207,6 +208,7 @@ pub fn open<'a>(
         shipping_phone: c("Shipping Phone"),
         phone: c("Phone"),
         refunded_amount: c("Refunded Amount"),
+        discount_code: c("Discount Code"),
     };
     let name_idx = cols.name;
     let key: RowKey<'a> = Box::new(move |r: &RawRow| field(r, name_idx).map(str::to_string));
@@ -422,6 +424,9 @@ impl ShopifyReader<'_> {
             },
             lines,
             source_line: first.line,
+            coupon_codes: field(first, c.discount_code)
+                .map(crate::coupons::parse_codes)
+                .unwrap_or_default(),
         };
         if status == OrderStatus::Refunded && order.refunded == Money::ZERO {
             order.refunded = order.gross_amount();

@@ -378,6 +378,7 @@ impl TaobaoReader<'_> {
             },
             lines: vec![line],
             source_line: row.line,
+            coupon_codes: Vec::new(),
         })
     }
 }

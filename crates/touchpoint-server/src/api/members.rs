@@ -161,6 +161,11 @@ async fn member(
     v["predictions"] = serde_json::to_value(predictions).map_err(internal)?;
     // The points account: available, pending, tier, open lots, latest entries.
     v["points"] = serde_json::to_value(points).map_err(internal)?;
+    // Coupons and points-mall redemptions.
+    let coupons = state.store.member_coupons(m.id.get()).await?;
+    let redemptions = state.store.member_redemptions(m.id.get()).await?;
+    v["coupons"] = serde_json::to_value(coupons).map_err(internal)?;
+    v["reward_redemptions"] = serde_json::to_value(redemptions).map_err(internal)?;
     Ok(Json(v))
 }
 

@@ -131,6 +131,8 @@ struct OrderIn {
     customer: CustomerIn,
     #[serde(default)]
     lines: Vec<LineIn>,
+    #[serde(default)]
+    coupon: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -194,6 +196,7 @@ fn order_record(o: OrderIn, state: &AppState) -> Result<OrderRecord, ApiError> {
             })
             .collect(),
         allow_total_only: false,
+        coupon: o.coupon,
     };
     let opts = NormaliseOptions {
         offsetless: Offsetless::Local(state.config.business_tz),

@@ -13,4 +13,5 @@ mod ingest;
 mod loyalty;
 mod openapi;
 mod reports;
+mod rewards;
 mod shutdown;

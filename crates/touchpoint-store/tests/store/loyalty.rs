@@ -14,7 +14,7 @@ use touchpoint_store::{Store, StoreError};
 
 use crate::common::{backends, import, write, TestDb};
 
-const PROGRAM: &str = r#"
+pub(crate) const PROGRAM: &str = r#"
 name = "Test rewards"
 starts = "2025-01-01"
 pending_days = 0
@@ -24,14 +24,14 @@ refund_policy = "within_balance"
 points = 1
 "#;
 
-const HEADER: &str =
+pub(crate) const HEADER: &str =
     "channel,order_id,ordered_at,status,sku,brand,quantity,unit_price,refunded,member_no\n";
 
 async fn available(db: &TestDb, member: i64) -> i64 {
     db.store.points_balance(member, 10).await.unwrap().available
 }
 
-async fn member_of(db: &TestDb, member_no: &str) -> i64 {
+pub(crate) async fn member_of(db: &TestDb, member_no: &str) -> i64 {
     db.scalar(&format!(
         "SELECT member_id FROM identifiers WHERE kind = 'member_no' AND value = '{member_no}'"
     ))
@@ -39,7 +39,7 @@ async fn member_of(db: &TestDb, member_no: &str) -> i64 {
 }
 
 /// The ledger's invariants, for every member and lot.
-async fn assert_invariants(db: &TestDb, allow_negative: bool) {
+pub(crate) async fn assert_invariants(db: &TestDb, allow_negative: bool) {
     let bad_sum = db
         .rows(
             "SELECT CAST(a.member_id AS TEXT), CAST(a.available + a.pending AS TEXT), \
@@ -472,6 +472,7 @@ fn order(member_no: &str, id: &str, gross_minor: i64, refunded: i64) -> OrderRec
             discount: Money::from_minor(0),
         }],
         source_line: 1,
+        coupon_codes: Vec::new(),
     }
 }
 
