@@ -4,6 +4,7 @@ use anyhow::Result;
 mod clv;
 mod import;
 mod ingest;
+mod loyalty;
 mod reports;
 
 /// Benchmarks.
@@ -17,6 +18,8 @@ pub enum BenchCommand {
     Ingest(ingest::IngestArgs),
     /// Reports over a generated 1M-member brand (optionally against pandas).
     Reports(reports::BenchReportsArgs),
+    /// Points spends and code claims over HTTP (64 connections), then one hot member; checks the ledger.
+    Loyalty(loyalty::BenchLoyaltyArgs),
 }
 
 /// Run a benchmark.
@@ -29,5 +32,9 @@ pub fn run(cmd: BenchCommand, database: &str) -> Result<()> {
             .build()?
             .block_on(ingest::run(args, database)),
         BenchCommand::Reports(args) => reports::run(args),
+        BenchCommand::Loyalty(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(loyalty::run(args)),
     }
 }
