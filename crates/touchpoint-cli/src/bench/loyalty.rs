@@ -360,6 +360,7 @@ struct HotReq {
     outcome: String,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn hot_client(
     task: usize,
     addr: SocketAddr,
