@@ -7,10 +7,6 @@
 
 mod analytics_cmd;
 mod bench;
-mod bench_clv;
-mod bench_import;
-mod bench_ingest;
-mod bench_reports;
 mod clv_cmd;
 mod demo_cmd;
 mod import_cmd;

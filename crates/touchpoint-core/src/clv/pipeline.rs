@@ -780,7 +780,7 @@ impl Predictions {
                     for i in b * BLOCK..((b + 1) * BLOCK).min(n) {
                         write_id(&mut out, &ids[self.customer[i] as usize]);
                         out.push(b',');
-                        let _ = write!(out, "{}", self.frequency[i]);
+                        write_u32(&mut out, self.frequency[i]);
                         for v in [
                             self.recency[i],
                             self.t[i],
@@ -810,6 +810,21 @@ impl Predictions {
         serde_json::to_writer(&mut *w, &rows).map_err(std::io::Error::other)?;
         w.write_all(b"\n")
     }
+}
+
+/// Decimal digits of `v` (as `write!(out, "{v}")` writes them).
+fn write_u32(out: &mut Vec<u8>, mut v: u32) {
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
 }
 
 /// A CSV field, quoted when it holds a comma, quote or line break.
@@ -862,6 +877,11 @@ mod tests {
             expected_spend: vec![f64::NAN, 12.25, 3.0],
             clv: vec![f64::NAN, -0.0, 1e300],
         };
+        for v in [0u32, 7, 10, 99, 12_345, u32::MAX] {
+            let mut out = Vec::new();
+            write_u32(&mut out, v);
+            assert_eq!(out, v.to_string().into_bytes());
+        }
         let mut ours = Vec::new();
         p.write_csv(&ids, &mut ours).unwrap();
         let mut theirs = csv::Writer::from_writer(Vec::new());

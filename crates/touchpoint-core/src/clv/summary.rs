@@ -407,6 +407,22 @@ fn fields_fast(line: &[u8], cols: Columns) -> Option<[&[u8]; 3]> {
     None
 }
 
+/// Split a `customer_id,date,amount` line without quotes: the id up to the
+/// first comma, then the date (the comma after a 10-byte `YYYY-MM-DD` is
+/// looked at first), then the rest. A line with more fields gives an amount
+/// that does not parse, and goes through the general path.
+#[inline]
+fn fields_simple(line: &[u8]) -> Option<[&[u8]; 3]> {
+    let c1 = memchr::memchr(b',', line)?;
+    let rest = &line[c1 + 1..];
+    let c2 = if rest.len() > 10 && rest[10] == b',' {
+        10
+    } else {
+        memchr::memchr(b',', rest)?
+    };
+    Some([&line[..c1], &rest[..c2], &rest[c2 + 1..]])
+}
+
 struct LocalError {
     line_in_chunk: usize,
     field: &'static str,
@@ -471,6 +487,8 @@ struct Columns {
     date: usize,
     amount: usize,
     csv: bool,
+    /// The header is exactly `customer_id,date,amount` (in this order).
+    simple: bool,
 }
 
 /// Parse `text` into the output slices, which must hold at least one row
@@ -506,7 +524,12 @@ fn parse_chunk<'a, 'o>(
     for (n, raw) in lines.enumerate() {
         let line = raw.strip_suffix(b"\r").unwrap_or(raw);
         if cols.csv && !quoted {
-            if let Some([id, date, amount]) = fields_fast(line, cols) {
+            let split = if cols.simple {
+                fields_simple(line)
+            } else {
+                fields_fast(line, cols)
+            };
+            if let Some([id, date, amount]) = split {
                 let clean_id = matches!((id.first(), id.last()),
                     (Some(f), Some(l)) if !f.is_ascii_whitespace() && !l.is_ascii_whitespace());
                 if let (true, Some(day), Some(amount)) =
@@ -629,6 +652,8 @@ pub fn read_transactions(
                     date: find("date")?,
                     amount: find("amount")?,
                     csv: true,
+                    simple: names.len() == 3
+                        && (find("customer_id")?, find("date")?, find("amount")?) == (0, 1, 2),
                 },
                 (first_end + 1).min(bytes.len()),
             )
@@ -653,6 +678,7 @@ pub fn read_transactions(
                     date: 2,
                     amount: 4,
                     csv: false,
+                    simple: false,
                 }
             } else {
                 Columns {
@@ -660,6 +686,7 @@ pub fn read_transactions(
                     date: 1,
                     amount: 3,
                     csv: false,
+                    simple: false,
                 }
             };
             (
@@ -773,7 +800,10 @@ pub fn read_transactions(
         .map(|(c, fresh)| {
             fresh
                 .iter()
-                .map(|&l| String::from_utf8_lossy(c.ids[l]).into_owned())
+                .map(|&l| match std::str::from_utf8(c.ids[l]) {
+                    Ok(s) => s.to_owned(),
+                    Err(_) => String::from_utf8_lossy(c.ids[l]).into_owned(),
+                })
                 .collect::<Vec<_>>()
         })
         .collect::<Vec<_>>()
@@ -1227,6 +1257,27 @@ mod tests {
             .filter(|c| seen.insert(*c))
             .collect();
         assert_eq!(order, (0..1000).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn the_plain_layout_reads_like_the_general_one() {
+        // Header exactly customer_id,date,amount: the split by position, with
+        // compact dates, extra fields and short lines still handled.
+        let text =
+            b"customer_id,date,amount\nA,20240101,1.5\nB,2024-01-02,2,extra\nA,2024-01-03,3\n";
+        let log = read_transactions(text, TransactionFormat::Csv).unwrap();
+        assert_eq!(log.ids, vec!["A".to_string(), "B".to_string()]);
+        assert_eq!(log.customer, vec![0, 1, 0]);
+        assert_eq!(log.amount, vec![1.5, 2.0, 3.0]);
+        let d = |y, m, dd| epoch_day(NaiveDate::from_ymd_opt(y, m, dd).unwrap());
+        assert_eq!(log.day, vec![d(2024, 1, 1), d(2024, 1, 2), d(2024, 1, 3)]);
+        match read_transactions(
+            b"customer_id,date,amount\nA,2024-01-01\n",
+            TransactionFormat::Csv,
+        ) {
+            Err(ClvError::Parse { line, field, .. }) => assert_eq!((line, field), (2, "row")),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

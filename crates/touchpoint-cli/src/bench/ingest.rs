@@ -3,7 +3,8 @@
 //! Workers post Segment batches (or single events) of `track` events over
 //! loopback HTTP/1.1 keep-alive connections for a bounded time and report
 //! events per second and p50/p99 request latency. Every 200 means the events
-//! were committed (SQLite `synchronous=FULL`, PostgreSQL default `fsync`).
+//! were committed (SQLite WAL with `synchronous=NORMAL`, PostgreSQL default
+//! `fsync`).
 //! Without `--url` it starts the real server in this process on a fresh
 //! database (a temporary SQLite file, or `--database` when it names
 //! PostgreSQL). With `--retry`, a failed request is sent again with the same

@@ -1,0 +1,40 @@
+//! `touchpoint bench ...`
+use anyhow::Result;
+
+mod clv;
+mod import;
+mod ingest;
+mod loyalty;
+mod reports;
+
+/// Benchmarks.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Import 1M canonical order lines into SQLite (and PostgreSQL) next to the raw bulk loaders.
+    Import(import::BenchImportArgs),
+    /// CLV pipeline on synthetic data (optionally against Python lifetimes).
+    Clv(clv::BenchClvArgs),
+    /// Tracking ingest load test: events/s and p50/p99 latency, durable writes.
+    Ingest(ingest::IngestArgs),
+    /// Reports over a generated 1M-member brand (optionally against pandas).
+    Reports(reports::BenchReportsArgs),
+    /// Points spends and code claims over HTTP (64 connections), then one hot member; checks the ledger.
+    Loyalty(loyalty::BenchLoyaltyArgs),
+}
+
+/// Run a benchmark.
+pub fn run(cmd: BenchCommand, database: &str) -> Result<()> {
+    match cmd {
+        BenchCommand::Import(args) => import::run(args),
+        BenchCommand::Clv(args) => clv::run(args),
+        BenchCommand::Ingest(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(ingest::run(args, database)),
+        BenchCommand::Reports(args) => reports::run(args),
+        BenchCommand::Loyalty(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(loyalty::run(args)),
+    }
+}
