@@ -38,6 +38,8 @@ pub enum Kind {
     Summary,
     /// Loyalty points: issued, spent, expired, reversed per month; liability; breakage; tiers.
     Loyalty,
+    /// Acquisition cost: spend, new valid members, new paying customers, costs, CLV per channel, campaign and month.
+    Acquisition,
 }
 
 /// Output formats of reports.
@@ -217,6 +219,7 @@ impl Kind {
             Kind::Products => ReportKind::Products,
             Kind::Channels => ReportKind::Channels,
             Kind::Summary => ReportKind::Summary,
+            Kind::Acquisition => ReportKind::Acquisition,
             // Read from the points ledger by `touchpoint loyalty`'s report.
             Kind::Loyalty => return None,
         })
@@ -514,6 +517,7 @@ pub fn write_csv(out: &mut dyn Write, report: &Report) -> Result<()> {
                 w.write_record([k, v])?;
             }
         }
+        Report::Acquisition(r) => crate::acquisition_cmd::write_csv(&mut w, r)?,
     }
     w.flush()?;
     Ok(())
@@ -832,6 +836,7 @@ pub fn write_table(out: &mut dyn Write, report: &Report) -> Result<()> {
             }
         }
         Report::Summary(s) => write_summary(out, s)?,
+        Report::Acquisition(r) => crate::acquisition_cmd::write_table(out, r)?,
     }
     Ok(())
 }

@@ -188,6 +188,20 @@ pub enum DomainEvent {
         /// When, UTC ms.
         expires_at: i64,
     },
+    /// A day's marketing spend on a channel and campaign was recorded or
+    /// changed (`touchpoint import spend`, `POST /api/spend`).
+    SpendRecorded {
+        /// The day, `YYYY-MM-DD` in the business time zone.
+        date: String,
+        /// The channel.
+        channel: String,
+        /// The campaign (empty: the channel as a whole).
+        campaign: String,
+        /// The spend now, minor units.
+        spend: i64,
+        /// The spend before, minor units (None: a new row).
+        previous_spend: Option<i64>,
+    },
 }
 
 impl DomainEvent {
@@ -209,6 +223,7 @@ impl DomainEvent {
             DomainEvent::CodeClaimed { .. } => "code_claimed",
             DomainEvent::TierChanged { .. } => "tier_changed",
             DomainEvent::PointsExpiringSoon { .. } => "points_expiring_soon",
+            DomainEvent::SpendRecorded { .. } => "spend_recorded",
         }
     }
 
@@ -229,6 +244,7 @@ impl DomainEvent {
             DomainEvent::MemberMerged { kept, .. } => Some(*kept),
             DomainEvent::MemberSplit { from, .. } => Some(*from),
             DomainEvent::IdentifierShared { .. } => None,
+            DomainEvent::SpendRecorded { .. } => None,
             DomainEvent::EventTracked { member_id, .. } => *member_id,
         }
     }

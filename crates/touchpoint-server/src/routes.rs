@@ -107,6 +107,7 @@ pub fn all() -> Vec<Route> {
     v.extend(crate::ingest::routes());
     v.extend(crate::api::routes());
     v.extend(crate::loyalty_api::routes());
+    v.extend(crate::acquisition_api::routes());
     v
 }
 

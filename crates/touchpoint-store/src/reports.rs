@@ -35,11 +35,14 @@ pub enum ReportKind {
     Channels,
     /// Headline numbers of every report.
     Summary,
+    /// Spend, new valid members, new paying customers and their costs per
+    /// channel, campaign and month (docs/acquisition.md).
+    Acquisition,
 }
 
 impl ReportKind {
     /// Every kind, in documentation order.
-    pub const ALL: [ReportKind; 7] = [
+    pub const ALL: [ReportKind; 8] = [
         ReportKind::Rfm,
         ReportKind::Abc,
         ReportKind::Retention,
@@ -47,6 +50,7 @@ impl ReportKind {
         ReportKind::Products,
         ReportKind::Channels,
         ReportKind::Summary,
+        ReportKind::Acquisition,
     ];
 
     /// The name (`rfm`, `abc`, ...).
@@ -59,6 +63,7 @@ impl ReportKind {
             ReportKind::Products => "products",
             ReportKind::Channels => "channels",
             ReportKind::Summary => "summary",
+            ReportKind::Acquisition => "acquisition",
         }
     }
 
@@ -71,7 +76,7 @@ impl ReportKind {
                 ReportError::invalid(
                     "kind",
                     s,
-                    "one of rfm, abc, retention, cohorts, products, channels, summary",
+                    "one of rfm, abc, retention, cohorts, products, channels, summary, acquisition",
                 )
             })
     }
@@ -398,7 +403,18 @@ impl ReportRequest {
 
     /// Whether the report reads the per-member data set.
     pub fn needs_members(&self) -> bool {
-        self.kind != ReportKind::Products
+        self.kind != ReportKind::Products && self.kind != ReportKind::Acquisition
+    }
+
+    /// What the acquisition report covers: `from` (else `since`) to `to`
+    /// (else `as_of`), and `channel`; it ignores `brand`.
+    pub fn acquisition_filter(&self) -> crate::acquisition::AcquisitionFilter {
+        let f = &self.filters;
+        crate::acquisition::AcquisitionFilter {
+            from: f.from.or(f.since),
+            to: f.to.or(f.as_of),
+            channel: f.channel.clone(),
+        }
     }
 
     /// Whether the report reads the per-product data.
@@ -426,11 +442,15 @@ pub enum Report {
     Channels(an::ChannelReport),
     /// Summary.
     Summary(Box<an::SummaryReport>),
+    /// Acquisition.
+    Acquisition(Box<crate::acquisition::AcquisitionReport>),
 }
 
 /// Compute a report from loaded inputs (pure; the data sets a request needs
 /// are those of [`ReportRequest::needs_members`] and
-/// [`ReportRequest::needs_products`]).
+/// [`ReportRequest::needs_products`]). The acquisition report reads inputs
+/// of its own ([`Store::acquisition_data`]), which [`Store::report`] loads;
+/// here it is computed over none (no spend, no members).
 pub fn compute(req: &ReportRequest, data: &Dataset, pdata: &ProductData) -> Report {
     let o = &req.options;
     match req.kind {
@@ -443,12 +463,23 @@ pub fn compute(req: &ReportRequest, data: &Dataset, pdata: &ProductData) -> Repo
         ReportKind::Summary => {
             Report::Summary(Box::new(an::summary(data, pdata, &o.abc, &o.thresholds)))
         }
+        ReportKind::Acquisition => Report::Acquisition(Box::new(crate::acquisition::compute(
+            &crate::acquisition::AcquisitionData::default(),
+            &req.acquisition_filter(),
+            &req.time_zone,
+        ))),
     }
 }
 
 impl Store {
     /// Load the inputs of a report and compute it.
     pub async fn report(&self, req: &ReportRequest) -> Result<Report, StoreError> {
+        if req.kind == ReportKind::Acquisition {
+            let r = self
+                .acquisition_report(&req.acquisition_filter(), &req.time_zone)
+                .await?;
+            return Ok(Report::Acquisition(Box::new(r)));
+        }
         let scope = req.scope();
         let data = if req.needs_members() {
             self.member_dataset(&scope).await?

@@ -29,7 +29,7 @@ pub const IDENTIFIER_COLUMNS: [&str; 5] = [
 ];
 
 /// Optional columns.
-pub const OPTIONAL_COLUMNS: [&str; 15] = [
+pub const OPTIONAL_COLUMNS: [&str; 16] = [
     "channel",
     "status",
     "paid_at",
@@ -45,6 +45,7 @@ pub const OPTIONAL_COLUMNS: [&str; 15] = [
     "gender",
     "birthday",
     "region",
+    "campaign",
 ];
 
 /// The accepted forms of `ordered_at` / `paid_at`.
@@ -436,6 +437,19 @@ fn build(group: Vec<CRow>, opts: &ReadOptions) -> Result<OrderRecord, Rejected> 
         text(first.get("gender")),
         text(first.get("region")),
     );
+    let campaign = text(first.get("campaign"));
+    if let Some(c) = &campaign {
+        if c.chars().count() > super::spend::MAX_CAMPAIGN_LEN {
+            e.push(
+                "campaign",
+                c,
+                format!(
+                    "expected a campaign name of at most {} characters",
+                    super::spend::MAX_CAMPAIGN_LEN
+                ),
+            );
+        }
+    }
     if usable {
         errors.append(&mut e.list);
     }
@@ -563,6 +577,7 @@ fn build(group: Vec<CRow>, opts: &ReadOptions) -> Result<OrderRecord, Rejected> 
                     region: customer_fields.2,
                 },
                 lines,
+                campaign,
                 source_line: first.line,
             };
             if refunded.is_none() && status == OrderStatus::Refunded {

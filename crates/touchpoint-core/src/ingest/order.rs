@@ -439,6 +439,7 @@ pub fn normalise_order(
             ..Customer::default()
         },
         lines,
+        campaign: None,
         source_line: 0,
     })
 }

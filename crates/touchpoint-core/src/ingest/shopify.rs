@@ -421,6 +421,7 @@ impl ShopifyReader<'_> {
                 region,
             },
             lines,
+            campaign: None,
             source_line: first.line,
         };
         if status == OrderStatus::Refunded && order.refunded == Money::ZERO {
