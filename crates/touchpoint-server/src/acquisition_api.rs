@@ -7,7 +7,7 @@
 //! With an `Idempotency-Key` header (read by the shared
 //! [`crate::api::idempotency_key`]), the first answer is stored and a retry
 //! with the same key and body gets it again; the same key with another body
-//! is 409 `idempotency_conflict`. Rows are keyed by (date, channel,
+//! is 409 `idempotency_key_reused`. Rows are keyed by (date, channel,
 //! campaign), so a retry without a key changes nothing either.
 
 use axum::extract::State;

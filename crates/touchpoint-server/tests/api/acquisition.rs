@@ -63,7 +63,7 @@ async fn check(db: Db) {
         &SPEND.replace("600.00", "601.00"),
     )
     .await;
-    assert_error(&other, 409, "idempotency_conflict");
+    assert_error(&other, 409, "idempotency_key_reused");
     // Without a key, the keyed rows make a retry change nothing.
     let retry = post_spend(&app, &app.admin, None, SPEND).await;
     assert_eq!(
