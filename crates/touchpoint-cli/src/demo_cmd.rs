@@ -92,6 +92,7 @@ pub async fn run(args: DemoArgs, database: &str, settings: &Settings) -> Result<
             count(report.orders.rejected as i64)
         );
     }
+    import_demo_spend(&store, &config, &dir).await?;
     let o = store.overview().await?;
     let total_orders: i64 = o.channels.iter().map(|c| c.orders).sum();
     let total_revenue: i64 = o.channels.iter().map(|c| c.net_revenue).sum();
@@ -151,4 +152,34 @@ pub async fn run(args: DemoArgs, database: &str, settings: &Settings) -> Result<
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Write the demo's marketing spend (every channel, every day of the order
+/// history, and the 6.18 and 11.11 promotions) and import it like
+/// `touchpoint import spend`, so that `touchpoint report acquisition` has data.
+async fn import_demo_spend(
+    store: &touchpoint_store::Store,
+    config: &DemoConfig,
+    dir: &std::path::Path,
+) -> Result<()> {
+    let path = dir.join("spend.csv");
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?,
+    );
+    demo::spend::write_spend(&mut file, config.start, config.end)?;
+    std::io::Write::flush(&mut file)?;
+    drop(file);
+    let r = crate::acquisition_cmd::import_file(store, &path, None).await?;
+    println!(
+        "  {:<8} {:<14} {:<10} spend rows: {} new, {} updated, {} unchanged, {} rejected (touchpoint report acquisition)",
+        "ads",
+        "spend.csv",
+        "spend",
+        count(r.report.inserted as i64),
+        count(r.report.updated as i64),
+        count(r.report.unchanged as i64),
+        count(r.report.rejected as i64)
+    );
+    Ok(())
 }

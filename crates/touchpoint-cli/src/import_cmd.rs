@@ -23,6 +23,8 @@ use crate::Settings;
 pub enum ImportCommand {
     /// Import order exports (one or more files of one format and channel).
     Orders(OrdersArgs),
+    /// Import marketing spend per day, channel and campaign (docs/acquisition.md).
+    Spend(crate::acquisition_cmd::SpendArgs),
 }
 
 /// Input formats on the command line.
@@ -101,7 +103,12 @@ pub fn options(
 
 /// Run an import command.
 pub async fn run(cmd: ImportCommand, database: &str, settings: &Settings) -> Result<ExitCode> {
-    let ImportCommand::Orders(args) = cmd;
+    let args = match cmd {
+        ImportCommand::Orders(args) => args,
+        ImportCommand::Spend(args) => {
+            return crate::acquisition_cmd::import_spend(args, database, settings).await
+        }
+    };
     let (format, detected) = match args.format {
         Some(FormatArg::Canonical) => (InputFormat::Canonical, false),
         Some(FormatArg::Shopify) => (InputFormat::Shopify, false),

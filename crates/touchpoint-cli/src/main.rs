@@ -5,6 +5,7 @@
 //! `--format` always names an input format and `--output`/`-o` an output
 //! format. Exit status: 0 success, 1 failure, 2 some input rows rejected.
 
+mod acquisition_cmd;
 mod analytics_cmd;
 mod bench;
 mod clv_cmd;

@@ -40,6 +40,8 @@ pub enum Kind {
     Loyalty,
     /// A period (--from/--to, default the last 30 days) against the previous one; sales per day.
     Overview,
+    /// Acquisition cost: spend, new valid members, new paying customers, costs, CLV per channel, campaign and month.
+    Acquisition,
 }
 
 /// Output formats of reports.
@@ -220,6 +222,7 @@ impl Kind {
             Kind::Channels => ReportKind::Channels,
             Kind::Summary => ReportKind::Summary,
             Kind::Overview => ReportKind::Overview,
+            Kind::Acquisition => ReportKind::Acquisition,
             // Read from the points ledger by `touchpoint loyalty`'s report.
             Kind::Loyalty => return None,
         })
@@ -527,6 +530,7 @@ pub fn write_csv(out: &mut dyn Write, report: &Report) -> Result<()> {
                 w.write_record([k, v])?;
             }
         }
+        Report::Acquisition(r) => crate::acquisition_cmd::write_csv(&mut w, r)?,
     }
     w.flush()?;
     Ok(())
@@ -845,6 +849,7 @@ pub fn write_table(out: &mut dyn Write, report: &Report) -> Result<()> {
             }
         }
         Report::Summary(s) => write_summary(out, s)?,
+        Report::Acquisition(r) => crate::acquisition_cmd::write_table(out, r)?,
         Report::Overview(o) => write_overview(out, o)?,
     }
     Ok(())

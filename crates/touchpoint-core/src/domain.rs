@@ -232,6 +232,20 @@ pub enum DomainEvent {
         /// True when a refund gave the coupon back.
         returned: bool,
     },
+    /// A day's marketing spend on a channel and campaign was recorded or
+    /// changed (`touchpoint import spend`, `POST /api/spend`).
+    SpendRecorded {
+        /// The day, `YYYY-MM-DD` in the business time zone.
+        date: String,
+        /// The channel.
+        channel: String,
+        /// The campaign (empty: the channel as a whole).
+        campaign: String,
+        /// The spend now, minor units.
+        spend: i64,
+        /// The spend before, minor units (None: a new row).
+        previous_spend: Option<i64>,
+    },
 }
 
 impl DomainEvent {
@@ -257,6 +271,7 @@ impl DomainEvent {
             DomainEvent::RewardRedemption { .. } => "reward_redemption",
             DomainEvent::CouponIssued { .. } => "coupon_issued",
             DomainEvent::CouponRedeemed { .. } => "coupon_redeemed",
+            DomainEvent::SpendRecorded { .. } => "spend_recorded",
         }
     }
 
@@ -281,6 +296,7 @@ impl DomainEvent {
             DomainEvent::MemberMerged { kept, .. } => Some(*kept),
             DomainEvent::MemberSplit { from, .. } => Some(*from),
             DomainEvent::IdentifierShared { .. } => None,
+            DomainEvent::SpendRecorded { .. } => None,
             DomainEvent::EventTracked { member_id, .. } => *member_id,
         }
     }

@@ -13,6 +13,7 @@
 //! cause chain.
 #![warn(missing_docs)]
 
+pub mod acquisition_api;
 pub mod api;
 pub mod auth;
 pub mod dashboard;

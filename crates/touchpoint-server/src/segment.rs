@@ -248,6 +248,20 @@ pub fn prepare(mut ev: Map<String, Value>, kind: Option<&str>, cx: &RequestCx<'_
         }
     }
     let ip = str_field(context.get("ip"));
+    // The campaign (`context.campaign`, UTM parameters): kept in columns for
+    // first-touch attribution (docs/acquisition.md).
+    let campaign_of = |k: &str| {
+        obj(&context, "campaign")
+            .and_then(|c| str_field(c.get(k)))
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let campaign = campaign_of("name").map(|c| {
+        c.chars()
+            .take(touchpoint_core::ingest::spend::MAX_CAMPAIGN_LEN)
+            .collect()
+    });
+    let campaign_source = campaign_of("source").map(|s| s.to_lowercase());
 
     // Time: the client's timestamp corrected by the skew between its clock and ours.
     let client_ts =
@@ -377,6 +391,8 @@ pub fn prepare(mut ev: Map<String, Value>, kind: Option<&str>, cx: &RequestCx<'_
             received_at: received.timestamp_millis(),
             ip,
             payload: Value::Object(ev).to_string(),
+            campaign,
+            campaign_source,
         },
         action,
     }))

@@ -43,6 +43,12 @@ pub struct NewEvent {
     pub ip: Option<String>,
     /// The normalised event, JSON.
     pub payload: String,
+    /// The campaign it came from (Segment `context.campaign.name`), for
+    /// first-touch attribution (docs/acquisition.md).
+    pub campaign: Option<String>,
+    /// The campaign's source (`context.campaign.source`, the utm_source),
+    /// lower-cased: the channel the campaign ran on.
+    pub campaign_source: Option<String>,
 }
 
 /// An event refused, with why.
@@ -378,15 +384,17 @@ pub async fn write_events_in(
                 e.received_at.into(),
                 e.ip.clone().into(),
                 e.payload.as_str().into(),
+                e.campaign.clone().into(),
+                e.campaign_source.clone().into(),
             ]);
         } else {
             counts.duplicates += 1;
         }
     }
     c.insert_many(
-        "INSERT INTO events (source, message_id, type, name, user_id, anon_key, occurred_at, received_at, ip, payload)",
+        "INSERT INTO events (source, message_id, type, name, user_id, anon_key, occurred_at, received_at, ip, payload, campaign, campaign_source)",
         "",
-        10,
+        12,
         &vals,
     )
     .await?;
@@ -436,6 +444,8 @@ mod tests {
             received_at,
             ip: None,
             payload: "{}".into(),
+            campaign: None,
+            campaign_source: None,
         }
     }
 

@@ -13,6 +13,7 @@
 //! unknown member) have their own variants with a message that says what to do.
 #![warn(missing_docs)]
 
+pub mod acquisition;
 pub mod analytics;
 pub mod clv;
 pub mod coupons;

@@ -239,9 +239,9 @@ pub(crate) async fn order_record_on(
     order_id: &str,
 ) -> Result<Option<OrderRecord>, StoreError> {
     let key = [Val::from(channel), order_id.into()];
-    let Some((status, ordered_at, paid_at, currency, discount, refunded, nodes)) = c
+    let Some((status, ordered_at, paid_at, currency, discount, refunded, nodes, campaign)) = c
         .fetch_opt(
-            "SELECT status, ordered_at, paid_at, currency, order_discount, refunded_amount, identifier_ids \
+            "SELECT status, ordered_at, paid_at, currency, order_discount, refunded_amount, identifier_ids, campaign \
              FROM orders WHERE channel = $1 AND order_id = $2",
             &key,
             |r| {
@@ -253,6 +253,7 @@ pub(crate) async fn order_record_on(
                     r.i64(4)?,
                     r.i64(5)?,
                     r.text(6)?,
+                    r.opt_text(7)?,
                 ))
             },
         )
@@ -316,6 +317,7 @@ pub(crate) async fn order_record_on(
             ..Customer::default()
         },
         lines,
+        campaign,
         source_line: 0,
         coupon_codes: Vec::new(),
     }))

@@ -38,11 +38,14 @@ pub enum ReportKind {
     /// A period against the previous one: headline numbers, net revenue per
     /// day and channel, per brand (the dashboard's overview).
     Overview,
+    /// Spend, new valid members, new paying customers and their costs per
+    /// channel, campaign and month (docs/acquisition.md).
+    Acquisition,
 }
 
 impl ReportKind {
     /// Every kind, in documentation order.
-    pub const ALL: [ReportKind; 8] = [
+    pub const ALL: [ReportKind; 9] = [
         ReportKind::Rfm,
         ReportKind::Abc,
         ReportKind::Retention,
@@ -51,6 +54,7 @@ impl ReportKind {
         ReportKind::Channels,
         ReportKind::Summary,
         ReportKind::Overview,
+        ReportKind::Acquisition,
     ];
 
     /// The name (`rfm`, `abc`, ...).
@@ -64,6 +68,7 @@ impl ReportKind {
             ReportKind::Channels => "channels",
             ReportKind::Summary => "summary",
             ReportKind::Overview => "overview",
+            ReportKind::Acquisition => "acquisition",
         }
     }
 
@@ -76,7 +81,7 @@ impl ReportKind {
                 ReportError::invalid(
                     "kind",
                     s,
-                    "one of rfm, abc, retention, cohorts, products, channels, summary, overview",
+                    "one of rfm, abc, retention, cohorts, products, channels, summary, overview, acquisition",
                 )
             })
     }
@@ -425,7 +430,18 @@ impl ReportRequest {
 
     /// Whether the report reads the per-member data set.
     pub fn needs_members(&self) -> bool {
-        self.kind != ReportKind::Products
+        self.kind != ReportKind::Products && self.kind != ReportKind::Acquisition
+    }
+
+    /// What the acquisition report covers: `from` (else `since`) to `to`
+    /// (else `as_of`), and `channel`; it ignores `brand`.
+    pub fn acquisition_filter(&self) -> crate::acquisition::AcquisitionFilter {
+        let f = &self.filters;
+        crate::acquisition::AcquisitionFilter {
+            from: f.from.or(f.since),
+            to: f.to.or(f.as_of),
+            channel: f.channel.clone(),
+        }
     }
 
     /// Whether the report reads the per-product data.
@@ -455,11 +471,15 @@ pub enum Report {
     Summary(Box<an::SummaryReport>),
     /// Overview.
     Overview(Box<an::OverviewReport>),
+    /// Acquisition.
+    Acquisition(Box<crate::acquisition::AcquisitionReport>),
 }
 
 /// Compute a report from loaded inputs (pure; the data sets a request needs
 /// are those of [`ReportRequest::needs_members`] and
-/// [`ReportRequest::needs_products`]).
+/// [`ReportRequest::needs_products`]). The acquisition report reads inputs
+/// of its own ([`Store::acquisition_data`]), which [`Store::report`] loads;
+/// here it is computed over none (no spend, no members).
 pub fn compute(req: &ReportRequest, data: &Dataset, pdata: &ProductData) -> Report {
     let o = &req.options;
     match req.kind {
@@ -481,12 +501,23 @@ pub fn compute(req: &ReportRequest, data: &Dataset, pdata: &ProductData) -> Repo
                 o.thresholds.annual_return_target,
             )))
         }
+        ReportKind::Acquisition => Report::Acquisition(Box::new(crate::acquisition::compute(
+            &crate::acquisition::AcquisitionData::default(),
+            &req.acquisition_filter(),
+            &req.time_zone,
+        ))),
     }
 }
 
 impl Store {
     /// Load the inputs of a report and compute it.
     pub async fn report(&self, req: &ReportRequest) -> Result<Report, StoreError> {
+        if req.kind == ReportKind::Acquisition {
+            let r = self
+                .acquisition_report(&req.acquisition_filter(), &req.time_zone)
+                .await?;
+            return Ok(Report::Acquisition(Box::new(r)));
+        }
         let scope = req.scope();
         if req.kind == ReportKind::Overview {
             return self.overview_report(req, &scope).await;

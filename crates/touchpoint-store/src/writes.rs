@@ -405,6 +405,12 @@ pub(crate) fn content_hash(r: &OrderRecord) -> i64 {
     h.opt(c.gender.as_deref());
     h.opt(c.birthday.map(|d| d.to_string()).as_deref());
     h.opt(c.region.as_deref());
+    // Only when given, so that the hashes of orders without one stay as
+    // they were before orders had campaigns.
+    if let Some(campaign) = &r.campaign {
+        h.bytes(b"campaign");
+        h.bytes(campaign.as_bytes());
+    }
     for l in &r.lines {
         h.bytes(l.sku.as_bytes());
         h.opt(l.product_name.as_deref());
@@ -731,6 +737,7 @@ pub(crate) async fn write_orders(
             content_hash(r).into(),
             now.into(),
             now.into(),
+            r.campaign.clone().into(),
         ]);
         for (n, l) in r.lines.iter().enumerate() {
             line_vals.extend([
@@ -765,13 +772,14 @@ pub(crate) async fn write_orders(
         .await?;
     }
     conn.insert_many(
-        "INSERT INTO orders (channel, order_id, member_id, status, ordered_at, paid_at, currency, gross_amount, order_discount, refunded_amount, line_count, identifier_ids, content_hash, created_at, updated_at)",
+        "INSERT INTO orders (channel, order_id, member_id, status, ordered_at, paid_at, currency, gross_amount, order_discount, refunded_amount, line_count, identifier_ids, content_hash, created_at, updated_at, campaign)",
         "ON CONFLICT (channel, order_id) DO UPDATE SET member_id = excluded.member_id, status = excluded.status, \
          ordered_at = excluded.ordered_at, paid_at = excluded.paid_at, currency = excluded.currency, \
          gross_amount = excluded.gross_amount, order_discount = excluded.order_discount, \
          refunded_amount = excluded.refunded_amount, line_count = excluded.line_count, \
-         identifier_ids = excluded.identifier_ids, content_hash = excluded.content_hash, updated_at = excluded.updated_at",
-        15,
+         identifier_ids = excluded.identifier_ids, content_hash = excluded.content_hash, updated_at = excluded.updated_at, \
+         campaign = COALESCE(excluded.campaign, orders.campaign)",
+        16,
         &order_vals,
     )
     .await?;

@@ -213,6 +213,8 @@ fn seed_order(member_no: &str, points: i64, at: chrono::DateTime<Utc>) -> Result
         currency: Currency::parse("CNY").map_err(|e| anyhow::anyhow!("{e}"))?,
         order_discount: Money::from_minor(0),
         refunded: Money::from_minor(0),
+        campaign: None,
+        coupon_codes: Vec::new(),
         customer: Customer {
             identifiers: vec![Identifier::from_stored(
                 IdentifierKind::MemberNo,

@@ -352,7 +352,7 @@ fn report_json_equals_the_api_body() {
     let db = dir.path().join("t.db");
     let out = touchpoint(&db, &["demo", "--members", "300"]);
     assert!(out.status.success(), "{}", text(&out));
-    let cases: [(&[&str], &str); 3] = [
+    let cases: [(&[&str], &str); 4] = [
         (&["rfm", "--channel", "tmall"], "rfm?channel=tmall"),
         (
             &["abc", "--channel-fee", "tmall=0.05,jd=0.04", "--members"],
@@ -370,6 +370,10 @@ fn report_json_equals_the_api_body() {
             ],
             "cohorts?by=channel&from=2024-03-01&to=2024-12-31",
         ),
+        (
+            &["acquisition", "--channel", "tmall", "--from", "2025-01-01"],
+            "acquisition?channel=tmall&from=2025-01-01",
+        ),
     ];
     let mut cli = Vec::new();
     for (args, _) in &cases {
@@ -382,6 +386,13 @@ fn report_json_equals_the_api_body() {
         cli.push(v);
     }
     assert!(cli[0]["members"].as_u64().unwrap() > 0, "{}", cli[0]);
+    // The demo's spend file was imported: the acquisition report has data.
+    assert!(cli[3]["total"]["spend"].as_i64().unwrap() > 0, "{}", cli[3]);
+    assert!(
+        cli[3]["total"]["new_valid_members"].as_i64().unwrap() > 0,
+        "{}",
+        cli[3]
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         use http_body_util::BodyExt;
@@ -529,4 +540,33 @@ fn coupons_issued_from_a_csv_report_bad_rows_and_the_mall_redeems_them() {
         (u[0]["issued"].as_i64(), u[0]["redeemed"].as_i64()),
         (Some(2), Some(1))
     );
+}
+
+#[test]
+fn import_spend_reports_bad_rows_with_file_and_line_and_exit_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let file = dir.path().join("spend.csv");
+    std::fs::write(
+        &file,
+        "date,channel,campaign,pricing_model,spend,impressions,clicks,conversions\n\
+         2025-11-01,douyin,live,CPM,1200.50,300000,4200,35\n\
+         2025-11-02,douyin,live,CPM,12.345,1,1,1\n",
+    )
+    .unwrap();
+    let out = touchpoint(&db, &["import", "spend", &file.display().to_string()]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    assert!(t.contains("1 inserted") && t.contains("1 rejected"), "{t}");
+    assert!(
+        t.contains(&format!(
+            "{}: line 3, column \"spend\", value \"12.345\"",
+            file.display()
+        )),
+        "{t}"
+    );
+    let out = touchpoint(&db, &["report", "acquisition", "-o", "csv"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("campaign,douyin,live,2025-11,120050,"), "{t}");
 }

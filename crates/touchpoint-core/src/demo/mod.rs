@@ -42,6 +42,7 @@
 //!   canonical order; the JSONL file omits empty fields.
 
 mod data;
+pub mod spend;
 mod write;
 
 use std::path::{Path, PathBuf};

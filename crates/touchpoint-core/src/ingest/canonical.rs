@@ -29,7 +29,7 @@ pub const IDENTIFIER_COLUMNS: [&str; 5] = [
 ];
 
 /// Optional columns.
-pub const OPTIONAL_COLUMNS: [&str; 16] = [
+pub const OPTIONAL_COLUMNS: [&str; 17] = [
     "channel",
     "status",
     "paid_at",
@@ -46,6 +46,7 @@ pub const OPTIONAL_COLUMNS: [&str; 16] = [
     "birthday",
     "region",
     "coupon",
+    "campaign",
 ];
 
 /// The accepted forms of `ordered_at` / `paid_at`.
@@ -437,6 +438,19 @@ fn build(group: Vec<CRow>, opts: &ReadOptions) -> Result<OrderRecord, Rejected> 
         text(first.get("gender")),
         text(first.get("region")),
     );
+    let campaign = text(first.get("campaign"));
+    if let Some(c) = &campaign {
+        if c.chars().count() > super::spend::MAX_CAMPAIGN_LEN {
+            e.push(
+                "campaign",
+                c,
+                format!(
+                    "expected a campaign name of at most {} characters",
+                    super::spend::MAX_CAMPAIGN_LEN
+                ),
+            );
+        }
+    }
     if usable {
         errors.append(&mut e.list);
     }
@@ -564,6 +578,7 @@ fn build(group: Vec<CRow>, opts: &ReadOptions) -> Result<OrderRecord, Rejected> 
                     region: customer_fields.2,
                 },
                 lines,
+                campaign,
                 source_line: first.line,
                 coupon_codes: first
                     .get("coupon")

@@ -168,6 +168,10 @@ pub struct OrderRecord {
     pub customer: Customer,
     /// The lines, at least one.
     pub lines: Vec<OrderLine>,
+    /// The marketing campaign the order came from, if the file says
+    /// (canonical `campaign` column); read by the acquisition report's
+    /// first-touch attribution (docs/acquisition.md).
+    pub campaign: Option<String>,
     /// 1-based line of the file where this order's first row is.
     pub source_line: u64,
     /// Coupon codes the order used (canonical `coupon`, Shopify `Discount
@@ -292,6 +296,7 @@ mod common;
 mod detect;
 pub mod order;
 pub mod shopify;
+pub mod spend;
 pub mod taobao;
 
 pub use common::detect_encoding;

@@ -458,6 +458,7 @@ pub fn normalise_order(
             ..Customer::default()
         },
         lines,
+        campaign: None,
         source_line: 0,
         coupon_codes,
     })

@@ -423,6 +423,7 @@ impl ShopifyReader<'_> {
                 region,
             },
             lines,
+            campaign: None,
             source_line: first.line,
             coupon_codes: field(first, c.discount_code)
                 .map(crate::coupons::parse_codes)

@@ -377,6 +377,7 @@ impl TaobaoReader<'_> {
                     .map(str::to_string),
             },
             lines: vec![line],
+            campaign: None,
             source_line: row.line,
             coupon_codes: Vec::new(),
         })

@@ -20,10 +20,10 @@ pub(crate) fn routes() -> Vec<Route> {
             path: "/api/reports/{kind}",
             tag: "reports",
             summary: "A customer value report (the JSON of `touchpoint report KIND -o json`)",
-            description: "Kinds: rfm, abc, retention, cohorts, products, channels, summary, overview (a period against the previous one: from/to are the period, default the last 30 days). The query parameters are the CLI's flags with `_` for `-`; each kind reads the options it uses and ignores the others. Dates are days of the server's business time zone. Definitions: docs/metrics.md.",
+            description: "Kinds: rfm, abc, retention, cohorts, products, channels, summary, overview (a period against the previous one: from/to are the period, default the last 30 days), acquisition (spend and cost per new valid member and paying customer; docs/acquisition.md). The query parameters are the CLI's flags with `_` for `-`; each kind reads the options it uses and ignores the others. Dates are days of the server's business time zone. Definitions: docs/metrics.md.",
             access: Access::Reader,
             params: vec![
-                param("kind", In::Path, "string", true, "rfm, abc, retention, cohorts, products, channels, summary or overview"),
+                param("kind", In::Path, "string", true, "rfm, abc, retention, cohorts, products, channels, summary, overview or acquisition"),
                 param("as_of", In::Query, "string", false, "last day included, YYYY-MM-DD (default the day of the last order)"),
                 param("channel", In::Query, "string", false, "only orders of this channel"),
                 param("brand", In::Query, "string", false, "only order lines of products of this brand"),

@@ -3,6 +3,7 @@
 //! over HTTP (and by the real Segment and RudderStack libraries in `clients`).
 //! One test binary for the whole crate.
 
+mod acquisition;
 mod api;
 mod clients;
 mod dashboard;

@@ -471,6 +471,7 @@ fn order(member_no: &str, id: &str, gross_minor: i64, refunded: i64) -> OrderRec
             unit_cost: None,
             discount: Money::from_minor(0),
         }],
+        campaign: None,
         source_line: 1,
         coupon_codes: Vec::new(),
     }

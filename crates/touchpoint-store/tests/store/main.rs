@@ -1,6 +1,7 @@
 //! Store integration tests: one binary, run on SQLite always and on PostgreSQL
 //! when `TOUCHPOINT_TEST_POSTGRES_URL` is set (each test gets a fresh database).
 
+mod acquisition;
 mod analytics;
 mod bad_input;
 mod clv;

@@ -54,6 +54,7 @@ fn order(channel: &str, id: &str, phone: &str, day: i64, price: i64, brand: &str
                 discount: Money::ZERO,
             },
         ],
+        campaign: None,
         source_line: 0,
         coupon_codes: Vec::new(),
     }
