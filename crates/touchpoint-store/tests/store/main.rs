@@ -8,4 +8,5 @@ mod common;
 mod import;
 mod loyalty;
 mod members;
+mod tiers;
 mod write_path;
