@@ -513,7 +513,10 @@ impl Program {
     /// The tier qualified by `figure` in the window (points earned or net
     /// spend, by [`Program::tier_basis`]); None: below the lowest.
     pub fn tier_for(&self, figure: i64) -> Option<&Tier> {
-        self.tiers.iter().rev().find(|t| figure >= self.threshold(t))
+        self.tiers
+            .iter()
+            .rev()
+            .find(|t| figure >= self.threshold(t))
     }
 
     /// A tier's threshold under the program's basis.
@@ -975,7 +978,10 @@ multiplier_percent = 150
         let mut p = program();
         let reached = day(2025, 3, 10) + 3_600_000;
         // Default: 12 months after reaching the tier, to the hour.
-        assert_eq!(p.tier_review_after(reached), Some(day(2026, 3, 10) + 3_600_000));
+        assert_eq!(
+            p.tier_review_after(reached),
+            Some(day(2026, 3, 10) + 3_600_000)
+        );
         // With a calendar day: the first 1 January after those 12 months.
         p.tier_review_date = Some("01-01".into());
         assert_eq!(p.tier_review_after(reached), Some(day(2027, 1, 1)));
@@ -992,7 +998,10 @@ multiplier_percent = 150
         );
         assert!(Program::parse(&format!("tier_review_date = \"02-29\"\n{EXAMPLE}")).is_err());
         assert!(Program::parse(&format!("tier_review_date = \"12-31\"\n{EXAMPLE}")).is_ok());
-        assert!(Program::parse(&format!("tier_window_days = 10\ntier_window_months = 1\n{EXAMPLE}")).is_err());
+        assert!(Program::parse(&format!(
+            "tier_window_days = 10\ntier_window_months = 1\n{EXAMPLE}"
+        ))
+        .is_err());
     }
 
     #[test]
@@ -1008,13 +1017,22 @@ multiplier_percent = 150
         let name = |t: Option<&Tier>| t.map(|t| t.name.clone());
         // Still qualified: kept; more than qualified: raised.
         assert_eq!(name(p.review_tier(Some("Gold"), 1200)), Some("Gold".into()));
-        assert_eq!(name(p.review_tier(Some("Gold"), 6000)), Some("Platinum".into()));
+        assert_eq!(
+            name(p.review_tier(Some("Gold"), 6000)),
+            Some("Platinum".into())
+        );
         // Below: one level down whatever the figure, or to the qualified tier.
-        assert_eq!(name(p.review_tier(Some("Platinum"), 0)), Some("Gold".into()));
+        assert_eq!(
+            name(p.review_tier(Some("Platinum"), 0)),
+            Some("Gold".into())
+        );
         assert_eq!(name(p.review_tier(Some("Silver"), 0)), None);
         p.tier_downgrade = TierDowngrade::ToQualified;
         assert_eq!(name(p.review_tier(Some("Platinum"), 0)), None);
-        assert_eq!(name(p.review_tier(Some("Platinum"), 150)), Some("Silver".into()));
+        assert_eq!(
+            name(p.review_tier(Some("Platinum"), 150)),
+            Some("Silver".into())
+        );
         // Net spend uses min_spend.
         let spend = Program::parse(
             "name = \"x\"\nstarts = \"2025-01-01\"\ntier_basis = \"net_spend\"\n[[tiers]]\nname = \"A\"\nmin_spend = 100\n[[tiers]]\nname = \"B\"\nmin_spend = 500\n",

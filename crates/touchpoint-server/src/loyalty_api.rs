@@ -382,7 +382,8 @@ async fn create_batch(
     if let Some(r) = idem.replay(&state).await? {
         return Ok(r);
     }
-    let input: BatchIn = idem.json("a batch `{name, count, points, sku, expires_at, pending_days}`")?;
+    let input: BatchIn =
+        idem.json("a batch `{name, count, points, sku, expires_at, pending_days}`")?;
     let prefix = input
         .url_prefix
         .unwrap_or_else(|| "https://touchpoint.example/c/".into());
@@ -489,7 +490,8 @@ async fn claim(
     if let Some(r) = idem.replay(&state).await? {
         return Ok(r);
     }
-    let input: ClaimIn = idem.json("a claim `{code, member_id | phone | email | wechat_unionid}`")?;
+    let input: ClaimIn =
+        idem.json("a claim `{code, member_id | phone | email | wechat_unionid}`")?;
     let bad = |m: String| ApiError::InvalidRequest(m);
     let person = match (
         &input.member_id,

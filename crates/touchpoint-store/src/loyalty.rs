@@ -834,19 +834,16 @@ async fn tier_figure(
         }
     };
     Ok(conn
-        .fetch_opt(sql, &[member.into(), since.into(), at.into()], |r| {
-            r.i64(0)
-        })
+        .fetch_opt(sql, &[member.into(), since.into(), at.into()], |r| r.i64(0))
         .await?
         .unwrap_or(0))
 }
 
 fn figure_text(p: &Program, figure: i64) -> String {
     match p.tier_basis {
-        rules::TierBasis::PointsEarned => format!(
-            "{figure} points earned in {}",
-            p.tier_window_text()
-        ),
+        rules::TierBasis::PointsEarned => {
+            format!("{figure} points earned in {}", p.tier_window_text())
+        }
         rules::TierBasis::NetSpend => format!(
             "net spend {figure} (minor units) in {}",
             p.tier_window_text()
@@ -969,8 +966,7 @@ async fn review_member(
         let Some((Some(tier), since, review_at)) = row else {
             return Ok(());
         };
-        let Some(review_at) =
-            review_at.or_else(|| p.tier_review_after(since.unwrap_or(as_of)))
+        let Some(review_at) = review_at.or_else(|| p.tier_review_after(since.unwrap_or(as_of)))
         else {
             return Ok(());
         };
@@ -1000,7 +996,10 @@ async fn review_member(
             }
             continue;
         }
-        let rule = match (p.tier_rank(&tier), to.as_deref().and_then(|t| p.tier_rank(t))) {
+        let rule = match (
+            p.tier_rank(&tier),
+            to.as_deref().and_then(|t| p.tier_rank(t)),
+        ) {
             (Some(a), b) if b.is_none_or(|b| b < a) => match p.tier_downgrade {
                 rules::TierDowngrade::OneLevel => "downgrade one_level",
                 rules::TierDowngrade::ToQualified => "downgrade to_qualified",

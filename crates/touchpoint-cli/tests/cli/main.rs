@@ -451,7 +451,11 @@ fn demo_prints_the_points_liability_of_report_loyalty() {
     assert!(points > 0, "{line}");
     assert_eq!(r["outstanding_points"].as_i64(), Some(points), "{line}");
     let minor = r["outstanding_value"].as_i64().unwrap();
-    assert_eq!(value, format!("{}.{:02}", minor / 100, minor % 100), "{line}");
+    assert_eq!(
+        value,
+        format!("{}.{:02}", minor / 100, minor % 100),
+        "{line}"
+    );
     let joined = r["joined_by_scan"].as_array().unwrap();
     assert!(
         joined.iter().map(|j| j[1].as_i64().unwrap()).sum::<i64>() >= 1,
@@ -464,15 +468,31 @@ fn demo_prints_the_points_liability_of_report_loyalty() {
     let out = touchpoint(
         &db,
         &[
-            "loyalty", "codes", "generate", "--batch", "later", "--count", "5", "--points", "10",
-            "--pending-days", "3", "--out", &csv.display().to_string(), "-o", "json",
+            "loyalty",
+            "codes",
+            "generate",
+            "--batch",
+            "later",
+            "--count",
+            "5",
+            "--points",
+            "10",
+            "--pending-days",
+            "3",
+            "--out",
+            &csv.display().to_string(),
+            "-o",
+            "json",
         ],
     );
     assert!(out.status.success(), "{}", text(&out));
     let g: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(g["pending_days"], 3, "{g}");
     let tiers = || {
-        let out = touchpoint(&db, &["loyalty", "tiers", "--as-of", "2029-01-02", "-o", "json"]);
+        let out = touchpoint(
+            &db,
+            &["loyalty", "tiers", "--as-of", "2029-01-02", "-o", "json"],
+        );
         assert!(out.status.success(), "{}", text(&out));
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
@@ -480,5 +500,9 @@ fn demo_prints_the_points_liability_of_report_loyalty() {
     assert!(first["reviews"].as_u64().unwrap() > 0, "{first}");
     let again = tiers();
     assert_eq!(again["reviews"], 0, "{again}");
-    assert_eq!(again["changes"].as_array().map(Vec::len), Some(0), "{again}");
+    assert_eq!(
+        again["changes"].as_array().map(Vec::len),
+        Some(0),
+        "{again}"
+    );
 }

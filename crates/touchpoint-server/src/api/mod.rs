@@ -25,8 +25,8 @@ use crate::error::{rejection, ApiError};
 use crate::routes::{param, In, Param, Route};
 use crate::AppState;
 
-pub(crate) use system::system_routes;
 pub use idempotency::Idempotent;
+pub(crate) use system::system_routes;
 
 /// A path extractor whose rejections use the API's error shape.
 #[derive(Debug)]

@@ -391,7 +391,12 @@ async fn idempotency_key_replays_the_same_order_and_refuses_another_with_422() {
     // One order, as the first body wrote it.
     let o = app.get("/api/orders?channel=pos", Some(&app.admin)).await;
     assert_eq!(o.status, 200, "{}", o.text);
-    assert_eq!(o.body["orders"].as_array().map(Vec::len), Some(1), "{}", o.text);
+    assert_eq!(
+        o.body["orders"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        o.text
+    );
     app.finish().await;
 }
 

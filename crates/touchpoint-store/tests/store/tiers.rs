@@ -68,7 +68,10 @@ async fn tier_events(db: &TestDb, member: i64) -> i64 {
 async fn review_with(downgrade: &str, expected: Option<&str>) {
     for db in backends().await {
         let dir = tempfile::tempdir().unwrap();
-        db.store.loyalty_set_program(&program(downgrade)).await.unwrap();
+        db.store
+            .loyalty_set_program(&program(downgrade))
+            .await
+            .unwrap();
         let day = (Utc::now() - Duration::days(2)).format("%Y-%m-%d");
         // 2,500.00 of net spend (a 100.00 line refunded): Platinum at once.
         let f = write(
@@ -78,8 +81,18 @@ async fn review_with(downgrade: &str, expected: Option<&str>) {
         );
         import(&db.store, &f, InputFormat::Canonical, "pos").await;
         let (v1, v2) = (member_of(&db, "V1").await, member_of(&db, "V2").await);
-        assert_eq!(tier(&db, v1).await.as_deref(), Some("Platinum"), "{}", db.name);
-        assert_eq!(tier(&db, v2).await, None, "{}: 100.00 is below Silver", db.name);
+        assert_eq!(
+            tier(&db, v1).await.as_deref(),
+            Some("Platinum"),
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            tier(&db, v2).await,
+            None,
+            "{}: 100.00 is below Silver",
+            db.name
+        );
         assert_eq!(tier_events(&db, v1).await, 1, "{}", db.name);
         // The tier's multiplier applies to the next purchase: 100.00 -> 200.
         let before = db.store.points_balance(v1, 0).await.unwrap().available;
@@ -117,7 +130,12 @@ async fn review_with(downgrade: &str, expected: Option<&str>) {
         let again = db.store.loyalty_tier_reviews(due).await.unwrap();
         assert_eq!(again.changes, Vec::new(), "{}", db.name);
         assert_eq!(again.reviews, 0, "{}", db.name);
-        assert_eq!(tier_events(&db, v1).await, 2, "{}: up once, down once", db.name);
+        assert_eq!(
+            tier_events(&db, v1).await,
+            2,
+            "{}: up once, down once",
+            db.name
+        );
         let history = db
             .rows(
                 &format!("SELECT COALESCE(from_tier, '-'), COALESCE(to_tier, '-'), reason FROM points_tier_history WHERE member_id = {v1} ORDER BY id"),
@@ -126,7 +144,10 @@ async fn review_with(downgrade: &str, expected: Option<&str>) {
             .await;
         assert_eq!(history.len(), 2, "{}: {history:?}", db.name);
         assert_eq!(history[0][1], "Platinum");
-        assert!(history[0][2].starts_with("upgrade: net spend 250000"), "{history:?}");
+        assert!(
+            history[0][2].starts_with("upgrade: net spend 250000"),
+            "{history:?}"
+        );
         assert_eq!(history[1][1], expected.unwrap_or("-"));
         db.cleanup().await;
     }
@@ -193,19 +214,15 @@ async fn a_batch_with_a_pending_period_keeps_claimed_points_pending() {
             .points_expire(touchpoint_store::now_ms() + 6 * day)
             .await
             .unwrap();
-        let stored = |db: &TestDb| {
-            db.scalar(&format!(
-                "SELECT available FROM points_accounts WHERE member_id = {v1}"
-            ))
-        };
-        assert_eq!(stored(&db).await, 1, "{}", db.name);
+        let sql = format!("SELECT available FROM points_accounts WHERE member_id = {v1}");
+        assert_eq!(db.scalar(&sql).await, 1, "{}", db.name);
         let r = db
             .store
             .points_expire(touchpoint_store::now_ms() + 7 * day + 60_000)
             .await
             .unwrap();
         assert_eq!(r.matured, 1, "{}", db.name);
-        assert_eq!(stored(&db).await, 31, "{}", db.name);
+        assert_eq!(db.scalar(&sql).await, 31, "{}", db.name);
         db.cleanup().await;
     }
 }
@@ -251,7 +268,11 @@ async fn wrong_codes_count_in_a_sliding_hour() {
         ));
         // The 11th attempt is refused, even with a right code, until the
         // nine leave the window 60 minutes after they were counted.
-        match db.store.code_claim(&batch.codes[0], v1, Some("10.0.0.1")).await {
+        match db
+            .store
+            .code_claim(&batch.codes[0], v1, Some("10.0.0.1"))
+            .await
+        {
             Err(StoreError::TooManyAttempts { retry_after_secs }) => {
                 let leaves = (then + 3_600_000 - touchpoint_store::now_ms()) / 1000;
                 assert!(
