@@ -58,6 +58,13 @@ pub async fn run(args: DemoArgs, database: &str, settings: &Settings) -> Result<
         .await?
         .context("generating demo files")?;
     let store = crate::connect(database).await?;
+    // The program is set before the orders are imported, so every order's
+    // purchase points commit in the order's own transaction (no backfill).
+    let program = store.loyalty_set_program(demo::LOYALTY_PROGRAM).await?;
+    println!(
+        "Points program {:?} set (version {}) before the import: purchase points commit with their orders",
+        program.program.name, program.version
+    );
     println!(
         "Importing {} channel files into {} through the real import path:",
         manifest.files.len(),
@@ -140,6 +147,8 @@ pub async fn run(args: DemoArgs, database: &str, settings: &Settings) -> Result<
         println!("\nChannel files kept in {}", d.display());
     }
     println!();
+    loyalty_part(&store, settings).await?;
+    println!();
     crate::report_cmd::print_summary(&store, settings).await?;
     println!(
         "\nDone in {:.1} s. Try: touchpoint members list   |   touchpoint members show M-1   |   touchpoint members shared   |   touchpoint report rfm",
@@ -180,6 +189,99 @@ async fn import_demo_spend(
         count(r.report.updated as i64),
         count(r.report.unchanged as i64),
         count(r.report.rejected as i64)
+    );
+    Ok(())
+}
+
+/// The demo's points account: expiry and tier reviews as of now, a batch of
+/// packaging codes, claims through the same store function as `POST
+/// /api/loyalty/codes/claim` (three members by phone, one new person by
+/// e-mail who becomes a member on the channel `scan`), and the liability.
+async fn loyalty_part(store: &touchpoint_store::Store, settings: &Settings) -> Result<()> {
+    use touchpoint_core::{Email, Identifier, Phone};
+    use touchpoint_store::loyalty::{BatchSpec, ClaimPerson};
+    let now = touchpoint_store::now_ms();
+    let expired = store.points_expire(now).await?;
+    let reviews = store.loyalty_tier_reviews(now).await?;
+    println!("Points account:");
+    println!(
+        "  expiry as of now: {} lots ({} points) expired; tier reviews: {} held, {} changes",
+        count(expired.lots as i64),
+        count(expired.points),
+        count(reviews.reviews as i64),
+        count(reviews.changes.len() as i64)
+    );
+    let mut codes: Vec<String> = Vec::new();
+    let spec = BatchSpec {
+        name: "demo-packaging",
+        count: 100,
+        points: 20,
+        sku: None,
+        expires_at: None,
+        pending_days: 0,
+    };
+    let generated = store
+        .codes_generate(&spec, &mut |chunk| {
+            codes.extend_from_slice(chunk);
+            Ok(())
+        })
+        .await;
+    match generated {
+        Ok(id) => {
+            println!(
+                "  packaging codes: batch {id} ({}) of {} codes worth {} points each (only their hashes are stored)",
+                spec.name, spec.count, spec.points
+            );
+            let mut writer = touchpoint_store::import::Writer::new(settings.identity());
+            let mut people = Vec::new();
+            let page = store.list_members(None, 50).await?;
+            for m in &page.members {
+                if people.len() == 3 {
+                    break;
+                }
+                let Some(view) = store.member(m.id).await? else {
+                    continue;
+                };
+                if let Some(p) = view
+                    .identifiers
+                    .iter()
+                    .find(|i| i.kind == "phone" && !i.shared)
+                {
+                    let phone = Phone::parse(&p.value, settings.default_country.as_str())?;
+                    people.push((
+                        format!("member M-{} by phone {}", view.id.get(), p.value),
+                        ClaimPerson::Identifier(Identifier::phone(&phone)),
+                    ));
+                }
+            }
+            let email = Email::parse("first.scan@example.com")?;
+            people.push((
+                "a new person by e-mail first.scan@example.com".to_string(),
+                ClaimPerson::Identifier(Identifier::email(&email)),
+            ));
+            for ((who, person), code) in people.iter().zip(&codes) {
+                let c = store.code_claim_by(&mut writer, code, person, None).await?;
+                println!(
+                    "  claimed {code} for {who}: +{} points, M-{} has {} available",
+                    c.points,
+                    c.member_id,
+                    count(c.available)
+                );
+            }
+        }
+        Err(touchpoint_store::StoreError::InvalidInput(m)) if m.contains("exists") => {
+            println!(
+                "  packaging codes: batch {} exists from an earlier demo run (its codes are not stored in clear); no new claims",
+                spec.name
+            );
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let r = store.loyalty_report(settings.timezone).await?;
+    println!(
+        "  points liability: {} points outstanding, worth {} CNY",
+        count(r.outstanding_points),
+        money(r.outstanding_value)
     );
     Ok(())
 }

@@ -67,6 +67,15 @@ pub enum LoyaltyCommand {
         #[arg(short, long, value_enum, default_value = "table")]
         output: OutputFormat,
     },
+    /// Hold the tier reviews due by DATE (default now): downgrade members who no longer qualify, as the program says (idempotent).
+    Tiers {
+        /// The day (YYYY-MM-DD, business time zone): reviews due by its start are held.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value = "table")]
+        output: OutputFormat,
+    },
     /// Earn points for stored orders placed since DATE, including those before the program started (idempotent).
     Backfill {
         /// YYYY-MM-DD (business time zone).
@@ -117,6 +126,9 @@ pub enum CodesCommand {
         /// Last day codes may be claimed (YYYY-MM-DD, business time zone).
         #[arg(long)]
         expires: Option<String>,
+        /// Days a claim's points stay pending before they can be spent (default 0: at once).
+        #[arg(long, default_value_t = 0)]
+        pending_days: u32,
         /// The scan URL prefix; the code is appended.
         #[arg(long, default_value = "https://touchpoint.example/c/")]
         url_prefix: String,
@@ -290,6 +302,7 @@ async fn run_inner(
             points,
             sku,
             expires,
+            pending_days,
             url_prefix,
             out,
             output,
@@ -330,12 +343,15 @@ async fn run_inner(
             let result = match header {
                 Ok(()) => {
                     store
-                        .codes_create_batch_with(
-                            &batch,
-                            count,
-                            points,
-                            sku.as_deref(),
-                            expires_at,
+                        .codes_generate(
+                            &touchpoint_store::loyalty::BatchSpec {
+                                name: &batch,
+                                count,
+                                points,
+                                sku: sku.as_deref(),
+                                expires_at,
+                                pending_days,
+                            },
                             &mut sink,
                         )
                         .await
@@ -355,7 +371,7 @@ async fn run_inner(
             let secs = started.elapsed().as_secs_f64();
             match output {
                 OutputFormat::Json => output::print_json(&serde_json::json!({
-                    "batch_id": id, "count": written, "points": points,
+                    "batch_id": id, "count": written, "points": points, "pending_days": pending_days,
                     "file": out.display().to_string(), "seconds": secs,
                 }))?,
                 OutputFormat::Table => println!(
@@ -390,6 +406,33 @@ async fn run_inner(
                 ),
             }
         }
+        LoyaltyCommand::Tiers { as_of, output } => {
+            let as_of = match as_of {
+                Some(d) => day_start(&d, tz)?,
+                None => touchpoint_store::now_ms(),
+            };
+            let r = store.loyalty_tier_reviews(as_of).await?;
+            match output {
+                OutputFormat::Json => output::print_json(&r)?,
+                OutputFormat::Table => {
+                    println!(
+                        "{} reviews: {} kept, {} changed",
+                        r.reviews,
+                        r.kept,
+                        r.changes.len()
+                    );
+                    for c in &r.changes {
+                        println!(
+                            "M-{}  {} -> {}  {}",
+                            c.member_id,
+                            c.from.as_deref().unwrap_or("-"),
+                            c.to.as_deref().unwrap_or("-"),
+                            c.reason
+                        );
+                    }
+                }
+            }
+        }
         LoyaltyCommand::Backfill { since, output } => {
             let n = store.loyalty_backfill(day_start(&since, tz)?).await?;
             match output {
@@ -401,25 +444,36 @@ async fn run_inner(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The expiry job of `touchpoint serve`: expires due lots, records
-/// expiring-soon reminders and makes due pending points available, at start
-/// and then every hour (each run is idempotent, so "daily" holds however
-/// often it runs). Errors are logged and retried at the next run.
+/// The daily jobs of `touchpoint serve`: expires due lots, records
+/// expiring-soon reminders and makes due pending points available, then
+/// holds the tier reviews that are due; at start and then every hour (each
+/// run is idempotent, so "daily" holds however often it runs). Errors are
+/// logged and retried at the next run.
 pub fn spawn_expiry_job(store: touchpoint_store::Store) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {
             every.tick().await;
             match store.loyalty_program().await {
-                Ok(Some(_)) => match store.points_expire(touchpoint_store::now_ms()).await {
-                    Ok(r) => tracing::info!(
-                        lots = r.lots,
-                        points = r.points,
-                        reminders = r.reminders,
-                        "loyalty expiry run"
-                    ),
-                    Err(e) => tracing::error!(error = %e, "loyalty expiry run failed"),
-                },
+                Ok(Some(_)) => {
+                    match store.points_expire(touchpoint_store::now_ms()).await {
+                        Ok(r) => tracing::info!(
+                            lots = r.lots,
+                            points = r.points,
+                            reminders = r.reminders,
+                            "loyalty expiry run"
+                        ),
+                        Err(e) => tracing::error!(error = %e, "loyalty expiry run failed"),
+                    }
+                    match store.loyalty_tier_reviews(touchpoint_store::now_ms()).await {
+                        Ok(r) => tracing::info!(
+                            reviews = r.reviews,
+                            changes = r.changes.len(),
+                            "loyalty tier review run"
+                        ),
+                        Err(e) => tracing::error!(error = %e, "loyalty tier review run failed"),
+                    }
+                }
                 Ok(None) => {}
                 Err(e) => tracing::error!(error = %e, "loyalty expiry run failed"),
             }

@@ -121,15 +121,20 @@ pub struct BonusRule {
     pub points: u32,
 }
 
-/// A tier: reached when the points earned in the rolling window reach
-/// `min_points`; its multiplier applies to purchase points.
+/// A tier: reached when the member's qualifying figure in the rolling
+/// window (see [`TierBasis`]) reaches `min_points` or `min_spend`; its
+/// multiplier applies to purchase points.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tier {
     /// Name (Silver, Gold, ...).
     pub name: String,
-    /// Points earned in the window to qualify.
+    /// Points earned in the window to qualify (basis `points_earned`).
+    #[serde(default)]
     pub min_points: i64,
+    /// Net spend in the window to qualify, minor units (basis `net_spend`).
+    #[serde(default)]
+    pub min_spend: i64,
     /// Multiplier in percent (100: none).
     #[serde(default = "hundred")]
     pub multiplier_percent: u32,
@@ -137,6 +142,31 @@ pub struct Tier {
 
 fn hundred() -> u32 {
     100
+}
+
+/// What tiers qualify by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TierBasis {
+    /// Purchase points earned in the window (not the balance: spending does
+    /// not lower it; refunds do, by the points they reversed).
+    #[default]
+    PointsEarned,
+    /// Net spend in the window: paid orders' net amounts less refunds,
+    /// minor units.
+    NetSpend,
+}
+
+/// What a review does to a member whose figure no longer qualifies for
+/// the tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TierDowngrade {
+    /// One level down, whatever the figure qualifies for.
+    #[default]
+    OneLevel,
+    /// Straight to the tier the figure qualifies for (or none).
+    ToQualified,
 }
 
 /// The program file.
@@ -181,9 +211,33 @@ pub struct Program {
     /// Tiers, lowest first.
     #[serde(default)]
     pub tiers: Vec<Tier>,
-    /// The tiers' qualification window, days.
-    #[serde(default = "default_window")]
-    pub tier_window_days: u32,
+    /// What tiers qualify by (default `points_earned`).
+    #[serde(default)]
+    pub tier_basis: TierBasis,
+    /// The tiers' qualification window in days (the older setting; give
+    /// this or `tier_window_months`, default 12 months).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier_window_days: Option<u32>,
+    /// The tiers' qualification window in calendar months (default 12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier_window_months: Option<u32>,
+    /// Months after a member reached a tier (or was last reviewed) until the
+    /// review that may downgrade them (default 12; 0 with no
+    /// `tier_review_date`: never downgrade).
+    #[serde(default = "twelve")]
+    pub tier_review_months: u32,
+    /// A calendar day `MM-DD`: the review is on the first such day after
+    /// `tier_review_months` have passed (e.g. `"01-01"`: status held for
+    /// the rest of the year after the review period).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier_review_date: Option<String>,
+    /// What a review does below the tier (default `one_level`).
+    #[serde(default)]
+    pub tier_downgrade: TierDowngrade,
+}
+
+fn twelve() -> u32 {
+    12
 }
 
 fn default_tz() -> String {
@@ -203,9 +257,6 @@ fn default_soon() -> u32 {
 }
 fn default_failures() -> u32 {
     10
-}
-fn default_window() -> u32 {
-    365
 }
 
 /// What the earning of one order depends on besides the program.
@@ -337,9 +388,43 @@ impl Program {
         if self.expiry.rule == ExpiryRule::Days && self.expiry.count == 0 {
             return bad("`expiry.count` must be at least 1 day with rule = \"days\"".into());
         }
+        let field = match self.tier_basis {
+            TierBasis::PointsEarned => "min_points",
+            TierBasis::NetSpend => "min_spend",
+        };
         for w in self.tiers.windows(2) {
-            if w[1].min_points <= w[0].min_points {
-                return bad("tiers must be listed lowest first, with growing `min_points`".into());
+            if self.threshold(&w[1]) <= self.threshold(&w[0]) {
+                return bad(format!(
+                    "tiers must be listed lowest first, with growing `{field}` (tier_basis = {:?})",
+                    match self.tier_basis {
+                        TierBasis::PointsEarned => "points_earned",
+                        TierBasis::NetSpend => "net_spend",
+                    }
+                ));
+            }
+        }
+        for t in &self.tiers {
+            if t.name.trim().is_empty() || t.min_points < 0 || t.min_spend < 0 {
+                return bad(format!(
+                    "tier {:?}: a tier needs a name and thresholds of 0 or more",
+                    t.name
+                ));
+            }
+        }
+        if self.tier_window_days.is_some() && self.tier_window_months.is_some() {
+            return bad("give `tier_window_days` or `tier_window_months`, not both".into());
+        }
+        if self.tier_window_days == Some(0) || self.tier_window_months == Some(0) {
+            return bad("the tier window must be at least 1 day or 1 month".into());
+        }
+        if self.tier_window_months.is_some_and(|m| m > 120) || self.tier_review_months > 120 {
+            return bad("tier windows and review periods are at most 120 months".into());
+        }
+        if let Some(d) = &self.tier_review_date {
+            if review_day(d).is_none() {
+                return bad(format!(
+                    "`tier_review_date` {d:?}: expected a calendar day MM-DD such as \"01-01\" (not 02-29)"
+                ));
             }
         }
         Ok(())
@@ -425,10 +510,86 @@ impl Program {
         points.min(i128::from(i64::MAX)) as i64
     }
 
-    /// The tier qualified by `earned` points in the window (None: below the
-    /// lowest).
-    pub fn tier_for(&self, earned: i64) -> Option<&Tier> {
-        self.tiers.iter().rev().find(|t| earned >= t.min_points)
+    /// The tier qualified by `figure` in the window (points earned or net
+    /// spend, by [`Program::tier_basis`]); None: below the lowest.
+    pub fn tier_for(&self, figure: i64) -> Option<&Tier> {
+        self.tiers
+            .iter()
+            .rev()
+            .find(|t| figure >= self.threshold(t))
+    }
+
+    /// A tier's threshold under the program's basis.
+    pub fn threshold(&self, t: &Tier) -> i64 {
+        match self.tier_basis {
+            TierBasis::PointsEarned => t.min_points,
+            TierBasis::NetSpend => t.min_spend,
+        }
+    }
+
+    /// The level of a tier by name (0: the lowest); None if not in the program.
+    pub fn tier_rank(&self, name: &str) -> Option<usize> {
+        self.tiers.iter().position(|t| t.name == name)
+    }
+
+    /// The start (UTC ms) of the qualification window ending at `at`.
+    pub fn tier_window_start(&self, at: i64) -> i64 {
+        if let Some(d) = self.tier_window_days {
+            return at - i64::from(d) * 86_400_000;
+        }
+        let months = self.tier_window_months.unwrap_or(12);
+        shift_months(self.tz_or_default(), at, -(months as i32))
+    }
+
+    /// The window, in words, for reasons and reports.
+    pub fn tier_window_text(&self) -> String {
+        match (self.tier_window_days, self.tier_window_months) {
+            (Some(d), _) => format!("{d} days"),
+            (None, m) => format!("{} months", m.unwrap_or(12)),
+        }
+    }
+
+    /// When a member who reached (or was last reviewed in) a tier at
+    /// `since` is next reviewed (UTC ms): `tier_review_months` later, then
+    /// on the first `tier_review_date` after that, if set. None: never.
+    pub fn tier_review_after(&self, since: i64) -> Option<i64> {
+        let day = self.tier_review_date.as_deref().and_then(review_day);
+        if self.tier_review_months == 0 && day.is_none() {
+            return None;
+        }
+        let tz = self.tz_or_default();
+        let t = shift_months(tz, since, self.tier_review_months as i32);
+        let Some((m, d)) = day else { return Some(t) };
+        let year = DateTime::<Utc>::from_timestamp_millis(t)?
+            .with_timezone(&tz)
+            .year();
+        (year..year + 2)
+            .filter_map(|y| NaiveDate::from_ymd_opt(y, m, d))
+            .map(|date| local_midnight(tz, date))
+            .find(|&at| at > t)
+    }
+
+    /// Review a member holding `current` (a tier name) with `figure` in the
+    /// window: the tier they keep or move to. At or above the tier: kept
+    /// (or raised to the qualified one); below: down by the downgrade rule.
+    pub fn review_tier(&self, current: Option<&str>, figure: i64) -> Option<&Tier> {
+        let q = self.tier_for(figure);
+        let qr = q.and_then(|t| self.tier_rank(&t.name));
+        let Some(cr) = current.and_then(|c| self.tier_rank(c)) else {
+            // No tier, or one the program no longer has: the qualified one.
+            return q;
+        };
+        if qr.is_some_and(|q| q >= cr) {
+            return q;
+        }
+        match self.tier_downgrade {
+            TierDowngrade::ToQualified => q,
+            TierDowngrade::OneLevel => cr.checked_sub(1).map(|r| &self.tiers[r]),
+        }
+    }
+
+    fn tz_or_default(&self) -> chrono_tz::Tz {
+        self.tz().unwrap_or(chrono_tz::Asia::Shanghai)
     }
 
     /// The multiplier of a tier by name, percent (100 without one).
@@ -452,6 +613,31 @@ fn gcd(a: i128, b: i128) -> i128 {
 }
 fn lcm(a: i128, b: i128) -> i128 {
     a / gcd(a, b) * b
+}
+
+/// `MM-DD` as (month, day), in every year (so not 02-29).
+fn review_day(s: &str) -> Option<(u32, u32)> {
+    let (m, d) = s.split_once('-')?;
+    let (m, d): (u32, u32) = (m.parse().ok()?, d.parse().ok()?);
+    NaiveDate::from_ymd_opt(2025, m, d).map(|_| (m, d))
+}
+
+/// `at` moved by `months` calendar months in `tz` (the day clamped to the
+/// month's last day), UTC ms.
+fn shift_months(tz: chrono_tz::Tz, at: i64, months: i32) -> i64 {
+    let Some(local) = DateTime::<Utc>::from_timestamp_millis(at).map(|t| t.with_timezone(&tz))
+    else {
+        return at;
+    };
+    let naive = local.naive_local();
+    let moved = if months >= 0 {
+        naive.checked_add_months(chrono::Months::new(months as u32))
+    } else {
+        naive.checked_sub_months(chrono::Months::new(months.unsigned_abs()))
+    };
+    moved
+        .and_then(|n| tz.from_local_datetime(&n).earliest())
+        .map_or(at, |t| t.with_timezone(&Utc).timestamp_millis())
 }
 
 fn local_midnight(tz: chrono_tz::Tz, d: NaiveDate) -> i64 {
@@ -783,6 +969,81 @@ multiplier_percent = 150
         assert_ne!(generate_code(), c);
         assert_eq!(code_hash(&c).len(), 32);
         assert_ne!(code_hash(&c), c.as_bytes());
+    }
+
+    #[test]
+    fn tier_reviews_fall_after_the_period_and_on_the_calendar_day() {
+        let tz = chrono_tz::Asia::Shanghai;
+        let day = |y, m, d| local_midnight(tz, NaiveDate::from_ymd_opt(y, m, d).unwrap());
+        let mut p = program();
+        let reached = day(2025, 3, 10) + 3_600_000;
+        // Default: 12 months after reaching the tier, to the hour.
+        assert_eq!(
+            p.tier_review_after(reached),
+            Some(day(2026, 3, 10) + 3_600_000)
+        );
+        // With a calendar day: the first 1 January after those 12 months.
+        p.tier_review_date = Some("01-01".into());
+        assert_eq!(p.tier_review_after(reached), Some(day(2027, 1, 1)));
+        p.tier_review_months = 0;
+        assert_eq!(p.tier_review_after(reached), Some(day(2026, 1, 1)));
+        p.tier_review_date = None;
+        assert_eq!(p.tier_review_after(reached), None, "reviews off");
+        // The window: 12 calendar months by default, or the days given.
+        assert_eq!(p.tier_window_start(day(2026, 3, 10)), day(2025, 3, 10));
+        p.tier_window_days = Some(30);
+        assert_eq!(
+            p.tier_window_start(day(2026, 3, 10)),
+            day(2026, 3, 10) - 30 * 86_400_000
+        );
+        assert!(Program::parse(&format!("tier_review_date = \"02-29\"\n{EXAMPLE}")).is_err());
+        assert!(Program::parse(&format!("tier_review_date = \"12-31\"\n{EXAMPLE}")).is_ok());
+        assert!(Program::parse(&format!(
+            "tier_window_days = 10\ntier_window_months = 1\n{EXAMPLE}"
+        ))
+        .is_err());
+    }
+
+    #[test]
+    fn a_review_keeps_or_downgrades_by_the_rule() {
+        let mut p = program();
+        p.tiers.push(Tier {
+            name: "Platinum".into(),
+            min_points: 5000,
+            min_spend: 0,
+            multiplier_percent: 200,
+        });
+        p.tiers[0].min_points = 100;
+        let name = |t: Option<&Tier>| t.map(|t| t.name.clone());
+        // Still qualified: kept; more than qualified: raised.
+        assert_eq!(name(p.review_tier(Some("Gold"), 1200)), Some("Gold".into()));
+        assert_eq!(
+            name(p.review_tier(Some("Gold"), 6000)),
+            Some("Platinum".into())
+        );
+        // Below: one level down whatever the figure, or to the qualified tier.
+        assert_eq!(
+            name(p.review_tier(Some("Platinum"), 0)),
+            Some("Gold".into())
+        );
+        assert_eq!(name(p.review_tier(Some("Silver"), 0)), None);
+        p.tier_downgrade = TierDowngrade::ToQualified;
+        assert_eq!(name(p.review_tier(Some("Platinum"), 0)), None);
+        assert_eq!(
+            name(p.review_tier(Some("Platinum"), 150)),
+            Some("Silver".into())
+        );
+        // Net spend uses min_spend.
+        let spend = Program::parse(
+            "name = \"x\"\nstarts = \"2025-01-01\"\ntier_basis = \"net_spend\"\n[[tiers]]\nname = \"A\"\nmin_spend = 100\n[[tiers]]\nname = \"B\"\nmin_spend = 500\n",
+        )
+        .unwrap();
+        assert_eq!(name(spend.tier_for(499)), Some("A".into()));
+        assert_eq!(name(spend.tier_for(500)), Some("B".into()));
+        assert!(Program::parse(
+            "name = \"x\"\nstarts = \"2025-01-01\"\ntier_basis = \"net_spend\"\n[[tiers]]\nname = \"A\"\nmin_points = 100\n[[tiers]]\nname = \"B\"\nmin_points = 500\n",
+        )
+        .is_err(), "net_spend tiers need growing min_spend");
     }
 
     proptest! {

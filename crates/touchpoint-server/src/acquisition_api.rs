@@ -7,14 +7,13 @@
 //! With an `Idempotency-Key` header (read by the shared
 //! [`crate::api::idempotency_key`]), the first answer is stored and a retry
 //! with the same key and body gets it again; the same key with another body
-//! is 409 `idempotency_key_reused`. Rows are keyed by (date, channel,
+//! is 422 `idempotency_key_mismatch`. Rows are keyed by (date, channel,
 //! campaign), so a retry without a key changes nothing either.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::post;
-use sha2::{Digest, Sha256};
 use touchpoint_store::acquisition::SpendImportError;
 
 use crate::auth::Admin;
@@ -56,36 +55,21 @@ async fn import_spend(
 ) -> Result<Response, ApiError> {
     let limit = state.config.max_import_bytes.min(MAX_SPEND_BYTES);
     let bytes = crate::ingest::read_body(&headers, body, limit).await?;
-    let idem = crate::api::idempotency_key(&headers)?;
-    let request_hash = touchpoint_store::keys::hex(&Sha256::digest(&bytes));
-    let scope = format!("spend:{}", key.key_id);
-    if let Some(k) = &idem {
-        if let Some((hash, status, resp)) = state.store.idempotent_response(&scope, k).await? {
-            if hash != request_hash {
-                return Err(ApiError::IdempotencyConflict(format!(
-                    "Idempotency-Key {k:?} was used with a different request; use a new key for a new request"
-                )));
-            }
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            return Ok((status, [(header::CONTENT_TYPE, "application/json")], resp).into_response());
-        }
+    let idem = crate::api::Idempotent::new(
+        &key,
+        crate::api::idempotency_key(&headers)?,
+        "POST",
+        "/api/spend",
+        bytes,
+    );
+    if let Some(stored) = idem.replay(&state).await? {
+        return Ok(stored);
     }
-    let report = match state.store.import_spend(bytes.to_vec(), None).await {
+    let report = match state.store.import_spend(idem.body.to_vec(), None).await {
         Ok(r) => r,
         Err(SpendImportError::File(e)) => return Err(ApiError::InvalidFile(e.to_string())),
         Err(SpendImportError::Store(e)) => return Err(e.into()),
     };
     let body = serde_json::to_string(&report).map_err(|e| ApiError::Internal(e.to_string()))?;
-    if let Some(k) = &idem {
-        state
-            .store
-            .save_idempotent_response(&scope, k, &request_hash, 200, &body)
-            .await?;
-    }
-    Ok((
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response())
+    idem.respond(&state, StatusCode::OK, body).await
 }

@@ -120,6 +120,7 @@ impl FromRequestParts<AppState> for Reader {
             .authenticate(header_key(&parts.headers).as_deref())
             .await?;
         require(&key, &[Role::Admin, Role::Analyst], "read the API")?;
+        parts.extensions.insert(key.clone());
         Ok(Reader(key))
     }
 }
@@ -131,6 +132,7 @@ impl FromRequestParts<AppState> for Admin {
             .authenticate(header_key(&parts.headers).as_deref())
             .await?;
         require(&key, &[Role::Admin], "write through the API")?;
+        parts.extensions.insert(key.clone());
         Ok(Admin(key))
     }
 }
@@ -141,6 +143,7 @@ impl FromRequestParts<AppState> for AnyKey {
         let key = state
             .authenticate(header_key(&parts.headers).as_deref())
             .await?;
+        parts.extensions.insert(key.clone());
         Ok(AnyKey(key))
     }
 }

@@ -34,9 +34,6 @@ pub enum ApiError {
     /// The method is not allowed on this path.
     #[error("method not allowed on this path")]
     MethodNotAllowed,
-    /// An Idempotency-Key was reused with a different request.
-    #[error("{0}")]
-    IdempotencyConflict(String),
     /// The body or an event is over the size limit.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -49,7 +46,7 @@ pub enum ApiError {
     /// The server is shutting down.
     #[error("the server is shutting down; retry shortly")]
     ShuttingDown,
-    /// An Idempotency-Key of a loyalty write was reused with a different body.
+    /// An Idempotency-Key was reused with a different request (any write endpoint).
     #[error("{0}")]
     IdempotencyKeyMismatch(String),
     /// A spend asks for more points than are available.
@@ -64,7 +61,7 @@ pub enum ApiError {
     /// Not a code, or a mistyped one (its check character does not match).
     #[error("{0}")]
     InvalidCode(String),
-    /// Too many wrong codes this hour; retry after the given seconds.
+    /// Too many wrong codes in the last 60 minutes; retry after the given seconds.
     #[error("too many wrong codes; retry after {retry_after} s")]
     TooManyAttempts {
         /// Seconds.
@@ -114,7 +111,6 @@ impl ApiError {
             ApiError::Forbidden(_) => ("forbidden", StatusCode::FORBIDDEN),
             ApiError::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),
             ApiError::MethodNotAllowed => ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED),
-            ApiError::IdempotencyConflict(_) => ("idempotency_key_reused", StatusCode::CONFLICT),
             ApiError::PayloadTooLarge(_) => ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),
             ApiError::Overloaded { .. } => ("overloaded", StatusCode::TOO_MANY_REQUESTS),
             ApiError::ShuttingDown => ("unavailable", StatusCode::SERVICE_UNAVAILABLE),
@@ -176,11 +172,6 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "the method is not allowed on this path",
     ),
     (
-        "idempotency_key_reused",
-        409,
-        "an Idempotency-Key was reused with a different request",
-    ),
-    (
         "payload_too_large",
         413,
         "the body or one event is over the size limit",
@@ -193,7 +184,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     (
         "idempotency_key_mismatch",
         422,
-        "a loyalty write's Idempotency-Key was reused with a different body",
+        "an Idempotency-Key was reused with a different request (method, path or body); use a new key for a new request",
     ),
     (
         "insufficient_points",
@@ -210,7 +201,7 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     (
         "too_many_attempts",
         429,
-        "too many wrong codes this hour for this person or client; retry after the Retry-After header's seconds",
+        "too many wrong codes in the last 60 minutes for this person or client; retry after the Retry-After header's seconds",
     ),
     ("unknown_coupon", 404, "no coupon has this code"),
     (

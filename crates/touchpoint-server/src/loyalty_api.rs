@@ -1,12 +1,13 @@
 //! The loyalty API: points (balance, spend, adjust), the program, packaging
 //! code batches and claims. See docs/loyalty.md.
 //!
-//! Every write takes an `Idempotency-Key` header: the first response is
-//! stored in the same unit of work as the change, so the change and its
-//! stored answer commit together; the same key with the same body returns
-//! the stored answer, with a different body 422 `idempotency_key_mismatch`.
-//! Each ledger entry also has its own unique key (`spend:KEYID:KEY`), so
-//! two identical requests racing each other still debit once.
+//! Every write takes an `Idempotency-Key` header through the shared
+//! [`crate::api::Idempotent`]: the first response is stored in the same unit
+//! of work as the change, so the change and its stored answer commit
+//! together; the same key with the same body returns the stored answer, with
+//! a different body 422 `idempotency_key_mismatch`. Each ledger entry also
+//! has its own unique key (`spend:api:KEYID:KEY`), so two identical requests
+//! racing each other still debit once.
 //!
 //! **Code downloads.** `POST /api/loyalty/codes/batches` stores only the
 //! codes' hashes; the codes in clear are written once to a file in a private
@@ -19,20 +20,18 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use touchpoint_core::identity::RecordRef;
 use touchpoint_core::{Email, Identifier, Phone};
-use touchpoint_store::keys::{ApiKey, Role};
-use touchpoint_store::loyalty::{self as ledger, Claimant};
+use touchpoint_store::keys::Role;
+use touchpoint_store::loyalty::{self as ledger, ClaimPerson};
 use touchpoint_store::StoreError;
 
+use crate::api::Idempotent;
 use crate::auth::{require, Admin, AnyKey, Reader};
 use crate::error::ApiError;
 use crate::routes::{param, Access, Doc, In, Route};
@@ -115,7 +114,7 @@ pub(crate) fn routes() -> Vec<Route> {
                 summary: "Set the points program (admin)",
                 description: "The body is the program file (TOML, docs/loyalty.md); it is checked and stored as a new version (the same text again changes nothing).",
                 access: Access::Admin,
-                params: vec![],
+                params: vec![IDEM],
                 body: Some((&["application/toml", "text/plain"], "the program file")),
                 response: ("application/json", "the stored version"),
             },
@@ -127,7 +126,7 @@ pub(crate) fn routes() -> Vec<Route> {
                 path: "/api/loyalty/codes/batches",
                 tag: "loyalty",
                 summary: "Create a batch of packaging codes (admin)",
-                description: "Body `{\"name\": \"...\", \"count\": N, \"points\": P, \"sku\": null, \"expires_at\": null, \"url_prefix\": \"https://...\"}` (`expires_at`: UTC ms after which codes cannot be claimed). 201 with the batch `id`. Only the codes' hashes are stored; download the codes once from `codes.csv`.",
+                description: "Body `{\"name\": \"...\", \"count\": N, \"points\": P, \"sku\": null, \"expires_at\": null, \"pending_days\": 0, \"url_prefix\": \"https://...\"}` (`expires_at`: UTC ms after which codes cannot be claimed; `pending_days`: days a claim's points stay pending, default 0). 201 with the batch `id`. Only the codes' hashes are stored; download the codes once from `codes.csv`.",
                 access: Access::Admin,
                 params: vec![IDEM],
                 body: Some((&["application/json"], "a batch")),
@@ -210,80 +209,8 @@ fn member_id(s: &str) -> Result<i64, ApiError> {
         .map_err(|_| ApiError::InvalidRequest(format!("{s:?} is not a member id such as M-123")))
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::InvalidJson(format!("the body is not {what}: {e}")))
-}
-
 fn json_response(status: StatusCode, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-/// An Idempotency-Key request: the stored answer, if the key was used.
-struct Idem {
-    scope: String,
-    key: Option<String>,
-    hash: String,
-}
-
-impl Idem {
-    fn new(
-        headers: &HeaderMap,
-        what: &str,
-        k: &ApiKey,
-        path: &str,
-        bytes: &[u8],
-    ) -> Result<Self, ApiError> {
-        let key = crate::api::idempotency_key(headers)?;
-        let mut h = Sha256::new();
-        h.update(path.as_bytes());
-        h.update([0]);
-        h.update(bytes);
-        Ok(Idem {
-            scope: format!("loyalty:{what}:{}", k.key_id),
-            key,
-            hash: touchpoint_store::keys::hex(&h.finalize()),
-        })
-    }
-
-    async fn replay(&self, state: &AppState) -> Result<Option<Response>, ApiError> {
-        let Some(k) = &self.key else { return Ok(None) };
-        match state.store.idempotent_response(&self.scope, k).await? {
-            Some((hash, _, _)) if hash != self.hash => Err(ApiError::IdempotencyKeyMismatch(format!(
-                "Idempotency-Key {k:?} was used with a different request; use a new key for a new request"
-            ))),
-            Some((_, status, body)) => Ok(Some(json_response(
-                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-                body,
-            ))),
-            None => Ok(None),
-        }
-    }
-
-    /// The ledger key of this request (a fresh one without a header).
-    fn ledger_key(&self) -> String {
-        match &self.key {
-            Some(k) => format!("{}:{k}", self.scope),
-            None => format!(
-                "{}:auto:{}",
-                self.scope,
-                touchpoint_core::loyalty::generate_code()
-            ),
-        }
-    }
-
-    async fn save(
-        &self,
-        uow: &mut touchpoint_store::UnitOfWork,
-        status: StatusCode,
-        body: &str,
-    ) -> Result<(), ApiError> {
-        if let Some(k) = &self.key {
-            ledger::save_response_in(uow, &self.scope, k, &self.hash, status.as_u16(), body)
-                .await?;
-        }
-        Ok(())
-    }
 }
 
 // ---- GET /api/members/{id}/points ----
@@ -320,16 +247,14 @@ async fn spend(
     State(state): State<AppState>,
     AnyKey(key): AnyKey,
     axum::extract::Path(id): axum::extract::Path<String>,
-    headers: HeaderMap,
-    bytes: Bytes,
+    idem: Idempotent,
 ) -> Result<Response, ApiError> {
     require(&key, &[Role::Admin, Role::Ingest], "spend points")?;
     let member = member_id(&id)?;
-    let idem = Idem::new(&headers, "spend", &key, &format!("spend/{member}"), &bytes)?;
     if let Some(r) = idem.replay(&state).await? {
         return Ok(r);
     }
-    let input: SpendIn = json_body(&bytes, "a spend `{points, reason, reference}`")?;
+    let input: SpendIn = idem.json("a spend `{points, reason, reference}`")?;
     let reason = input.reason.unwrap_or_else(|| "redemption".into());
     let started = std::time::Instant::now();
     let mut uow = state.store.unit_of_work().await?;
@@ -340,15 +265,14 @@ async fn spend(
         &reason,
         input.reference.as_deref(),
         &format!("api {}", key.key_id),
-        &idem.ledger_key(),
+        &idem.write_key(),
     )
     .await
     .map_err(err)?;
     let body = json!({"entry": w.entry, "available": w.available}).to_string();
-    idem.save(&mut uow, StatusCode::OK, &body).await?;
-    uow.commit().await?;
+    let r = idem.commit(uow, StatusCode::OK, body).await?;
     state.metrics.time("points_spend", started.elapsed());
-    Ok(json_response(StatusCode::OK, body))
+    Ok(r)
 }
 
 // ---- POST /api/members/{id}/points/adjust ----
@@ -364,21 +288,13 @@ async fn adjust(
     State(state): State<AppState>,
     Admin(key): Admin,
     axum::extract::Path(id): axum::extract::Path<String>,
-    headers: HeaderMap,
-    bytes: Bytes,
+    idem: Idempotent,
 ) -> Result<Response, ApiError> {
     let member = member_id(&id)?;
-    let idem = Idem::new(
-        &headers,
-        "adjust",
-        &key,
-        &format!("adjust/{member}"),
-        &bytes,
-    )?;
     if let Some(r) = idem.replay(&state).await? {
         return Ok(r);
     }
-    let input: AdjustIn = json_body(&bytes, "an adjustment `{points, reason}`")?;
+    let input: AdjustIn = idem.json("an adjustment `{points, reason}`")?;
     let mut uow = state.store.unit_of_work().await?;
     let w = ledger::adjust_in(
         &mut uow,
@@ -386,14 +302,12 @@ async fn adjust(
         input.points,
         &input.reason,
         &format!("admin {}", key.key_id),
-        &idem.ledger_key(),
+        &idem.write_key(),
     )
     .await
     .map_err(err)?;
     let body = json!({"entry": w.entry, "available": w.available}).to_string();
-    idem.save(&mut uow, StatusCode::OK, &body).await?;
-    uow.commit().await?;
-    Ok(json_response(StatusCode::OK, body))
+    idem.commit(uow, StatusCode::OK, body).await
 }
 
 // ---- the program ----
@@ -413,15 +327,16 @@ async fn program(State(state): State<AppState>, _k: Reader) -> Result<Response, 
 async fn set_program(
     State(state): State<AppState>,
     _k: Admin,
-    bytes: Bytes,
+    idem: Idempotent,
 ) -> Result<Response, ApiError> {
-    let text = std::str::from_utf8(&bytes)
+    if let Some(r) = idem.replay(&state).await? {
+        return Ok(r);
+    }
+    let text = std::str::from_utf8(&idem.body)
         .map_err(|_| ApiError::InvalidRequest("the program file is not UTF-8 text".into()))?;
     let v = state.store.loyalty_set_program(text).await.map_err(err)?;
-    Ok(json_response(
-        StatusCode::OK,
-        serde_json::to_string(&v).map_err(|e| ApiError::Internal(e.to_string()))?,
-    ))
+    let body = serde_json::to_string(&v).map_err(|e| ApiError::Internal(e.to_string()))?;
+    idem.respond(&state, StatusCode::OK, body).await
 }
 
 // ---- code batches ----
@@ -438,6 +353,8 @@ struct BatchIn {
     expires_at: Option<i64>,
     #[serde(default)]
     url_prefix: Option<String>,
+    #[serde(default)]
+    pending_days: Option<u32>,
 }
 
 /// The private directory holding undownloaded code files.
@@ -459,31 +376,37 @@ fn code_dir() -> Result<&'static PathBuf, ApiError> {
 
 async fn create_batch(
     State(state): State<AppState>,
-    Admin(key): Admin,
-    headers: HeaderMap,
-    bytes: Bytes,
+    _k: Admin,
+    idem: Idempotent,
 ) -> Result<Response, ApiError> {
-    let idem = Idem::new(&headers, "batch", &key, "batches", &bytes)?;
     if let Some(r) = idem.replay(&state).await? {
         return Ok(r);
     }
-    let input: BatchIn = json_body(&bytes, "a batch `{name, count, points, sku, expires_at}`")?;
+    let input: BatchIn =
+        idem.json("a batch `{name, count, points, sku, expires_at, pending_days}`")?;
     let prefix = input
         .url_prefix
         .unwrap_or_else(|| "https://touchpoint.example/c/".into());
-    let b = state
+    let mut codes: Vec<String> = Vec::new();
+    let id = state
         .store
-        .codes_create_batch(
-            &input.name,
-            input.count,
-            input.points,
-            input.sku.as_deref(),
-            input.expires_at,
+        .codes_generate(
+            &ledger::BatchSpec {
+                name: &input.name,
+                count: input.count,
+                points: input.points,
+                sku: input.sku.as_deref(),
+                expires_at: input.expires_at,
+                pending_days: input.pending_days.unwrap_or(0),
+            },
+            &mut |chunk| {
+                codes.extend_from_slice(chunk);
+                Ok(())
+            },
         )
         .await
         .map_err(err)?;
-    let path = code_dir()?.join(format!("{}.csv", b.id));
-    let codes = b.codes;
+    let path = code_dir()?.join(format!("{id}.csv"));
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         use std::io::Write;
         let mut w = std::io::BufWriter::new(std::fs::File::create(&path)?);
@@ -497,19 +420,14 @@ async fn create_batch(
     .map_err(|e| ApiError::Internal(e.to_string()))?
     .map_err(|e| ApiError::Internal(format!("cannot write the codes file: {e}")))?;
     let body = json!({
-        "id": b.id,
+        "id": id,
         "count": input.count,
         "points": input.points,
-        "download": format!("/api/loyalty/codes/batches/{}/codes.csv", b.id),
+        "pending_days": input.pending_days.unwrap_or(0),
+        "download": format!("/api/loyalty/codes/batches/{id}/codes.csv"),
     })
     .to_string();
-    if let Some(k) = &idem.key {
-        state
-            .store
-            .save_idempotent_response(&idem.scope, k, &idem.hash, 201, &body)
-            .await?;
-    }
-    Ok(json_response(StatusCode::CREATED, body))
+    idem.respond(&state, StatusCode::CREATED, body).await
 }
 
 async fn download_codes(
@@ -566,36 +484,32 @@ async fn claim(
     State(state): State<AppState>,
     AnyKey(key): AnyKey,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    bytes: Bytes,
+    idem: Idempotent,
 ) -> Result<Response, ApiError> {
     require(&key, &[Role::Admin, Role::Ingest], "claim codes")?;
-    let idem = Idem::new(&headers, "claim", &key, "claim", &bytes)?;
     if let Some(r) = idem.replay(&state).await? {
         return Ok(r);
     }
-    let input: ClaimIn = json_body(
-        &bytes,
-        "a claim `{code, member_id | phone | email | wechat_unionid}`",
-    )?;
+    let input: ClaimIn =
+        idem.json("a claim `{code, member_id | phone | email | wechat_unionid}`")?;
     let bad = |m: String| ApiError::InvalidRequest(m);
-    let person: Result<Claimant, Identifier> = match (
+    let person = match (
         &input.member_id,
         &input.phone,
         &input.email,
         &input.wechat_unionid,
     ) {
-        (Some(m), None, None, None) => Ok(Claimant::Member(member_id(m)?)),
-        (None, Some(p), None, None) => Err(Identifier::phone(
+        (Some(m), None, None, None) => ClaimPerson::Member(member_id(m)?),
+        (None, Some(p), None, None) => ClaimPerson::Identifier(Identifier::phone(
             &Phone::parse(p, &state.config.default_country)
                 .map_err(|e| bad(format!("phone: {e}")))?,
         )),
-        (None, None, Some(e), None) => Err(Identifier::email(
+        (None, None, Some(e), None) => ClaimPerson::Identifier(Identifier::email(
             &Email::parse(e).map_err(|e| bad(format!("email: {e}")))?,
         )),
-        (None, None, None, Some(w)) => {
-            Err(Identifier::wechat_unionid(w).map_err(|e| bad(format!("wechat_unionid: {e}")))?)
-        }
+        (None, None, None, Some(w)) => ClaimPerson::Identifier(
+            Identifier::wechat_unionid(w).map_err(|e| bad(format!("wechat_unionid: {e}")))?,
+        ),
         _ => {
             return Err(bad(
                 "name the person with exactly one of member_id, phone, email, wechat_unionid"
@@ -603,54 +517,35 @@ async fn claim(
             ))
         }
     };
-    let subject = match &person {
-        Ok(Claimant::Member(m)) => format!("member:{m}"),
-        Ok(Claimant::Resolved { subject, .. }) => subject.clone(),
-        Err(i) => format!("{}:{}", i.kind().as_str(), i.value()),
-    };
     let ip = addr.ip().to_string();
-    let subjects = ledger::claim_subjects(&subject, Some(&ip));
+    let subjects = ledger::claim_subjects(&person.subject(), Some(&ip));
     let hash = ledger::precheck_claim(&state.store, &input.code, &subjects)
         .await
         .map_err(err)?;
     let started = std::time::Instant::now();
-    let (claimed, body) = match person {
-        Ok(Claimant::Member(m)) | Ok(Claimant::Resolved { member: m, .. }) => {
+    let response = match &person {
+        ClaimPerson::Member(_) => {
             let mut uow = state.store.unit_of_work().await?;
-            let c = ledger::claim_in(&mut uow, &hash, m).await.map_err(err)?;
-            let body = claim_body(&c);
-            idem.save(&mut uow, StatusCode::OK, &body).await?;
-            uow.commit().await?;
-            (c, body)
+            let c = ledger::claim_for(&mut uow, None, &hash, &person)
+                .await
+                .map_err(err)?;
+            idem.commit(uow, StatusCode::OK, claim_body(&c)).await?
         }
-        Err(identifier) => {
-            // Identity resolution on the channel `scan`, in the claim's unit of work.
+        ClaimPerson::Identifier(_) => {
+            // Identity resolution on the channel `scan`, in the claim's unit
+            // of work, under the writer lock.
             let mut writer = state.writer.lock().await;
             let mut uow = state.store.unit_of_work().await?;
-            let hex = touchpoint_store::keys::hex(&hash);
-            let record = RecordRef {
-                channel: "scan".into(),
-                record_id: format!("code-{}", &hex[..16]),
-            };
-            let members = writer
-                .resolve_in(&mut uow, &[(record, vec![identifier])])
-                .await?;
-            let m = members
-                .first()
-                .copied()
-                .flatten()
-                .ok_or_else(|| ApiError::Internal("identity resolution gave no member".into()))?
-                .get();
-            let c = ledger::claim_in(&mut uow, &hash, m).await.map_err(err)?;
-            let body = claim_body(&c);
-            idem.save(&mut uow, StatusCode::OK, &body).await?;
-            uow.commit().await?;
-            (c, body)
+            let c = ledger::claim_for(&mut uow, Some(&mut *writer), &hash, &person)
+                .await
+                .map_err(err)?;
+            let r = idem.commit(uow, StatusCode::OK, claim_body(&c)).await?;
+            drop(writer);
+            r
         }
     };
-    let _ = claimed;
     state.metrics.time("code_claim", started.elapsed());
-    Ok(json_response(StatusCode::OK, body))
+    Ok(response)
 }
 
 fn claim_body(c: &ledger::Claimed) -> String {

@@ -17,7 +17,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use touchpoint_core::coupons::{Basket, BasketLine, CouponRules, RewardKind};
 use touchpoint_store::keys::{ApiKey, Role};
 use touchpoint_store::rewards::NewReward;
@@ -126,51 +125,29 @@ fn to_json(v: &impl serde::Serialize) -> Result<String, ApiError> {
     serde_json::to_string(v).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-/// An Idempotency-Key request.
-struct Idem {
-    scope: String,
-    key: Option<String>,
-    hash: String,
-}
+/// An Idempotency-Key request: the shared [`crate::api::Idempotent`]
+/// rule (same key and body: the stored response; another body: 422), keyed
+/// by the logical path of the write.
+struct Idem(crate::api::Idempotent);
 
 impl Idem {
     fn new(headers: &HeaderMap, k: &ApiKey, path: &str, bytes: &[u8]) -> Result<Self, ApiError> {
-        let key = crate::api::idempotency_key(headers)?;
-        let mut h = Sha256::new();
-        h.update(path.as_bytes());
-        h.update([0]);
-        h.update(bytes);
-        Ok(Idem {
-            scope: format!("rewards:{}", k.key_id),
-            key,
-            hash: touchpoint_store::keys::hex(&h.finalize()),
-        })
+        Ok(Idem(crate::api::Idempotent::new(
+            k,
+            crate::api::idempotency_key(headers)?,
+            "POST",
+            path,
+            Bytes::copy_from_slice(bytes),
+        )))
     }
 
     async fn replay(&self, state: &AppState) -> Result<Option<Response>, ApiError> {
-        let Some(k) = &self.key else { return Ok(None) };
-        match state.store.idempotent_response(&self.scope, k).await? {
-            Some((hash, _, _)) if hash != self.hash => Err(ApiError::IdempotencyKeyMismatch(format!(
-                "Idempotency-Key {k:?} was used with a different request; use a new key for a new request"
-            ))),
-            Some((_, status, body)) => Ok(Some(respond(
-                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-                body,
-            ))),
-            None => Ok(None),
-        }
+        self.0.replay(state).await
     }
 
     /// The store-level key of this request (a fresh one without a header).
     fn store_key(&self) -> String {
-        match &self.key {
-            Some(k) => format!("{}:{k}", self.scope),
-            None => format!(
-                "{}:auto:{}",
-                self.scope,
-                touchpoint_core::loyalty::generate_code()
-            ),
-        }
+        self.0.write_key()
     }
 
     async fn done(
@@ -179,13 +156,7 @@ impl Idem {
         status: StatusCode,
         body: String,
     ) -> Result<Response, ApiError> {
-        if let Some(k) = &self.key {
-            state
-                .store
-                .save_idempotent_response(&self.scope, k, &self.hash, status.as_u16(), &body)
-                .await?;
-        }
-        Ok(respond(status, body))
+        self.0.respond(state, status, body).await
     }
 }
 

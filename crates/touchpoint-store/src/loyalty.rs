@@ -141,6 +141,23 @@ pub struct NewBatch {
     pub codes: Vec<String>,
 }
 
+/// What a new batch of codes is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSpec<'a> {
+    /// The batch's unique name.
+    pub name: &'a str,
+    /// How many codes (1 to 10,000,000).
+    pub count: usize,
+    /// Points per code.
+    pub points: i64,
+    /// The product the codes are printed on.
+    pub sku: Option<&'a str>,
+    /// Codes cannot be claimed from this time (UTC ms).
+    pub expires_at: Option<i64>,
+    /// Days a claim's points stay pending (0: available at once).
+    pub pending_days: u32,
+}
+
 /// Who claims a code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claimant {
@@ -646,9 +663,14 @@ async fn apply_orders(
                         )
                         .await?;
                     lots.insert(key.clone(), (lot, o.member, points, o.gross, 0));
-                    upgrade_tier(uow, p, o.member).await?;
+                    if p.tier_basis == rules::TierBasis::PointsEarned {
+                        upgrade_tier(uow, p, o.member).await?;
+                    }
                 }
             }
+        }
+        if p.tier_basis == rules::TierBasis::NetSpend && o.status.is_purchase() {
+            upgrade_tier(uow, p, o.member).await?;
         }
         // Refunds and cancellations: reverse to the proportional target.
         if let Some(&(lot, member, amount, gross, reversed)) = lots.get(&key) {
@@ -791,24 +813,93 @@ async fn reverse(
     Ok(())
 }
 
-/// Upgrade a member's tier at once when the points earned in the window
-/// qualify for a higher one (downgrades happen at review; not automatic).
+/// The member's qualifying figure for tiers in the window ending at `at`
+/// (inclusive): purchase points earned less what refunds reversed, or the
+/// net spend of paid orders less refunds (minor units).
+async fn tier_figure(
+    conn: &mut Conn<'_>,
+    p: &Program,
+    member: i64,
+    at: i64,
+) -> Result<i64, StoreError> {
+    let since = p.tier_window_start(at);
+    let sql = match p.tier_basis {
+        rules::TierBasis::PointsEarned => {
+            "SELECT CAST(COALESCE(SUM(amount - reversed), 0) AS BIGINT) FROM points_lots \
+             WHERE member_id = $1 AND earned_at > $2 AND earned_at <= $3 AND channel IS NOT NULL"
+        }
+        rules::TierBasis::NetSpend => {
+            "SELECT CAST(COALESCE(SUM(gross_amount - refunded_amount), 0) AS BIGINT) FROM orders \
+             WHERE member_id = $1 AND ordered_at > $2 AND ordered_at <= $3 AND status IN ('paid', 'partially_refunded')"
+        }
+    };
+    Ok(conn
+        .fetch_opt(sql, &[member.into(), since.into(), at.into()], |r| r.i64(0))
+        .await?
+        .unwrap_or(0))
+}
+
+fn figure_text(p: &Program, figure: i64) -> String {
+    match p.tier_basis {
+        rules::TierBasis::PointsEarned => {
+            format!("{figure} points earned in {}", p.tier_window_text())
+        }
+        rules::TierBasis::NetSpend => format!(
+            "net spend {figure} (minor units) in {}",
+            p.tier_window_text()
+        ),
+    }
+}
+
+/// Move a member to `to` at `at`, with the history row and the
+/// `tier_changed` event, in the caller's unit of work (account locked).
+async fn set_tier(
+    uow: &mut UnitOfWork,
+    p: &Program,
+    member: i64,
+    from: Option<String>,
+    to: Option<String>,
+    at: i64,
+    reason: String,
+) -> Result<(), StoreError> {
+    let review = to.as_ref().and_then(|_| p.tier_review_after(at));
+    let mut c = uow.conn();
+    c.exec(
+        "UPDATE points_accounts SET tier = $2, tier_since = $3, tier_review_at = $4 WHERE member_id = $1",
+        &[member.into(), to.clone().into(), at.into(), review.into()],
+    )
+    .await?;
+    c.exec(
+        "INSERT INTO points_tier_history (member_id, at, from_tier, to_tier, reason) VALUES ($1, $2, $3, $4, $5)",
+        &[
+            member.into(),
+            at.into(),
+            from.clone().into(),
+            to.clone().into(),
+            reason.clone().into(),
+        ],
+    )
+    .await?;
+    uow.emit(DomainEvent::TierChanged {
+        member_id: member,
+        from,
+        to,
+        reason,
+    });
+    Ok(())
+}
+
+/// Upgrade a member's tier at once when the figure in the window (points
+/// earned or net spend) qualifies for a higher one; downgrades wait for the
+/// review ([`Store::loyalty_tier_reviews`]).
 async fn upgrade_tier(uow: &mut UnitOfWork, p: &Program, member: i64) -> Result<(), StoreError> {
     if p.tiers.is_empty() {
         return Ok(());
     }
     let now = uow.now();
-    let since = now - i64::from(p.tier_window_days) * 86_400_000;
-    let mut c = uow.conn();
-    let earned = c
-        .fetch_opt(
-            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM points_lots WHERE member_id = $1 AND earned_at >= $2 AND channel IS NOT NULL",
-            &[member.into(), since.into()],
-            |r| r.i64(0),
-        )
-        .await?
-        .unwrap_or(0);
-    let current = c
+    let figure = tier_figure(&mut uow.conn(), p, member, now).await?;
+    let current = uow
+        .conn()
         .fetch_opt(
             "SELECT tier FROM points_accounts WHERE member_id = $1",
             &[member.into()],
@@ -816,39 +907,126 @@ async fn upgrade_tier(uow: &mut UnitOfWork, p: &Program, member: i64) -> Result<
         )
         .await?
         .flatten();
-    let rank = |name: Option<&str>| {
-        name.and_then(|n| p.tiers.iter().position(|t| t.name == n))
-            .map_or(-1, |i| i as i64)
-    };
-    let Some(q) = p.tier_for(earned) else {
+    let Some(q) = p.tier_for(figure) else {
         return Ok(());
     };
+    let rank = |name: Option<&str>| name.and_then(|n| p.tier_rank(n)).map_or(-1, |i| i as i64);
     if rank(Some(&q.name)) <= rank(current.as_deref()) {
         return Ok(());
     }
-    let reason = format!("{earned} points earned in {} days", p.tier_window_days);
-    c.exec(
-        "UPDATE points_accounts SET tier = $2, tier_since = $3 WHERE member_id = $1",
-        &[member.into(), q.name.clone().into(), now.into()],
-    )
-    .await?;
-    c.exec(
-        "INSERT INTO points_tier_history (member_id, at, from_tier, to_tier, reason) VALUES ($1, $2, $3, $4, $5)",
-        &[
-            member.into(),
-            now.into(),
-            current.clone().into(),
-            q.name.clone().into(),
-            reason.clone().into(),
-        ],
-    )
-    .await?;
-    uow.emit(DomainEvent::TierChanged {
-        member_id: member,
-        from: current,
-        to: Some(q.name.clone()),
-        reason,
-    });
+    let reason = format!("upgrade: {}", figure_text(p, figure));
+    set_tier(uow, p, member, current, Some(q.name.clone()), now, reason).await
+}
+
+/// One tier change made by a review.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TierChange {
+    /// The member.
+    pub member_id: i64,
+    /// The review's date, UTC ms.
+    pub at: i64,
+    /// Before.
+    pub from: Option<String>,
+    /// After (None: no tier).
+    pub to: Option<String>,
+    /// Why.
+    pub reason: String,
+}
+
+/// What a tier review run did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct TierReviewReport {
+    /// Reviews held (a member can have several when runs were missed).
+    pub reviews: u64,
+    /// Reviews that kept the tier.
+    pub kept: u64,
+    /// The changes, in order.
+    pub changes: Vec<TierChange>,
+}
+
+/// Hold a member's reviews due by `as_of`, in the caller's unit of work.
+async fn review_member(
+    uow: &mut UnitOfWork,
+    p: &Program,
+    member: i64,
+    as_of: i64,
+    report: &mut TierReviewReport,
+) -> Result<(), StoreError> {
+    lock_account(uow, member).await?;
+    // At most one review per period; a run after a long pause catches up.
+    for _ in 0..1_000 {
+        let row = uow
+            .conn()
+            .fetch_opt(
+                "SELECT tier, tier_since, tier_review_at FROM points_accounts WHERE member_id = $1",
+                &[member.into()],
+                |r| Ok((r.opt_text(0)?, r.opt_i64(1)?, r.opt_i64(2)?)),
+            )
+            .await?;
+        let Some((Some(tier), since, review_at)) = row else {
+            return Ok(());
+        };
+        let Some(review_at) = review_at.or_else(|| p.tier_review_after(since.unwrap_or(as_of)))
+        else {
+            return Ok(());
+        };
+        if review_at > as_of {
+            uow.conn()
+                .exec(
+                    "UPDATE points_accounts SET tier_review_at = $2 WHERE member_id = $1",
+                    &[member.into(), review_at.into()],
+                )
+                .await?;
+            return Ok(());
+        }
+        report.reviews += 1;
+        let figure = tier_figure(&mut uow.conn(), p, member, review_at).await?;
+        let to = p.review_tier(Some(&tier), figure).map(|t| t.name.clone());
+        if to.as_deref() == Some(tier.as_str()) {
+            report.kept += 1;
+            let next = p.tier_review_after(review_at);
+            uow.conn()
+                .exec(
+                    "UPDATE points_accounts SET tier_review_at = $2 WHERE member_id = $1",
+                    &[member.into(), next.into()],
+                )
+                .await?;
+            if next.is_none() {
+                return Ok(());
+            }
+            continue;
+        }
+        let rule = match (
+            p.tier_rank(&tier),
+            to.as_deref().and_then(|t| p.tier_rank(t)),
+        ) {
+            (Some(a), b) if b.is_none_or(|b| b < a) => match p.tier_downgrade {
+                rules::TierDowngrade::OneLevel => "downgrade one_level",
+                rules::TierDowngrade::ToQualified => "downgrade to_qualified",
+            },
+            (None, _) => "the tier is no longer in the program",
+            _ => "upgrade",
+        };
+        let day = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(review_at)
+            .map(|t| {
+                t.with_timezone(&p.tz().unwrap_or(chrono_tz::Asia::Shanghai))
+                    .format("%Y-%m-%d")
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let reason = format!("review {day}: {}; {rule}", figure_text(p, figure));
+        report.changes.push(TierChange {
+            member_id: member,
+            at: review_at,
+            from: Some(tier.clone()),
+            to: to.clone(),
+            reason: reason.clone(),
+        });
+        set_tier(uow, p, member, Some(tier), to.clone(), review_at, reason).await?;
+        if to.is_none() {
+            return Ok(());
+        }
+    }
     Ok(())
 }
 
@@ -1032,48 +1210,87 @@ async fn ensure_member(conn: &mut Conn<'_>, member: i64) -> Result<(), StoreErro
 
 // ---- codes ----
 
-/// Start of the hour of `at`.
-fn hour_of(at: i64) -> i64 {
-    at - at.rem_euclid(3_600_000)
+/// The claim-failure window: a sliding hour, counted in minute buckets.
+const FAILURE_WINDOW_MS: i64 = 3_600_000;
+
+/// Start of the minute of `at`.
+fn minute_of(at: i64) -> i64 {
+    at - at.rem_euclid(60_000)
 }
 
-/// Refuse a claim when any subject has `limit` failures this hour.
+/// Seconds until a subject with these failure buckets (minute start,
+/// failures), seen at `now`, has fewer than `limit` failures in the sliding
+/// hour; None when it has fewer already. A bucket leaves the window 60
+/// minutes after its minute started.
+pub fn retry_after_secs(buckets: &[(i64, i64)], limit: u32, now: i64) -> Option<u64> {
+    let mut live: Vec<(i64, i64)> = buckets
+        .iter()
+        .copied()
+        .filter(|(m, _)| m + FAILURE_WINDOW_MS > now)
+        .collect();
+    live.sort_unstable();
+    let total: i64 = live.iter().map(|b| b.1).sum();
+    let mut excess = total - i64::from(limit) + 1;
+    if excess <= 0 {
+        return None;
+    }
+    for (m, n) in live {
+        excess -= n;
+        if excess <= 0 {
+            let wait_ms = m + FAILURE_WINDOW_MS - now;
+            return Some(((wait_ms + 999) / 1000).max(1) as u64);
+        }
+    }
+    Some(1)
+}
+
+/// Refuse a claim when any subject has `limit` failures in the last 60
+/// minutes (a sliding window, to the minute).
 async fn check_limits(
     conn: &mut Conn<'_>,
     subjects: &[String],
     limit: u32,
     now: i64,
 ) -> Result<(), StoreError> {
-    let hour = hour_of(now);
+    let mut wait = 0u64;
     for s in subjects {
-        let n = conn
-            .fetch_opt(
-                "SELECT failures FROM loyalty_claim_failures WHERE subject = $1 AND hour_start = $2",
-                &[s.as_str().into(), hour.into()],
-                |r| r.i64(0),
+        let buckets = conn
+            .fetch(
+                "SELECT minute_start, failures FROM loyalty_claim_failure_minutes WHERE subject = $1 AND minute_start > $2",
+                &[s.as_str().into(), (now - FAILURE_WINDOW_MS).into()],
+                |r| Ok((r.i64(0)?, r.i64(1)?)),
             )
-            .await?
-            .unwrap_or(0);
-        if n >= i64::from(limit) {
-            return Err(StoreError::TooManyAttempts {
-                retry_after_secs: ((hour + 3_600_000 - now) / 1000).max(1) as u64,
-            });
+            .await?;
+        if let Some(w) = retry_after_secs(&buckets, limit, now) {
+            wait = wait.max(w);
         }
+    }
+    if wait > 0 {
+        return Err(StoreError::TooManyAttempts {
+            retry_after_secs: wait,
+        });
     }
     Ok(())
 }
 
 /// Count a failed claim for each subject, in its own transaction (it must
-/// stay when the claim is refused).
+/// stay when the claim is refused); buckets older than the window go.
 pub async fn record_failure(store: &Store, subjects: &[String]) -> Result<(), StoreError> {
     let mut uow = store.unit_of_work().await?;
-    let hour = hour_of(uow.now());
+    let now = uow.now();
+    let minute = minute_of(now);
     for s in subjects {
         uow.conn()
             .exec(
-                "INSERT INTO loyalty_claim_failures (subject, hour_start, failures) VALUES ($1, $2, 1) \
-                 ON CONFLICT (subject, hour_start) DO UPDATE SET failures = loyalty_claim_failures.failures + 1",
-                &[s.as_str().into(), hour.into()],
+                "INSERT INTO loyalty_claim_failure_minutes (subject, minute_start, failures) VALUES ($1, $2, 1) \
+                 ON CONFLICT (subject, minute_start) DO UPDATE SET failures = loyalty_claim_failure_minutes.failures + 1",
+                &[s.as_str().into(), minute.into()],
+            )
+            .await?;
+        uow.conn()
+            .exec(
+                "DELETE FROM loyalty_claim_failure_minutes WHERE subject = $1 AND minute_start <= $2",
+                &[s.as_str().into(), (now - FAILURE_WINDOW_MS).into()],
             )
             .await?;
     }
@@ -1226,6 +1443,67 @@ pub async fn claim_in(
     })
 }
 
+/// Who a claim names: a member id, or an identifier (phone, e-mail,
+/// WeChat unionid, ...) resolved like an order's customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimPerson {
+    /// A known member.
+    Member(i64),
+    /// A person found, or created on the channel `scan`, by identity
+    /// resolution.
+    Identifier(touchpoint_core::Identifier),
+}
+
+impl ClaimPerson {
+    /// The subject the failure limit counts against (with the client IP,
+    /// see [`claim_subjects`]).
+    pub fn subject(&self) -> String {
+        match self {
+            ClaimPerson::Member(m) => format!("member:{m}"),
+            ClaimPerson::Identifier(i) => format!("{}:{}", i.kind().as_str(), i.value()),
+        }
+    }
+}
+
+/// The claim of a packaging code after [`precheck_claim`], in `uow`: the
+/// person resolved (an identifier through `writer`, on the channel `scan`,
+/// so an unknown person becomes a member), then the code claimed for them.
+/// The one claim path: `POST /api/loyalty/codes/claim` and the demo call
+/// it. `writer` is needed only for an identifier (hold the server's writer
+/// lock for it: identity changes are serialised there).
+pub async fn claim_for(
+    uow: &mut UnitOfWork,
+    writer: Option<&mut crate::import::Writer>,
+    hash: &[u8],
+    person: &ClaimPerson,
+) -> Result<Claimed, StoreError> {
+    let member = match person {
+        ClaimPerson::Member(m) => *m,
+        ClaimPerson::Identifier(identifier) => {
+            let Some(writer) = writer else {
+                return Err(StoreError::InvalidInput(
+                    "a claim by identifier needs the identity writer".into(),
+                ));
+            };
+            let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+            let record = touchpoint_core::identity::RecordRef {
+                channel: "scan".into(),
+                record_id: format!("code-{}", &hex[..16]),
+            };
+            let members = writer
+                .resolve_in(uow, &[(record, vec![identifier.clone()])])
+                .await?;
+            members
+                .first()
+                .copied()
+                .flatten()
+                .ok_or_else(|| StoreError::Corrupt("identity resolution gave no member".into()))?
+                .get()
+        }
+    };
+    claim_in(uow, hash, member).await
+}
+
 impl Store {
     /// Store a new program version (the file is checked first). Setting the
     /// same text as the current version changes nothing.
@@ -1373,6 +1651,23 @@ impl Store {
         Ok(c)
     }
 
+    /// Claim a code for a person, as `POST /api/loyalty/codes/claim` does
+    /// ([`precheck_claim`], then [`claim_for`] in one unit of work).
+    pub async fn code_claim_by(
+        &self,
+        writer: &mut crate::import::Writer,
+        code: &str,
+        person: &ClaimPerson,
+        ip: Option<&str>,
+    ) -> Result<Claimed, StoreError> {
+        let subjects = claim_subjects(&person.subject(), ip);
+        let hash = precheck_claim(self, code, &subjects).await?;
+        let mut uow = self.unit_of_work().await?;
+        let c = claim_for(&mut uow, Some(writer), &hash, person).await?;
+        uow.commit().await?;
+        Ok(c)
+    }
+
     /// Create a batch of `count` codes worth `points` each. Only the hashes
     /// are stored; the codes are returned once.
     pub async fn codes_create_batch(
@@ -1406,9 +1701,44 @@ impl Store {
         expires_at: Option<i64>,
         sink: &mut (dyn FnMut(&[String]) -> Result<(), StoreError> + Send),
     ) -> Result<i64, StoreError> {
+        self.codes_generate(
+            &BatchSpec {
+                name,
+                count,
+                points,
+                sku,
+                expires_at,
+                pending_days: 0,
+            },
+            sink,
+        )
+        .await
+    }
+
+    /// Create a batch as `spec` says, handing the codes to `sink` in chunks
+    /// (see [`Store::codes_create_batch_with`]); the one path every surface
+    /// (CLI, API, demo) creates batches through. Returns the batch id.
+    pub async fn codes_generate(
+        &self,
+        spec: &BatchSpec<'_>,
+        sink: &mut (dyn FnMut(&[String]) -> Result<(), StoreError> + Send),
+    ) -> Result<i64, StoreError> {
+        let BatchSpec {
+            name,
+            count,
+            points,
+            sku,
+            expires_at,
+            pending_days,
+        } = *spec;
         if points <= 0 || count == 0 || count > 10_000_000 || name.trim().is_empty() {
             return Err(StoreError::InvalidInput(
                 "a batch needs a name, 1 to 10,000,000 codes and positive points".into(),
+            ));
+        }
+        if pending_days > 3650 {
+            return Err(StoreError::InvalidInput(
+                "pending_days: expected 0 to 3650 days".into(),
             ));
         }
         let mut uow = self.unit_of_work().await?;
@@ -1416,8 +1746,8 @@ impl Store {
         let id = uow
             .conn()
             .fetch_opt(
-                "INSERT INTO loyalty_code_batches (name, points, sku, expires_at, code_count, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING RETURNING id",
+                "INSERT INTO loyalty_code_batches (name, points, sku, expires_at, code_count, created_at, pending_days) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name) DO NOTHING RETURNING id",
                 &[
                     name.into(),
                     points.into(),
@@ -1425,6 +1755,7 @@ impl Store {
                     expires_at.into(),
                     (count as i64).into(),
                     now.into(),
+                    i64::from(pending_days).into(),
                 ],
                 |r| r.i64(0),
             )
@@ -1565,6 +1896,47 @@ impl Store {
         Ok(report)
     }
 
+    /// Hold the tier reviews due by `as_of` (UTC ms): each member whose
+    /// review date has come keeps the tier if the figure in the window
+    /// ending at the review date still qualifies, else moves down by the
+    /// program's downgrade rule; each change is a history row and a
+    /// `tier_changed` event in the same transaction. One member per unit of
+    /// work; idempotent (a review moves the next one a period on, so a
+    /// second run at the same `as_of` changes nothing).
+    pub async fn loyalty_tier_reviews(&self, as_of: i64) -> Result<TierReviewReport, StoreError> {
+        let mut report = TierReviewReport::default();
+        let Some(pv) = self.loyalty_program().await? else {
+            return Ok(report);
+        };
+        let p = &pv.program;
+        if p.tiers.is_empty() || p.tier_review_after(as_of).is_none() {
+            return Ok(report);
+        }
+        let mut after = i64::MIN;
+        loop {
+            let members = {
+                let mut h = self.acquire().await?;
+                h.conn()
+                    .fetch(
+                        "SELECT member_id FROM points_accounts WHERE tier IS NOT NULL \
+                         AND (tier_review_at IS NULL OR tier_review_at <= $1) AND member_id > $2 \
+                         ORDER BY member_id LIMIT 200",
+                        &[as_of.into(), after.into()],
+                        |r| r.i64(0),
+                    )
+                    .await?
+            };
+            let Some(&last) = members.last() else { break };
+            for m in &members {
+                let mut uow = self.unit_of_work().await?;
+                review_member(&mut uow, p, *m, as_of, &mut report).await?;
+                uow.commit().await?;
+            }
+            after = last;
+        }
+        Ok(report)
+    }
+
     /// Earn points for stored orders placed since `since` (UTC ms), including
     /// those before the program's start; idempotent. Returns the orders seen.
     pub async fn loyalty_backfill(&self, since: i64) -> Result<u64, StoreError> {
@@ -1673,6 +2045,22 @@ pub async fn save_response_in(
         )
         .await?;
     Ok(n == 1)
+}
+
+/// The stored response under an idempotency key, read in the caller's unit
+/// of work: (hash of the request, status, response body).
+pub async fn response_in(
+    uow: &mut UnitOfWork,
+    scope: &str,
+    key: &str,
+) -> Result<Option<(String, u16, String)>, StoreError> {
+    uow.conn()
+        .fetch_opt(
+            "SELECT request_hash, status, response FROM idempotency_keys WHERE scope = $1 AND key = $2",
+            &[scope.into(), key.into()],
+            |r| Ok((r.text(0)?, u16::try_from(r.i64(1)?).unwrap_or(200), r.text(2)?)),
+        )
+        .await
 }
 
 /// `touchpoint report loyalty`: the points program's figures.

@@ -570,3 +570,85 @@ fn import_spend_reports_bad_rows_with_file_and_line_and_exit_status_2() {
     assert!(out.status.success(), "{t}");
     assert!(t.contains("campaign,douyin,live,2025-11,120050,"), "{t}");
 }
+
+/// The demo sets the points program, earns on its orders, claims packaging
+/// codes (one for a new person, on the channel `scan`) and prints the
+/// liability, which is the figure of `report loyalty -o json`.
+#[test]
+fn demo_prints_the_points_liability_of_report_loyalty() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let out = touchpoint(&db, &["demo", "--members", "300"]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert_eq!(t.matches("  claimed ").count(), 4, "{t}");
+    assert!(t.contains("for a new person"), "{t}");
+    let line = t
+        .lines()
+        .find(|l| l.contains("points liability:"))
+        .unwrap_or_else(|| panic!("no liability line: {t}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let number = |w: &str| w.replace(',', "");
+    let points: i64 = number(words[2]).parse().unwrap();
+    let value = number(words[6]);
+    let out = touchpoint(&db, &["report", "loyalty", "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(points > 0, "{line}");
+    assert_eq!(r["outstanding_points"].as_i64(), Some(points), "{line}");
+    let minor = r["outstanding_value"].as_i64().unwrap();
+    assert_eq!(
+        value,
+        format!("{}.{:02}", minor / 100, minor % 100),
+        "{line}"
+    );
+    let joined = r["joined_by_scan"].as_array().unwrap();
+    assert!(
+        joined.iter().map(|j| j[1].as_i64().unwrap()).sum::<i64>() >= 1,
+        "the new person joined by scanning: {r}"
+    );
+
+    // A batch with a pending period, and the tier job (run twice: the second
+    // run changes nothing).
+    let csv = dir.path().join("codes.csv");
+    let out = touchpoint(
+        &db,
+        &[
+            "loyalty",
+            "codes",
+            "generate",
+            "--batch",
+            "later",
+            "--count",
+            "5",
+            "--points",
+            "10",
+            "--pending-days",
+            "3",
+            "--out",
+            &csv.display().to_string(),
+            "-o",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let g: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(g["pending_days"], 3, "{g}");
+    let tiers = || {
+        let out = touchpoint(
+            &db,
+            &["loyalty", "tiers", "--as-of", "2029-01-02", "-o", "json"],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let first = tiers();
+    assert!(first["reviews"].as_u64().unwrap() > 0, "{first}");
+    let again = tiers();
+    assert_eq!(again["reviews"], 0, "{again}");
+    assert_eq!(
+        again["changes"].as_array().map(Vec::len),
+        Some(0),
+        "{again}"
+    );
+}

@@ -45,6 +45,9 @@ mod data;
 pub mod spend;
 mod write;
 
+/// The points program the demo sets (docs/loyalty.md shows the same file).
+pub const LOYALTY_PROGRAM: &str = include_str!("loyalty_program.toml");
+
 use std::path::{Path, PathBuf};
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, TimeDelta, Weekday};

@@ -377,3 +377,15 @@ fn demo_components_count_linked_groups() {
     assert_eq!(components(&[8, 2, 4, 6, 14]), 1);
     assert_eq!(components(&[8, 2, 4, 6, 9]), 2);
 }
+
+#[test]
+fn the_demo_program_is_valid_and_is_the_one_the_docs_show() {
+    let p = crate::loyalty::Program::parse(super::LOYALTY_PROGRAM).unwrap();
+    assert_eq!(p.tiers.len(), 3);
+    assert!(p.starts <= super::DemoConfig::default().start);
+    let docs = include_str!("../../../../docs/loyalty.md");
+    assert!(
+        docs.contains(&format!("```toml\n{}```", super::LOYALTY_PROGRAM)),
+        "docs/loyalty.md must show crates/touchpoint-core/src/demo/loyalty_program.toml unchanged"
+    );
+}

@@ -9,6 +9,7 @@
 
 mod clv;
 mod events;
+mod idempotency;
 mod imports;
 mod members;
 mod orders;
@@ -24,6 +25,7 @@ use crate::error::{rejection, ApiError};
 use crate::routes::{param, In, Param, Route};
 use crate::AppState;
 
+pub use idempotency::Idempotent;
 pub(crate) use system::system_routes;
 
 /// A path extractor whose rejections use the API's error shape.
@@ -75,7 +77,8 @@ pub(crate) fn routes() -> Vec<Route> {
 }
 
 /// The `Idempotency-Key` header of a write, if sent: 1 to 200 visible
-/// characters. Every write endpoint reads it through here.
+/// characters. Every write endpoint reads it through [`Idempotent`], which
+/// calls this.
 pub(crate) fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>, ApiError> {
     headers
         .get("idempotency-key")

@@ -1,16 +1,15 @@
 //! Orders: listing, one order, writing an order (idempotent).
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use touchpoint_core::ingest::OrderRecord;
 
-use super::{internal, member_id, Path, Query, LIMIT};
+use super::{internal, member_id, Idempotent, Path, Query, LIMIT};
 use crate::auth::{Admin, Reader};
 use crate::error::ApiError;
 use crate::routes::{param, Access, Doc, In, Route};
@@ -43,7 +42,7 @@ pub(crate) fn routes() -> Vec<Route> {
                 path: "/api/orders",
                 tag: "orders",
                 summary: "Write an order (idempotent)",
-                description: "Orders are keyed by (channel, order_id): sending one twice is one order, sending changed content updates it. With an Idempotency-Key header the first response is stored and replayed; the same key with a different body answers 409. Body: `{channel, order_id, ordered_at, status, currency, order_discount, refunded, customer: {member_no, phone, email, platform_user_id, wechat_unionid, name}, lines: [{sku, quantity, unit_price, discount, name, brand, category}]}`; amounts are decimal strings or numbers in major units.",
+                description: "Orders are keyed by (channel, order_id): sending one twice is one order, sending changed content updates it. With an Idempotency-Key header the first response is stored and replayed; the same key with a different body answers 422 `idempotency_key_mismatch`. Body: `{channel, order_id, ordered_at, status, currency, order_discount, refunded, customer: {member_no, phone, email, platform_user_id, wechat_unionid, name}, lines: [{sku, quantity, unit_price, discount, name, brand, category}]}`; amounts are decimal strings or numbers in major units.",
                 access: Access::Admin,
                 params: vec![param("Idempotency-Key", In::Header, "string", false, "a client-chosen key, up to 200 characters")],
                 body: Some((&["application/json"], "an order")),
@@ -208,28 +207,14 @@ fn order_record(o: OrderIn, state: &AppState) -> Result<OrderRecord, ApiError> {
 
 async fn create_order(
     State(state): State<AppState>,
-    Admin(key): Admin,
-    headers: HeaderMap,
-    body: axum::body::Body,
+    _k: Admin,
+    idem: Idempotent,
 ) -> Result<Response, ApiError> {
-    let bytes = crate::ingest::read_body(&headers, body, state.config.max_batch_bytes).await?;
-    let idem = super::idempotency_key(&headers)?;
-    let request_hash = touchpoint_store::keys::hex(&Sha256::digest(&bytes));
-    let scope = format!("orders:{}", key.key_id);
-    if let Some(k) = &idem {
-        if let Some((hash, status, resp)) = state.store.idempotent_response(&scope, k).await? {
-            if hash != request_hash {
-                return Err(ApiError::IdempotencyConflict(format!(
-                    "Idempotency-Key {k:?} was used with a different request; use a new key for a new request"
-                )));
-            }
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-            return Ok((status, [(header::CONTENT_TYPE, "application/json")], resp).into_response());
-        }
+    if let Some(stored) = idem.replay(&state).await? {
+        return Ok(stored);
     }
-    crate::ingest::json_object(&bytes)?;
-    let input: OrderIn = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::InvalidJson(format!("the body is not an order: {e}")))?;
+    crate::ingest::json_object(&idem.body)?;
+    let input: OrderIn = idem.json("an order")?;
     let record = order_record(input, &state)?;
     let started = std::time::Instant::now();
     let result = {
@@ -255,16 +240,5 @@ async fn create_order(
         "order": stored,
     })
     .to_string();
-    if let Some(k) = &idem {
-        state
-            .store
-            .save_idempotent_response(&scope, k, &request_hash, 200, &body)
-            .await?;
-    }
-    Ok((
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response())
+    idem.respond(&state, StatusCode::OK, body).await
 }

@@ -52,7 +52,7 @@ async fn check(db: Db) {
     assert_eq!(r.body["rejected"], 1, "{}", r.text);
     assert_eq!(r.body["errors"][0]["line"], 4, "{}", r.text);
     assert_eq!(r.body["errors"][0]["column"], "pricing_model", "{}", r.text);
-    // The same key and body: the first answer again; another body: 409.
+    // The same key and body: the first answer again; another body: 422.
     let again = post_spend(&app, &app.admin, Some("spend-1"), SPEND).await;
     assert_eq!(again.status, 200);
     assert_eq!(again.body, r.body);
@@ -63,7 +63,7 @@ async fn check(db: Db) {
         &SPEND.replace("600.00", "601.00"),
     )
     .await;
-    assert_error(&other, 409, "idempotency_key_reused");
+    assert_error(&other, 422, "idempotency_key_mismatch");
     // Without a key, the keyed rows make a retry change nothing.
     let retry = post_spend(&app, &app.admin, None, SPEND).await;
     assert_eq!(

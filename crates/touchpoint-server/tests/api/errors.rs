@@ -343,7 +343,7 @@ async fn shedding_load_is_429_with_retry_after() {
 }
 
 #[tokio::test]
-async fn idempotency_key_reuse_with_another_body_is_409() {
+async fn idempotency_key_replays_the_same_order_and_refuses_another_with_422() {
     let app = spawn_app().await;
     let order = |total: &str| {
         json!({"channel": "pos", "order_id": "A-1", "ordered_at": "2024-11-11T10:00:00+08:00",
@@ -364,6 +364,20 @@ async fn idempotency_key_reuse_with_another_body_is_409() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["result"], "inserted");
+    // The same key and body: the stored answer, byte for byte ("inserted"
+    // again, where a new request would say "unchanged").
+    let again = app
+        .send(
+            Method::POST,
+            "/api/orders",
+            Some(&app.admin),
+            &h,
+            order("10"),
+        )
+        .await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.text, r.text);
     let r = app
         .send(
             Method::POST,
@@ -373,7 +387,16 @@ async fn idempotency_key_reuse_with_another_body_is_409() {
             order("11"),
         )
         .await;
-    assert_error(&r, 409, "idempotency_key_reused");
+    assert_error(&r, 422, "idempotency_key_mismatch");
+    // One order, as the first body wrote it.
+    let o = app.get("/api/orders?channel=pos", Some(&app.admin)).await;
+    assert_eq!(o.status, 200, "{}", o.text);
+    assert_eq!(
+        o.body["orders"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        o.text
+    );
     app.finish().await;
 }
 

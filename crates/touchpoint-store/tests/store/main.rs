@@ -10,4 +10,5 @@ mod import;
 mod loyalty;
 mod members;
 mod rewards;
+mod tiers;
 mod write_path;
