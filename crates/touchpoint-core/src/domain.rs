@@ -188,6 +188,23 @@ pub enum DomainEvent {
         /// When, UTC ms.
         expires_at: i64,
     },
+    /// A member's profile changed: attributes, tags or consent (one door for
+    /// every surface: identify traits, the API, the CLI, a CSV of tags, the
+    /// unsubscribe link, a rule tag's refresh).
+    ProfileChanged {
+        /// The member.
+        member_id: i64,
+        /// `identify`, `api`, `cli`, `csv`, `unsubscribe`, `rule`.
+        source: String,
+        /// Attributes that changed (`city`, `language`, ...).
+        attributes: Vec<String>,
+        /// Tags added.
+        tags_added: Vec<String>,
+        /// Tags removed.
+        tags_removed: Vec<String>,
+        /// Consent changes: (channel, topic, granted).
+        consent: Vec<(String, String, bool)>,
+    },
 }
 
 impl DomainEvent {
@@ -209,6 +226,7 @@ impl DomainEvent {
             DomainEvent::CodeClaimed { .. } => "code_claimed",
             DomainEvent::TierChanged { .. } => "tier_changed",
             DomainEvent::PointsExpiringSoon { .. } => "points_expiring_soon",
+            DomainEvent::ProfileChanged { .. } => "profile_changed",
         }
     }
 
@@ -225,7 +243,8 @@ impl DomainEvent {
             | DomainEvent::PointsReversed { member_id, .. }
             | DomainEvent::CodeClaimed { member_id, .. }
             | DomainEvent::TierChanged { member_id, .. }
-            | DomainEvent::PointsExpiringSoon { member_id, .. } => Some(*member_id),
+            | DomainEvent::PointsExpiringSoon { member_id, .. }
+            | DomainEvent::ProfileChanged { member_id, .. } => Some(*member_id),
             DomainEvent::MemberMerged { kept, .. } => Some(*kept),
             DomainEvent::MemberSplit { from, .. } => Some(*from),
             DomainEvent::IdentifierShared { .. } => None,
