@@ -8,4 +8,5 @@ mod common;
 mod import;
 mod loyalty;
 mod members;
+mod segments;
 mod write_path;
