@@ -166,8 +166,7 @@ pub fn normalise_tag(tag: &str) -> Result<String, StoreError> {
     let t = tag.trim().to_lowercase();
     let ok = !t.is_empty()
         && t.chars().count() <= 64
-        && t
-            .chars()
+        && t.chars()
             .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ':' | '.' | ' '));
     if ok {
         Ok(t)
@@ -542,13 +541,12 @@ impl Store {
         let mut h = self.acquire().await?;
         let mut c = h.conn();
         let id = current_member(&mut c, member).await?.get();
-        Ok(c
-            .fetch_opt(
-                "SELECT granted FROM consent WHERE member_id = $1 AND channel = $2 AND topic = $3",
-                &[id.into(), channel.into(), topic.into()],
-                |r| r.i64(0),
-            )
-            .await?
+        Ok(c.fetch_opt(
+            "SELECT granted FROM consent WHERE member_id = $1 AND channel = $2 AND topic = $3",
+            &[id.into(), channel.into(), topic.into()],
+            |r| r.i64(0),
+        )
+        .await?
             == Some(1))
     }
 
@@ -594,7 +592,10 @@ impl Store {
     }
 
     /// The member a token was made for, or `None` when it is not a valid token.
-    pub async fn verify_unsubscribe_token(&self, token: &str) -> Result<Option<MemberId>, StoreError> {
+    pub async fn verify_unsubscribe_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<MemberId>, StoreError> {
         let Some((id, mac_hex)) = token.split_once('-') else {
             return Ok(None);
         };
@@ -628,7 +629,11 @@ impl Store {
     /// Withdraw e-mail consent for every topic through the unsubscribe link.
     /// `how` is `page` (the confirmation page's button) or `one-click`
     /// (RFC 8058 POST). Returns `None` for an invalid token.
-    pub async fn unsubscribe(&self, token: &str, how: &str) -> Result<Option<ProfileOutcome>, StoreError> {
+    pub async fn unsubscribe(
+        &self,
+        token: &str,
+        how: &str,
+    ) -> Result<Option<ProfileOutcome>, StoreError> {
         let Some(member) = self.verify_unsubscribe_token(token).await? else {
             return Ok(None);
         };

@@ -15,8 +15,7 @@ use std::time::Instant;
 use chrono::NaiveDate;
 use serde::Serialize;
 use touchpoint_core::analytics::{
-    abc_members, date_to_day, day_to_date, facts::FactFilter, rfm_members, utc_offset_ms,
-    AbcConfig,
+    abc_members, date_to_day, day_to_date, facts::FactFilter, rfm_members, utc_offset_ms, AbcConfig,
 };
 use touchpoint_core::segments::{parse, Atom, Expr, Field, MemberFacts};
 use touchpoint_core::MemberId;
@@ -340,9 +339,13 @@ impl Store {
                         .position(|m| *m == model)
                         .unwrap_or(3);
                     let horizon = r.f64(4)?;
-                    let clv = r
-                        .opt_f64(3)?
-                        .map(|v| if horizon > 0.0 { v * 365.0 / horizon } else { v });
+                    let clv = r.opt_f64(3)?.map(|v| {
+                        if horizon > 0.0 {
+                            v * 365.0 / horizon
+                        } else {
+                            v
+                        }
+                    });
                     let e = best.entry(id).or_insert((usize::MAX, 0.0, None));
                     if rank < e.0 {
                         *e = (rank, r.f64(2)?, clv);
@@ -404,8 +407,7 @@ impl Store {
         replace: bool,
     ) -> Result<SavedSegment, StoreError> {
         check_name(name)?;
-        parse(expression)
-            .map_err(|e| StoreError::InvalidInput(format!("expression {e}")))?;
+        parse(expression).map_err(|e| StoreError::InvalidInput(format!("expression {e}")))?;
         let mut uow = self.unit_of_work().await?;
         let now = uow.now();
         let mut c = uow.conn();
@@ -502,12 +504,14 @@ impl Store {
     /// bring each rule tag's members up to date (through the profile door, one
     /// unit of work per segment). Run it again the same day and it replaces
     /// the day's size and changes no tag that is already right.
-    pub async fn refresh_segments(&self, cx: &SegmentContext) -> Result<Vec<Refreshed>, StoreError> {
+    pub async fn refresh_segments(
+        &self,
+        cx: &SegmentContext,
+    ) -> Result<Vec<Refreshed>, StoreError> {
         let mut out = Vec::new();
         for s in self.list_segments().await? {
-            let expr = parse(&s.expression).map_err(|e| {
-                StoreError::Corrupt(format!("stored segment {:?}: {e}", s.name))
-            })?;
+            let expr = parse(&s.expression)
+                .map_err(|e| StoreError::Corrupt(format!("stored segment {:?}: {e}", s.name)))?;
             let ev = self.evaluate_segment(&expr, cx).await?;
             let day = ev.as_of.to_string();
             let mut uow = self.unit_of_work().await?;
@@ -535,7 +539,10 @@ impl Store {
                     let mut ch = ProfileChange::new(ProfileSource::Rule);
                     ch.detail = Some(format!("segment {}", s.name));
                     ch.add_tags.push(tag.clone());
-                    if !apply_in(&mut uow, MemberId::from_i64(id), &ch).await?.is_empty() {
+                    if !apply_in(&mut uow, MemberId::from_i64(id), &ch)
+                        .await?
+                        .is_empty()
+                    {
                         r.tagged += 1;
                     }
                 }

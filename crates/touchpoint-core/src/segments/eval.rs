@@ -84,7 +84,10 @@ impl MemberFacts {
             Field::Region => self.region.as_deref().map(T),
             Field::City => self.city.as_deref().map(T),
             Field::Language => self.language.as_deref().map(T),
-            Field::Age => self.birthday.and_then(|b| age(b, as_of)).map(|a| N(a as f64)),
+            Field::Age => self
+                .birthday
+                .and_then(|b| age(b, as_of))
+                .map(|a| N(a as f64)),
             Field::BirthdayMonth => self.birthday.map(|b| N(f64::from(b.month()))),
         }
     }

@@ -256,14 +256,21 @@ pub fn parse(src: &str) -> Result<Expr, ParseError> {
         err: Errors { src },
     };
     if matches!(p.peek().tok, Tok::End) {
-        return Err(p.err.at(0, "the expression is empty: expected a condition such as orders >= 2", None));
+        return Err(p.err.at(
+            0,
+            "the expression is empty: expected a condition such as orders >= 2",
+            None,
+        ));
     }
     let e = p.or()?;
     let t = p.peek().clone();
     if !matches!(t.tok, Tok::End) {
         return Err(p.err.at(
             t.at,
-            format!("unexpected {}: expected and, or, or the end", describe(&t.tok)),
+            format!(
+                "unexpected {}: expected and, or, or the end",
+                describe(&t.tok)
+            ),
             None,
         ));
     }
@@ -388,10 +395,13 @@ impl Parser<'_> {
                             None,
                         ));
                     }
-                    let hint = closest(&lower, Field::ALL.iter().map(|f| f.name()).chain(FUNCTIONS));
+                    let hint =
+                        closest(&lower, Field::ALL.iter().map(|f| f.name()).chain(FUNCTIONS));
                     return Err(self.err.at(
                         t.at,
-                        format!("unknown field {word:?}: see the list of fields in docs/campaigns.md"),
+                        format!(
+                            "unknown field {word:?}: see the list of fields in docs/campaigns.md"
+                        ),
                         hint,
                     ));
                 };
@@ -423,7 +433,10 @@ impl Parser<'_> {
                     other => {
                         return Err(self.err.at(
                             t.at,
-                            format!("expected \",\" or \")\" in the list, found {}", describe(&other)),
+                            format!(
+                                "expected \",\" or \")\" in the list, found {}",
+                                describe(&other)
+                            ),
                             None,
                         ))
                     }
@@ -452,7 +465,10 @@ impl Parser<'_> {
         if field.kind() == FieldKind::Text && !matches!(cmp, CmpOp::Eq | CmpOp::Ne) {
             return Err(self.err.at(
                 t.at,
-                format!("{} is a text: compare it with =, != or in (...)", field.name()),
+                format!(
+                    "{} is a text: compare it with =, != or in (...)",
+                    field.name()
+                ),
                 None,
             ));
         }
@@ -475,14 +491,26 @@ impl Parser<'_> {
             (FieldKind::Text, Tok::Str(s)) => self.text_value(field, s, t.at),
             (FieldKind::Text, other) => Err(self.err.at(
                 t.at,
-                format!("{} takes a quoted text, e.g. {}, found {}", field.name(), example(field), describe(&other)),
+                format!(
+                    "{} takes a quoted text, e.g. {}, found {}",
+                    field.name(),
+                    example(field),
+                    describe(&other)
+                ),
                 None,
             )),
             (FieldKind::Number, other) => Err(self.err.at(
                 t.at,
-                format!("{} takes a number{}, found {}", field.name(),
-                    if field.takes_duration() { " of days or a duration (90d)" } else { "" },
-                    describe(&other)),
+                format!(
+                    "{} takes a number{}, found {}",
+                    field.name(),
+                    if field.takes_duration() {
+                        " of days or a duration (90d)"
+                    } else {
+                        ""
+                    },
+                    describe(&other)
+                ),
                 None,
             )),
         }
@@ -495,7 +523,15 @@ impl Parser<'_> {
             } else {
                 Err(self.err.at(
                     at,
-                    format!("{} has no value {s:?}: one of {}", field.name(), names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")),
+                    format!(
+                        "{} has no value {s:?}: one of {}",
+                        field.name(),
+                        names
+                            .iter()
+                            .map(|n| format!("{n:?}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                     closest(&s, names.iter().copied()),
                 ))
             }
@@ -523,7 +559,13 @@ impl Parser<'_> {
         }
     }
 
-    fn one_of(&self, value: &str, at: usize, what: &str, names: &[&str]) -> Result<String, ParseError> {
+    fn one_of(
+        &self,
+        value: &str,
+        at: usize,
+        what: &str,
+        names: &[&str],
+    ) -> Result<String, ParseError> {
         let v = value.to_lowercase();
         if names.contains(&v.as_str()) {
             return Ok(v);
@@ -586,7 +628,11 @@ impl Parser<'_> {
                         "category" | "brand" | "sku" => {
                             let v = self.next();
                             let Tok::Str(s) = v.tok else {
-                                return Err(self.err.at(v.at, format!("{arg} takes a quoted text, e.g. {arg} = \"skincare\""), None));
+                                return Err(self.err.at(
+                                    v.at,
+                                    format!("{arg} takes a quoted text, e.g. {arg} = \"skincare\""),
+                                    None,
+                                ));
                             };
                             let slot = match arg.as_str() {
                                 "category" => &mut f.category,
@@ -601,17 +647,21 @@ impl Parser<'_> {
                                 Tok::Days(d) => d,
                                 Tok::Num(n) if n.fract() == 0.0 && n >= 0.0 => n as i64,
                                 _ => {
-                                    return Err(self.err.at(v.at, "within takes a duration, e.g. within = 180d", None))
+                                    return Err(self.err.at(
+                                        v.at,
+                                        "within takes a duration, e.g. within = 180d",
+                                        None,
+                                    ))
                                 }
                             });
                         }
-                        _ => {
-                            return Err(self.err.at(
-                                t.at,
-                                format!("bought has no filter {arg:?}: one of category, brand, sku, within"),
-                                closest(&arg, ["category", "brand", "sku", "within"]),
-                            ))
-                        }
+                        _ => return Err(self.err.at(
+                            t.at,
+                            format!(
+                                "bought has no filter {arg:?}: one of category, brand, sku, within"
+                            ),
+                            closest(&arg, ["category", "brand", "sku", "within"]),
+                        )),
                     }
                     if matches!(self.peek().tok, Tok::Comma) {
                         self.next();

@@ -88,7 +88,9 @@ fn precedence_and_binds_tighter_than_or_and_parentheses_override() {
     assert!(parse("not orders >= 5 and not (net_spend > 100)")
         .unwrap()
         .eval(&m, as_of, no));
-    assert!(parse("NOT orders > 1 AND orders != 2").unwrap().eval(&m, as_of, no));
+    assert!(parse("NOT orders > 1 AND orders != 2")
+        .unwrap()
+        .eval(&m, as_of, no));
 }
 
 #[test]
@@ -104,8 +106,14 @@ fn every_operator_and_literal() {
     assert!(yes("last_order_days >= 120d") && !yes("last_order_days >= 121"));
     assert!(yes("first_order_days > 1y") && yes("first_order_days < 101w"));
     assert!(yes("r in (1, 2)") && yes("f not in (1, 2, 3)") && !yes("m not in (5)"));
-    assert!(yes("tier = 'gold'") && yes("gender in (\"male\", \"Female\")") && yes("tier != \"Silver\""));
-    assert!(yes("region = \"浙江省\" and city = \"杭州\" and language = \"ZH\""));
+    assert!(
+        yes("tier = 'gold'")
+            && yes("gender in (\"male\", \"Female\")")
+            && yes("tier != \"Silver\"")
+    );
+    assert!(yes(
+        "region = \"浙江省\" and city = \"杭州\" and language = \"ZH\""
+    ));
     assert!(yes("age = 35") && !yes("age = 36") && yes("birthday_month = 5"));
     assert!(yes("abc_class = \"a\"") && yes("rfm_segment = \"at risk\""));
     assert!(yes("tier = \"say \\\"hi\\\"\"") == (m.tier.as_deref() == Some("say \"hi\"")));
@@ -116,11 +124,22 @@ fn unknown_values_are_false_and_their_negation_true() {
     let as_of = day("2025-12-01");
     let nobody = MemberFacts::default();
     let no = &|_: &Atom, _: i64| false;
-    for s in ["p_alive < 0.5", "age > 0", "tier = \"Gold\"", "rfm_segment in (\"Lost\")", "aov >= 0", "last_order_days >= 0"] {
+    for s in [
+        "p_alive < 0.5",
+        "age > 0",
+        "tier = \"Gold\"",
+        "rfm_segment in (\"Lost\")",
+        "aov >= 0",
+        "last_order_days >= 0",
+    ] {
         assert!(!parse(s).unwrap().eval(&nobody, as_of, no), "{s}");
     }
     assert!(parse("not p_alive < 0.5").unwrap().eval(&nobody, as_of, no));
-    assert!(parse("orders = 0 and net_spend = 0 and points_available = 0").unwrap().eval(&nobody, as_of, no));
+    assert!(
+        parse("orders = 0 and net_spend = 0 and points_available = 0")
+            .unwrap()
+            .eval(&nobody, as_of, no)
+    );
 }
 
 #[test]
@@ -129,8 +148,14 @@ fn functions_and_their_arguments() {
     assert_eq!(
         e.atoms(),
         vec![
-            Atom::Consent { channel: "email".into(), topic: "newsletter".into() },
-            Atom::Consent { channel: "sms".into(), topic: "promotions".into() },
+            Atom::Consent {
+                channel: "email".into(),
+                topic: "newsletter".into()
+            },
+            Atom::Consent {
+                channel: "sms".into(),
+                topic: "promotions".into()
+            },
         ]
     );
     let e = parse("bought(brand = \"Acme\", sku = \"SKU-1\", category = \"c\", within = 30) and has_tag(\"VIP\") and has_tag(vip)").unwrap();
@@ -147,20 +172,37 @@ fn functions_and_their_arguments() {
         ]
     );
     let as_of = day("2025-12-01");
-    let m = MemberFacts { member_id: 3, ..MemberFacts::default() };
-    let only_3_vip = |a: &Atom, id: i64| id == 3 && matches!(a, Atom::HasTag { tag } if tag == "vip");
-    assert!(parse("has_tag(\"vip\")").unwrap().eval(&m, as_of, &only_3_vip));
-    assert!(!parse("has_tag(\"vip\") and bought(sku = \"x\")").unwrap().eval(&m, as_of, &only_3_vip));
+    let m = MemberFacts {
+        member_id: 3,
+        ..MemberFacts::default()
+    };
+    let only_3_vip =
+        |a: &Atom, id: i64| id == 3 && matches!(a, Atom::HasTag { tag } if tag == "vip");
+    assert!(parse("has_tag(\"vip\")")
+        .unwrap()
+        .eval(&m, as_of, &only_3_vip));
+    assert!(!parse("has_tag(\"vip\") and bought(sku = \"x\")")
+        .unwrap()
+        .eval(&m, as_of, &only_3_vip));
     assert_eq!(
         parse("bought(sku = \"x\", within = 2w)").unwrap().atoms(),
-        vec![Atom::Bought(BoughtFilter { sku: Some("x".into()), within_days: Some(14), ..BoughtFilter::default_filter() })]
+        vec![Atom::Bought(BoughtFilter {
+            sku: Some("x".into()),
+            within_days: Some(14),
+            ..BoughtFilter::default_filter()
+        })]
     );
     assert_eq!(parse("orders > 1").unwrap().fields(), vec![Field::Orders]);
 }
 
 impl BoughtFilter {
     fn default_filter() -> BoughtFilter {
-        BoughtFilter { category: None, brand: None, sku: None, within_days: None }
+        BoughtFilter {
+            category: None,
+            brand: None,
+            sku: None,
+            within_days: None,
+        }
     }
 }
 
@@ -169,13 +211,20 @@ fn errors_give_the_line_and_column() {
     let e = err("orders > 1 and\n  clv12m > 500");
     assert_eq!((e.line, e.col), (2, 3), "{e}");
     assert_eq!(e.suggestion.as_deref(), Some("clv_12m"));
-    assert!(e.to_string().starts_with("2:3: unknown field \"clv12m\""), "{e}");
+    assert!(
+        e.to_string().starts_with("2:3: unknown field \"clv12m\""),
+        "{e}"
+    );
     assert!(e.to_string().ends_with("(did you mean clv_12m?)"), "{e}");
 
     let e = err("orders > ");
     assert_eq!((e.line, e.col), (1, 10), "{e}");
     let e = err("(orders > 1");
-    assert_eq!((e.line, e.col, e.message.contains("\")\"")), (1, 12, true), "{e}");
+    assert_eq!(
+        (e.line, e.col, e.message.contains("\")\"")),
+        (1, 12, true),
+        "{e}"
+    );
     let e = err("orders > 1 orders");
     assert_eq!((e.line, e.col), (1, 12), "{e}");
     let e = err("tier = \"Gold");
@@ -194,7 +243,11 @@ fn errors_suggest_the_name_meant() {
         ("has_tags(\"vip\")", "has_tag", (1, 1)),
         ("orders > 1 and bougth(sku = \"x\")", "bought", (1, 16)),
         ("rfm_segment = \"At Rsk\"", "At Risk", (1, 15)),
-        ("rfm_segment in (\"Champions\", \"Cant Lose Them\")", "Can't Lose Them", (1, 30)),
+        (
+            "rfm_segment in (\"Champions\", \"Cant Lose Them\")",
+            "Can't Lose Them",
+            (1, 30),
+        ),
         ("consent(emial, newsletter)", "email", (1, 9)),
         ("consent(email, newsleter)", "newsletter", (1, 16)),
         ("bought(categroy = \"x\")", "category", (1, 8)),

@@ -72,12 +72,32 @@ async fn segments_evaluate_to_the_hand_computed_members() {
         let pp = setup(s).await;
         let p = |w: &[usize]| ids(&pp, w);
         // Value and behaviour from the analytics model.
-        assert_eq!(members(s, "last_order_days >= 90").await, p(&[1, 3]), "{}", db.name);
-        assert_eq!(members(s, "last_order_days < 90d").await, p(&[2]), "{}", db.name);
-        assert_eq!(members(s, "orders >= 2 and net_spend > 600").await, p(&[1]), "{}", db.name);
+        assert_eq!(
+            members(s, "last_order_days >= 90").await,
+            p(&[1, 3]),
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            members(s, "last_order_days < 90d").await,
+            p(&[2]),
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            members(s, "orders >= 2 and net_spend > 600").await,
+            p(&[1]),
+            "{}",
+            db.name
+        );
         assert_eq!(members(s, "aov >= 500").await, p(&[3]), "{}", db.name);
         assert_eq!(members(s, "orders = 0").await, p(&[4]), "{}", db.name);
-        assert_eq!(members(s, "first_order_days > 365").await, p(&[3]), "{}", db.name);
+        assert_eq!(
+            members(s, "first_order_days > 365").await,
+            p(&[3]),
+            "{}",
+            db.name
+        );
         // Recency scores of 3 buyers: P3 (691 days) 1, P1 (122) 2, P2 (11) 4.
         assert_eq!(members(s, "r = 4").await, p(&[2]), "{}", db.name);
         assert_eq!(members(s, "r in (1, 2)").await, p(&[1, 3]), "{}", db.name);
@@ -88,9 +108,19 @@ async fn segments_evaluate_to_the_hand_computed_members() {
             "{}",
             db.name
         );
-        assert_eq!(members(s, "rfm_segment = \"hibernating\"").await, p(&[3]), "{}", db.name);
+        assert_eq!(
+            members(s, "rfm_segment = \"hibernating\"").await,
+            p(&[3]),
+            "{}",
+            db.name
+        );
         // Contribution 1000 (P3), 700 (P1), 50 (P2): A while the share before is under 80%.
-        assert_eq!(members(s, "abc_class = \"A\"").await, p(&[1, 3]), "{}", db.name);
+        assert_eq!(
+            members(s, "abc_class = \"A\"").await,
+            p(&[1, 3]),
+            "{}",
+            db.name
+        );
         // Purchases of a product, channels.
         assert_eq!(
             members(s, "bought(category = \"skincare\", within = 180d)").await,
@@ -98,13 +128,37 @@ async fn segments_evaluate_to_the_hand_computed_members() {
             "{}",
             db.name
         );
-        assert_eq!(members(s, "bought(category = \"skincare\")").await, p(&[1, 3]), "{}", db.name);
-        assert_eq!(members(s, "bought(sku = \"SKU-B\", within = 30d)").await, p(&[2]), "{}", db.name);
-        assert_eq!(members(s, "channel(\"tmall\")").await, p(&[1, 3]), "{}", db.name);
-        assert_eq!(members(s, "not channel(\"tmall\") and orders = 0").await, p(&[4]), "{}", db.name);
+        assert_eq!(
+            members(s, "bought(category = \"skincare\")").await,
+            p(&[1, 3]),
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            members(s, "bought(sku = \"SKU-B\", within = 30d)").await,
+            p(&[2]),
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            members(s, "channel(\"tmall\")").await,
+            p(&[1, 3]),
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            members(s, "not channel(\"tmall\") and orders = 0").await,
+            p(&[4]),
+            "{}",
+            db.name
+        );
         // Profile attributes from the import.
         assert_eq!(
-            members(s, "gender = \"female\" and age = 35 and birthday_month = 5 and region = \"浙江省\"").await,
+            members(
+                s,
+                "gender = \"female\" and age = 35 and birthday_month = 5 and region = \"浙江省\""
+            )
+            .await,
             p(&[1]),
             "{}",
             db.name
@@ -116,7 +170,12 @@ async fn segments_evaluate_to_the_hand_computed_members() {
         for m in [pp.p[0], pp.p[1]] {
             s.update_profile(m, &tag).await.unwrap();
         }
-        assert_eq!(members(s, "has_tag(\"vip\")").await, p(&[1, 2]), "{}", db.name);
+        assert_eq!(
+            members(s, "has_tag(\"vip\")").await,
+            p(&[1, 2]),
+            "{}",
+            db.name
+        );
         let mut h = s.acquire().await.unwrap();
         for (m, avail, tier) in [(pp.p[0], 1500, "Gold"), (pp.p[2], 5000, "Silver")] {
             h.conn()
@@ -139,8 +198,18 @@ async fn segments_evaluate_to_the_hand_computed_members() {
         }
         drop(h);
         // P1's 300 over half a year is 600 over 12 months.
-        assert_eq!(members(s, "clv_12m > 500 and p_alive < 0.5").await, p(&[1]), "{}", db.name);
-        assert_eq!(members(s, "points_available > 1000").await, p(&[1, 3]), "{}", db.name);
+        assert_eq!(
+            members(s, "clv_12m > 500 and p_alive < 0.5").await,
+            p(&[1]),
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            members(s, "points_available > 1000").await,
+            p(&[1, 3]),
+            "{}",
+            db.name
+        );
         assert_eq!(members(s, "tier = \"Gold\"").await, p(&[1]), "{}", db.name);
         let example = "rfm_segment in (\"At Risk\", \"Can't Lose Them\") and clv_12m > 500 and p_alive < 0.5 and last_order_days >= 90 and has_tag(\"vip\") and bought(category = \"skincare\", within = 180d) and channel(\"tmall\") and points_available > 1000 and tier = \"Gold\" and abc_class = \"A\"";
         assert_eq!(members(s, example).await, p(&[1]), "{}", db.name);
@@ -152,7 +221,13 @@ async fn segments_evaluate_to_the_hand_computed_members() {
 
         // The export carries every field, money in currency units.
         let ev = s
-            .evaluate_segment(&parse("channel(\"tmall\")").unwrap(), &SegmentContext { all_fields: true, ..cx() })
+            .evaluate_segment(
+                &parse("channel(\"tmall\")").unwrap(),
+                &SegmentContext {
+                    all_fields: true,
+                    ..cx()
+                },
+            )
             .await
             .unwrap();
         let mut csv = Vec::new();
@@ -160,7 +235,10 @@ async fn segments_evaluate_to_the_hand_computed_members() {
         let csv = String::from_utf8(csv).unwrap();
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 3, "{csv}");
-        assert!(lines[0].starts_with("member_id,rfm_segment,r,f,m,clv_12m"), "{csv}");
+        assert!(
+            lines[0].starts_with("member_id,rfm_segment,r,f,m,clv_12m"),
+            "{csv}"
+        );
         let p1 = format!("{},At Risk,2,4,2,600.00,0.3000,122,183,3,700.00,233.33,A,Gold,1500,female,浙江省,,,1990-05-17", pp.p[0]);
         assert!(lines.contains(&p1.as_str()), "{csv}\nwanted {p1}");
         db.cleanup().await;
@@ -173,7 +251,13 @@ async fn consent_is_opt_in_kept_as_history_and_the_latest_choice_wins() {
         let s = &db.store;
         let pp = setup(s).await;
         let m = pp.p[1];
-        assert!(!s.may_send_marketing(m, "email", "newsletter").await.unwrap(), "{}", db.name);
+        assert!(
+            !s.may_send_marketing(m, "email", "newsletter")
+                .await
+                .unwrap(),
+            "{}",
+            db.name
+        );
         let choice = |granted, topic: Option<&str>, at| {
             let mut c = ProfileChange::new(ProfileSource::Api);
             c.at = Some(at);
@@ -184,20 +268,48 @@ async fn consent_is_opt_in_kept_as_history_and_the_latest_choice_wins() {
             });
             c
         };
-        s.update_profile(m, &choice(true, None, 1_000)).await.unwrap();
-        assert!(s.may_send_marketing(m, "email", "newsletter").await.unwrap());
-        assert!(s.may_send_marketing(m, "email", "promotions").await.unwrap());
+        s.update_profile(m, &choice(true, None, 1_000))
+            .await
+            .unwrap();
+        assert!(s
+            .may_send_marketing(m, "email", "newsletter")
+            .await
+            .unwrap());
+        assert!(s
+            .may_send_marketing(m, "email", "promotions")
+            .await
+            .unwrap());
         assert!(!s.may_send_marketing(m, "sms", "promotions").await.unwrap());
-        s.update_profile(m, &choice(false, Some("promotions"), 3_000)).await.unwrap();
+        s.update_profile(m, &choice(false, Some("promotions"), 3_000))
+            .await
+            .unwrap();
         // A choice made earlier that arrives later is history, not current.
-        s.update_profile(m, &choice(true, Some("promotions"), 2_000)).await.unwrap();
-        assert!(!s.may_send_marketing(m, "email", "promotions").await.unwrap(), "{}", db.name);
-        assert!(s.may_send_marketing(m, "email", "newsletter").await.unwrap());
+        s.update_profile(m, &choice(true, Some("promotions"), 2_000))
+            .await
+            .unwrap();
+        assert!(
+            !s.may_send_marketing(m, "email", "promotions")
+                .await
+                .unwrap(),
+            "{}",
+            db.name
+        );
+        assert!(s
+            .may_send_marketing(m, "email", "newsletter")
+            .await
+            .unwrap());
         let hist = s.consent_history(m).await.unwrap();
         assert_eq!(hist.len(), 4, "{hist:?}");
         assert_eq!(
-            hist.iter().map(|h| (h.topic.as_str(), h.granted, h.at)).collect::<Vec<_>>(),
-            [("newsletter", true, 1_000), ("promotions", true, 1_000), ("promotions", false, 3_000), ("promotions", true, 2_000)]
+            hist.iter()
+                .map(|h| (h.topic.as_str(), h.granted, h.at))
+                .collect::<Vec<_>>(),
+            [
+                ("newsletter", true, 1_000),
+                ("promotions", true, 1_000),
+                ("promotions", false, 3_000),
+                ("promotions", true, 2_000)
+            ]
         );
         assert!(hist.iter().all(|h| h.source == "api"));
         // An idempotency key makes a retried write happen once.
@@ -208,18 +320,37 @@ async fn consent_is_opt_in_kept_as_history_and_the_latest_choice_wins() {
         assert_eq!((first.consent.len(), again.consent.len()), (1, 0));
         assert_eq!(s.consent_history(m).await.unwrap().len(), 5);
         // Segments read the current consent.
-        assert!(members(s, "consent(email, newsletter) or consent(email, promotions)").await.is_empty());
-        s.update_profile(pp.p[3], &choice(true, Some("newsletter"), 1)).await.unwrap();
-        assert_eq!(members(s, "consent(email, newsletter)").await, vec![pp.p[3]]);
+        assert!(members(
+            s,
+            "consent(email, newsletter) or consent(email, promotions)"
+        )
+        .await
+        .is_empty());
+        s.update_profile(pp.p[3], &choice(true, Some("newsletter"), 1))
+            .await
+            .unwrap();
+        assert_eq!(
+            members(s, "consent(email, newsletter)").await,
+            vec![pp.p[3]]
+        );
         // Bad input: one clear error, nothing written.
         let mut bad = ProfileChange::new(ProfileSource::Api);
-        bad.consent.push(ConsentChoice { channel: "fax".into(), topic: None, granted: true });
+        bad.consent.push(ConsentChoice {
+            channel: "fax".into(),
+            topic: None,
+            granted: true,
+        });
         bad.add_tags.push("ok".into());
         let e = s.update_profile(m, &bad).await.unwrap_err();
-        assert!(matches!(&e, StoreError::InvalidInput(msg) if msg.contains("email, sms, wechat, webhook")), "{e}");
+        assert!(
+            matches!(&e, StoreError::InvalidInput(msg) if msg.contains("email, sms, wechat, webhook")),
+            "{e}"
+        );
         assert!(s.profile(m).await.unwrap().tags.is_empty());
         // Every change emitted one profile_changed event.
-        let events = db.scalar("SELECT COUNT(*) FROM outbox WHERE kind = 'profile_changed'").await;
+        let events = db
+            .scalar("SELECT COUNT(*) FROM outbox WHERE kind = 'profile_changed'")
+            .await;
         assert_eq!(events, 5, "{}", db.name);
         db.cleanup().await;
     }
@@ -242,7 +373,10 @@ async fn attributes_and_the_unsubscribe_token() {
         // gender was already female (from the import): only city and language changed.
         assert_eq!(out.attributes, ["city", "language"], "{}", db.name);
         assert!(s.update_profile(m, &c).await.unwrap().is_empty());
-        assert_eq!(members(s, "city = \"杭州\" and language = \"zh-cn\"").await, vec![m]);
+        assert_eq!(
+            members(s, "city = \"杭州\" and language = \"zh-cn\"").await,
+            vec![m]
+        );
 
         let token = s.unsubscribe_token(m).await.unwrap();
         assert_eq!(s.verify_unsubscribe_token(&token).await.unwrap(), Some(m));
@@ -253,8 +387,14 @@ async fn attributes_and_the_unsubscribe_token() {
         let forged = format!("{}-{}", pp.p[1].get(), token.split_once('-').unwrap().1);
         assert_eq!(s.verify_unsubscribe_token(&forged).await.unwrap(), None);
         assert_eq!(s.verify_unsubscribe_token("garbage").await.unwrap(), None);
-        let (list, post) = s.list_unsubscribe_headers(m, "https://crm.example.com/").await.unwrap();
-        assert_eq!(list, format!("<https://crm.example.com/unsubscribe/{token}>"));
+        let (list, post) = s
+            .list_unsubscribe_headers(m, "https://crm.example.com/")
+            .await
+            .unwrap();
+        assert_eq!(
+            list,
+            format!("<https://crm.example.com/unsubscribe/{token}>")
+        );
         assert_eq!(post, "List-Unsubscribe=One-Click");
         db.cleanup().await;
     }
@@ -265,21 +405,44 @@ async fn saved_segments_keep_a_daily_size_and_rule_tags_follow_their_members() {
     for db in backends().await {
         let s = &db.store;
         let pp = setup(s).await;
-        s.create_segment("lapsed", "last_order_days >= 90", true, false).await.unwrap();
-        s.create_segment("buyers", "orders >= 1", false, false).await.unwrap();
+        s.create_segment("lapsed", "last_order_days >= 90", true, false)
+            .await
+            .unwrap();
+        s.create_segment("buyers", "orders >= 1", false, false)
+            .await
+            .unwrap();
         // Same definition again: nothing changes; another one is refused.
-        s.create_segment("buyers", "orders >= 1", false, false).await.unwrap();
-        let e = s.create_segment("buyers", "orders >= 2", false, false).await.unwrap_err();
+        s.create_segment("buyers", "orders >= 1", false, false)
+            .await
+            .unwrap();
+        let e = s
+            .create_segment("buyers", "orders >= 2", false, false)
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("exists"), "{e}");
-        let e = s.create_segment("bad name!", "orders >= 2", false, false).await.unwrap_err();
+        let e = s
+            .create_segment("bad name!", "orders >= 2", false, false)
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("segment name"), "{e}");
-        let e = s.create_segment("x", "orders >>= 2", false, false).await.unwrap_err();
+        let e = s
+            .create_segment("x", "orders >>= 2", false, false)
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("1:9"), "{e}");
 
-        let day1 = SegmentContext { as_of: NaiveDate::from_ymd_opt(2025, 12, 1), ..cx() };
+        let day1 = SegmentContext {
+            as_of: NaiveDate::from_ymd_opt(2025, 12, 1),
+            ..cx()
+        };
         let r = s.refresh_segments(&day1).await.unwrap();
         let lapsed = r.iter().find(|x| x.name == "lapsed").unwrap();
-        assert_eq!((lapsed.members, lapsed.tagged, lapsed.untagged), (2, 2, 0), "{}", db.name);
+        assert_eq!(
+            (lapsed.members, lapsed.tagged, lapsed.untagged),
+            (2, 2, 0),
+            "{}",
+            db.name
+        );
         assert_eq!(members(s, "has_tag(\"lapsed\")").await, ids(&pp, &[1, 3]));
         let profile = s.profile(pp.p[0]).await.unwrap();
         assert_eq!(profile.tags, [("lapsed".to_string(), "rule".to_string())]);
@@ -288,23 +451,41 @@ async fn saved_segments_keep_a_daily_size_and_rule_tags_follow_their_members() {
         let lapsed = r.iter().find(|x| x.name == "lapsed").unwrap();
         assert_eq!((lapsed.tagged, lapsed.untagged), (0, 0));
         // Months later P2 has lapsed too; on 2025-11-25 nobody but P3 had.
-        let later = SegmentContext { as_of: NaiveDate::from_ymd_opt(2026, 3, 1), ..cx() };
+        let later = SegmentContext {
+            as_of: NaiveDate::from_ymd_opt(2026, 3, 1),
+            ..cx()
+        };
         let r = s.refresh_segments(&later).await.unwrap();
         let lapsed = r.iter().find(|x| x.name == "lapsed").unwrap();
         assert_eq!((lapsed.members, lapsed.tagged, lapsed.untagged), (3, 1, 0));
-        let early = SegmentContext { as_of: NaiveDate::from_ymd_opt(2025, 8, 15), ..cx() };
+        let early = SegmentContext {
+            as_of: NaiveDate::from_ymd_opt(2025, 8, 15),
+            ..cx()
+        };
         let r = s.refresh_segments(&early).await.unwrap();
         let lapsed = r.iter().find(|x| x.name == "lapsed").unwrap();
-        assert_eq!((lapsed.members, lapsed.tagged, lapsed.untagged), (1, 0, 2), "{}", db.name);
+        assert_eq!(
+            (lapsed.members, lapsed.tagged, lapsed.untagged),
+            (1, 0, 2),
+            "{}",
+            db.name
+        );
         assert_eq!(members(s, "has_tag(\"lapsed\")").await, ids(&pp, &[3]));
 
         let saved = s.segment("lapsed").await.unwrap().unwrap();
         assert_eq!(
             saved.sizes,
-            [("2025-08-15".to_string(), 1), ("2025-12-01".to_string(), 2), ("2026-03-01".to_string(), 3)]
+            [
+                ("2025-08-15".to_string(), 1),
+                ("2025-12-01".to_string(), 2),
+                ("2026-03-01".to_string(), 3)
+            ]
         );
         let list = s.list_segments().await.unwrap();
-        assert_eq!(list.iter().map(|x| x.name.as_str()).collect::<Vec<_>>(), ["buyers", "lapsed"]);
+        assert_eq!(
+            list.iter().map(|x| x.name.as_str()).collect::<Vec<_>>(),
+            ["buyers", "lapsed"]
+        );
         assert_eq!(list[1].sizes, [("2026-03-01".to_string(), 3)]);
         // A hand tag of the same name is separate from the rule's.
         let mut hand = ProfileChange::new(ProfileSource::Cli);
