@@ -246,6 +246,23 @@ pub enum DomainEvent {
         /// The spend before, minor units (None: a new row).
         previous_spend: Option<i64>,
     },
+    /// A member's profile changed: attributes, tags or consent (one door for
+    /// every surface: identify traits, the API, the CLI, a CSV of tags, the
+    /// unsubscribe link, a rule tag's refresh).
+    ProfileChanged {
+        /// The member.
+        member_id: i64,
+        /// `identify`, `api`, `cli`, `csv`, `unsubscribe`, `rule`.
+        source: String,
+        /// Attributes that changed (`city`, `language`, ...).
+        attributes: Vec<String>,
+        /// Tags added.
+        tags_added: Vec<String>,
+        /// Tags removed.
+        tags_removed: Vec<String>,
+        /// Consent changes: (channel, topic, granted).
+        consent: Vec<(String, String, bool)>,
+    },
 }
 
 impl DomainEvent {
@@ -272,6 +289,7 @@ impl DomainEvent {
             DomainEvent::CouponIssued { .. } => "coupon_issued",
             DomainEvent::CouponRedeemed { .. } => "coupon_redeemed",
             DomainEvent::SpendRecorded { .. } => "spend_recorded",
+            DomainEvent::ProfileChanged { .. } => "profile_changed",
         }
     }
 
@@ -292,7 +310,8 @@ impl DomainEvent {
             | DomainEvent::PointsReturned { member_id, .. }
             | DomainEvent::RewardRedemption { member_id, .. }
             | DomainEvent::CouponIssued { member_id, .. }
-            | DomainEvent::CouponRedeemed { member_id, .. } => Some(*member_id),
+            | DomainEvent::CouponRedeemed { member_id, .. }
+            | DomainEvent::ProfileChanged { member_id, .. } => Some(*member_id),
             DomainEvent::MemberMerged { kept, .. } => Some(*kept),
             DomainEvent::MemberSplit { from, .. } => Some(*from),
             DomainEvent::IdentifierShared { .. } => None,

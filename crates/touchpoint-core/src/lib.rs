@@ -12,6 +12,7 @@ pub mod domain;
 pub mod identity;
 pub mod ingest;
 pub mod loyalty;
+pub mod segments;
 pub mod types;
 
 pub use types::*;

@@ -27,8 +27,10 @@ pub mod members;
 pub mod orders;
 pub mod outbox;
 pub mod predictions;
+pub mod profiles;
 pub mod reports;
 pub mod rewards;
+pub mod segments;
 pub mod unit_of_work;
 mod writes;
 

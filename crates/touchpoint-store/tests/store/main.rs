@@ -11,4 +11,5 @@ mod loyalty;
 mod members;
 mod rewards;
 mod tiers;
+mod segments;
 mod write_path;
