@@ -655,13 +655,15 @@ impl Parser<'_> {
                                 }
                             });
                         }
-                        _ => return Err(self.err.at(
-                            t.at,
-                            format!(
+                        _ => {
+                            return Err(self.err.at(
+                                t.at,
+                                format!(
                                 "bought has no filter {arg:?}: one of category, brand, sku, within"
                             ),
-                            closest(&arg, ["category", "brand", "sku", "within"]),
-                        )),
+                                closest(&arg, ["category", "brand", "sku", "within"]),
+                            ))
+                        }
                     }
                     if matches!(self.peek().tok, Tok::Comma) {
                         self.next();

@@ -10,6 +10,6 @@ mod import;
 mod loyalty;
 mod members;
 mod rewards;
-mod tiers;
 mod segments;
+mod tiers;
 mod write_path;
