@@ -125,6 +125,7 @@ pub enum RewardsCommand {
 
 /// Coupon commands.
 #[derive(Debug, clap::Subcommand)]
+#[allow(clippy::large_enum_variant)] // a command line, parsed once
 pub enum CouponsCommand {
     /// Define a coupon.
     Create {
