@@ -2,6 +2,7 @@
 use anyhow::Result;
 
 mod clv;
+mod dashboard;
 mod import;
 mod ingest;
 mod loyalty;
@@ -18,6 +19,8 @@ pub enum BenchCommand {
     Ingest(ingest::IngestArgs),
     /// Reports over a generated 1M-member brand (optionally against pandas).
     Reports(reports::BenchReportsArgs),
+    /// Dashboard pages over HTTP on the 1M-member bench brand: server time and gzipped weight per page and filter.
+    Dashboard(dashboard::BenchDashboardArgs),
     /// Points spends and code claims over HTTP (64 connections), then one hot member; checks the ledger.
     Loyalty(loyalty::BenchLoyaltyArgs),
 }
@@ -32,6 +35,10 @@ pub fn run(cmd: BenchCommand, database: &str) -> Result<()> {
             .build()?
             .block_on(ingest::run(args, database)),
         BenchCommand::Reports(args) => reports::run(args),
+        BenchCommand::Dashboard(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(dashboard::run(args)),
         BenchCommand::Loyalty(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

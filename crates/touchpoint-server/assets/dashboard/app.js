@@ -45,9 +45,14 @@
       var tds = tr.querySelectorAll("td");
       if (tds.length <= x) return;
       var xv = cellValue(tds[x]);
-      var d = /^\d{4}-\d{2}-\d{2}$/.test(xv) ? Date.parse(xv + "T00:00:00Z") / 1000 : parseFloat(xv);
+      var d = /^\d{4}-\d{2}-\d{2}$/.test(xv) ? Date.parse(xv + "T00:00:00Z") / 1000
+        : /^\d{4}-\d{2}$/.test(xv) ? Date.parse(xv + "-01T00:00:00Z") / 1000 : parseFloat(xv);
       xs.push(isNaN(d) ? i : d);
-      series.forEach(function (c, j) { ys[j].push(parseFloat(cellValue(tds[c])) || 0); });
+      // An empty cell is no value (a gap in a line), not zero.
+      series.forEach(function (c, j) {
+        var v = cellValue(tds[c]);
+        ys[j].push(v === "" ? null : parseFloat(v) || 0);
+      });
     });
     return { head: head, xs: xs, ys: ys, time: xs.length > 0 && table.querySelector("tbody td") && /^\d{4}-/.test(cellValue(table.querySelector("tbody td"))) };
   }
@@ -60,12 +65,18 @@
     var x = parseInt(el.getAttribute("data-x"), 10);
     var series = el.getAttribute("data-series").split(",").filter(Boolean).map(Number);
     var c = columns(table, x, series);
+    // Money cells hold minor units: draw currency units.
+    if (el.getAttribute("data-money") === "1" && kind !== "stacked") {
+      c.ys = c.ys.map(function (ys) { return ys.map(function (v) { return v === null ? null : v / 100; }); });
+    }
     if (c.xs.length === 0) { el.textContent = "No data in this scope."; return; }
     var data = [c.xs], opts = {
       width: Math.max(320, el.clientWidth || 800), height: 260,
       scales: { x: { time: !!c.time } },
       series: [{}],
       legend: { show: true },
+      // Room for labels such as 1,200,000 on the y axis.
+      axes: [{}, { size: 72 }],
     };
     if (kind === "bars") {
       c.xs = c.xs.map(function (_, i) { return i; });
@@ -76,7 +87,7 @@
       // Cumulative series, drawn top first so each band shows its channel.
       var acc = c.xs.map(function () { return 0; }), stacked = [];
       c.ys.forEach(function (ys) {
-        acc = acc.map(function (a, i) { return a + ys[i] / 100; });
+        acc = acc.map(function (a, i) { return a + (ys[i] || 0) / 100; });
         stacked.push(acc.slice());
       });
       stacked.forEach(function (ys) { data.push(ys); });

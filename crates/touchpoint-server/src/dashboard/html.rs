@@ -209,6 +209,20 @@ pub(crate) fn f(v: f64, d: usize) -> Cell {
     }
 }
 
+/// Money in minor units, or `–` (an empty raw value) when there is none.
+pub(crate) fn om(v: Option<i64>) -> Cell {
+    v.map(m).unwrap_or_else(none)
+}
+
+/// No value: `–`, an empty raw value.
+pub(crate) fn none() -> Cell {
+    Cell {
+        text: "–".into(),
+        raw: String::new(),
+        class: "num",
+    }
+}
+
 /// A link (HTML-escaped text and href).
 pub(crate) fn link(text: &str, href: &str) -> Cell {
     Cell {
@@ -279,6 +293,16 @@ pub(crate) fn chart(table_id: &str, kind: &str, x: usize, series: &[usize], titl
     )
 }
 
+/// A line chart of money columns (minor units in the table, drawn in
+/// currency units), like [`chart`].
+pub(crate) fn chart_money(table_id: &str, x: usize, series: &[usize], title: &str) -> String {
+    chart(table_id, "line", x, series, title).replacen(
+        "data-kind=\"line\"",
+        "data-kind=\"line\" data-money=\"1\"",
+        1,
+    )
+}
+
 /// A headline number: value, previous, change. `key` and `raw` are what the
 /// browser tests compare with the API.
 pub(crate) fn kpi(
@@ -290,14 +314,22 @@ pub(crate) fn kpi(
     change: &str,
     bad: bool,
 ) -> String {
+    // Without a previous value (`–`) and change, no change line.
+    let change_line = if previous == "–" && change.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<div class=\"change\">{} <span class=\"prev\">(previous {})</span></div>",
+            esc(change),
+            esc(previous)
+        )
+    };
     format!(
-        "<div class=\"kpi{}\" data-kpi=\"{key}\" data-v=\"{}\"><div class=\"label\">{}</div><div class=\"value\">{}</div><div class=\"change\">{} <span class=\"prev\">(previous {})</span></div></div>",
+        "<div class=\"kpi{}\" data-kpi=\"{key}\" data-v=\"{}\"><div class=\"label\">{}</div><div class=\"value\">{}</div>{change_line}</div>",
         if bad { " bad" } else { "" },
         esc(raw),
         esc(label),
         esc(value),
-        esc(change),
-        esc(previous)
     )
 }
 

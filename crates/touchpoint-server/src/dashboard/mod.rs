@@ -11,6 +11,8 @@
 //! session's token, or before sign-in a double-submit cookie. An analyst
 //! sees every page; changes (the analytics rebuild) need an admin key.
 //!
+//! Pages and assets are gzipped when the browser accepts it.
+//!
 //! The pages are in [`pages`]; this module holds the routes, sessions,
 //! filters, layout and HTML helpers.
 
@@ -46,6 +48,9 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/acquisition", get(pages::acquisition))
         .route("/admin/analytics/rebuild", post(pages::rebuild_analytics))
         .route("/assets/{name}", get(assets::asset))
+        // Pages and assets go out gzipped to a browser that accepts it (a
+        // page and its assets stay far under 200 KB that way).
+        .layer(tower_http::compression::CompressionLayer::new().gzip(true))
 }
 
 /// A rendered page or an error page.

@@ -1417,9 +1417,218 @@ pub(crate) async fn acquisition(
 ) -> PageResult {
     let user = session::user(&state, &headers, "/acquisition").await?;
     let sc = scope(&state, &user, &q).await?;
-    // PLACE FOR THE ACQUISITION PAGE: wired to `report acquisition`
-    // (GET /api/reports/acquisition) once that report is merged.
-    let b = "<h1>Acquisition</h1><section class=\"message placeholder\" id=\"acquisition-placeholder\">\
-             <p>The cost of a valid customer per channel, campaign and month comes here with <code>touchpoint report acquisition</code> (spend imported with <code>touchpoint import spend</code>).</p></section>";
-    Ok(render("Acquisition", &user, &sc.qs(), b))
+    // The report covers the period and the channel; it has no brand (spend
+    // is bought per channel and campaign).
+    let mut params = vec![("from", sc.from.to_string()), ("to", sc.to.to_string())];
+    if !sc.channel.is_empty() {
+        params.push(("channel", sc.channel.clone()));
+    }
+    let (r, api) = report(&state, &user, "acquisition", &params).await?;
+    let Report::Acquisition(r) = r else {
+        return Err(server_error(
+            "the acquisition report has another kind",
+            &user,
+        ));
+    };
+    let mut b = String::from("<h1>Acquisition</h1>");
+    b.push_str(&sc.bar("/acquisition", ""));
+    if !sc.brand.is_empty() {
+        b.push_str("<p class=\"hint\">The brand filter does not apply here: spend is bought per channel and campaign.</p>");
+    }
+    b.push_str(&api_ref("acquisition", &api));
+    let tot = &r.total;
+    let opt_money = |v: Option<i64>| v.map(html::money).unwrap_or_else(|| "–".into());
+    let opt_raw = |v: Option<i64>| v.map(|x| x.to_string()).unwrap_or_default();
+    let _ = write!(
+        b,
+        "<section class=\"kpis\">{}{}{}{}{}{}</section>",
+        kpi(
+            "spend",
+            "Spend",
+            &html::money(tot.spend),
+            &tot.spend.to_string(),
+            "–",
+            "",
+            false
+        ),
+        kpi(
+            "new_valid_members",
+            "New valid members",
+            &html::count(tot.new_valid_members),
+            &tot.new_valid_members.to_string(),
+            "–",
+            "",
+            false
+        ),
+        kpi(
+            "new_paying_customers",
+            "New paying customers",
+            &html::count(tot.new_paying_customers),
+            &tot.new_paying_customers.to_string(),
+            "–",
+            "",
+            false
+        ),
+        kpi(
+            "cost_per_valid_member",
+            "Cost per valid member",
+            &opt_money(tot.cost_per_valid_member),
+            &opt_raw(tot.cost_per_valid_member),
+            "–",
+            "",
+            false
+        ),
+        kpi(
+            "cost_per_paying_customer",
+            "Cost per paying customer",
+            &opt_money(tot.cost_per_paying_customer),
+            &opt_raw(tot.cost_per_paying_customer),
+            "–",
+            "",
+            false
+        ),
+        kpi(
+            "clv_over_cost",
+            "12-month CLV over cost",
+            &tot.clv_over_cost
+                .map(|x| format!("{x:.2}"))
+                .unwrap_or_else(|| "–".into()),
+            &tot.clv_over_cost.map(|x| x.to_string()).unwrap_or_default(),
+            "–",
+            "",
+            tot.clv_over_cost.is_some_and(|x| x < 1.0)
+        ),
+    );
+    let _ = write!(
+        b,
+        "<p class=\"hint\">A valid member has a phone, e-mail or member number; a paying customer's first paid order is not cancelled or fully refunded. Members are attributed by first touch (docs/acquisition.md). CLV: {}.</p>",
+        esc(&r.clv_note)
+    );
+    // Cost per paying customer per month, one column per channel.
+    let mut channels: Vec<&str> = r.channels.iter().map(|x| x.channel.as_str()).collect();
+    channels.sort_unstable();
+    channels.dedup();
+    let mut months: Vec<&str> = r.channels.iter().map(|x| x.month.as_str()).collect();
+    months.sort_unstable();
+    months.dedup();
+    let cell = |month: &str, channel: &str| {
+        r.channels
+            .iter()
+            .find(|x| x.month == month && x.channel == channel)
+            .map(|x| &x.figures)
+    };
+    let mut head: Vec<&str> = vec!["month"];
+    head.extend(channels.iter().copied());
+    let pivot = |pick: &dyn Fn(
+        &touchpoint_store::acquisition::AcquisitionFigures,
+    ) -> Option<i64>|
+     -> Vec<Vec<Cell>> {
+        months
+            .iter()
+            .map(|mo| {
+                let mut row = vec![t(*mo)];
+                for c in &channels {
+                    row.push(html::om(cell(mo, c).and_then(pick)));
+                }
+                row
+            })
+            .collect()
+    };
+    let series: Vec<usize> = (1..=channels.len()).collect();
+    b.push_str(&html::chart_money(
+        "cost-per-paying",
+        0,
+        &series,
+        "Cost per paying customer per month, by channel",
+    ));
+    b.push_str(&table(
+        "cost-per-paying",
+        "Cost per paying customer per month and channel",
+        &head,
+        &pivot(&|f| f.cost_per_paying_customer),
+    ));
+    b.push_str(&chart(
+        "spend-monthly",
+        "stacked",
+        0,
+        &series,
+        "Spend per month, stacked by channel",
+    ));
+    b.push_str(&table(
+        "spend-monthly",
+        "Spend per month and channel",
+        &head,
+        &pivot(&|f| Some(f.spend)),
+    ));
+    let figures = |f: &touchpoint_store::acquisition::AcquisitionFigures| {
+        vec![
+            m(f.spend),
+            n(f.impressions.max(0) as u64),
+            n(f.clicks.max(0) as u64),
+            n(f.conversions.max(0) as u64),
+            n(f.new_valid_members.max(0) as u64),
+            n(f.new_paying_customers.max(0) as u64),
+            html::om(f.cost_per_valid_member),
+            html::om(f.cost_per_paying_customer),
+            html::om(f.clv_per_paying_customer),
+            f.clv_over_cost
+                .map(|x| html::f(x, 2))
+                .unwrap_or_else(html::none),
+        ]
+    };
+    const FIGS: [&str; 10] = [
+        "spend",
+        "impressions",
+        "clicks",
+        "conversions",
+        "new valid members",
+        "new paying customers",
+        "cost per valid member",
+        "cost per paying customer",
+        "CLV per paying customer",
+        "CLV over cost",
+    ];
+    let mut head = vec!["channel", "month"];
+    head.extend(FIGS);
+    let rows: Vec<Vec<Cell>> = r
+        .channels
+        .iter()
+        .map(|x| {
+            let mut row = vec![t(&x.channel), t(&x.month)];
+            row.extend(figures(&x.figures));
+            row
+        })
+        .collect();
+    b.push_str(&table("channels", "Per channel and month", &head, &rows));
+    let mut head = vec!["channel", "campaign", "month"];
+    head.extend(FIGS);
+    let rows: Vec<Vec<Cell>> = r
+        .rows
+        .iter()
+        .map(|x| {
+            let campaign = x.campaign.clone().unwrap_or_default();
+            let mut row = vec![
+                t(&x.channel),
+                if campaign.is_empty() {
+                    Cell {
+                        text: "<span class=\"hint\">(none)</span>".into(),
+                        raw: String::new(),
+                        class: "",
+                    }
+                } else {
+                    t(campaign)
+                },
+                t(&x.month),
+            ];
+            row.extend(figures(&x.figures));
+            row
+        })
+        .collect();
+    b.push_str(&table(
+        "campaigns",
+        "Per channel, campaign and month",
+        &head,
+        &rows,
+    ));
+    Ok(render("Acquisition", &user, &sc.qs(), &b))
 }

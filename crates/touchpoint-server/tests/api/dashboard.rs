@@ -328,6 +328,12 @@ pub async fn demo_brand(app: &TestApp, dir: &Path) {
             .await
             .unwrap();
     }
+    // The demo's marketing spend, as `touchpoint demo` imports it.
+    let mut spend = Vec::new();
+    let cfg = DemoConfig::default();
+    touchpoint_core::demo::spend::write_spend(&mut spend, cfg.start, cfg.end).unwrap();
+    let r = app.store.import_spend(spend, None).await.unwrap();
+    assert_eq!(r.rejected, 0, "{:?}", r.errors);
     use touchpoint_core::clv::pipeline::{ClvOptions, ModelKind};
     use touchpoint_core::clv::TimeUnit;
     use touchpoint_store::clv::PredictRequest;
@@ -391,9 +397,7 @@ async fn every_page_shows_the_numbers_of_the_api() {
         ] {
             let r = get_with(&app, path, &session).await;
             assert_eq!(r.status, 200, "{db:?} {path}: {}", r.text);
-            if path != "/acquisition" {
-                assert!(r.text.contains("Download CSV"), "{path}");
-            }
+            assert!(r.text.contains("Download CSV"), "{path}");
             assert!(!r.text.contains("No CLV predictions"), "{path}");
         }
         let names = app.get("/api/reports/channels", Some(&app.analyst)).await;
@@ -427,6 +431,42 @@ async fn every_page_shows_the_numbers_of_the_api() {
             assert!(
                 cur["orders"].as_u64().unwrap() > 0,
                 "{qs}: the period has orders"
+            );
+        }
+        // Acquisition: the headline figures are the report's totals, and a
+        // channel filter narrows both the same way.
+        for qs in ["?period=ytd", &format!("?period=90&channel={channel}")] {
+            let page = get_with(&app, &format!("/acquisition{qs}"), &session).await;
+            assert_eq!(page.status, 200, "{}", page.text);
+            let api = app
+                .get(&api_of(&page.text, "acquisition"), Some(&app.analyst))
+                .await;
+            assert_eq!(api.status, 200, "{}", api.text);
+            let tot = &api.body["total"];
+            assert!(tot["spend"].as_i64().unwrap() > 0, "{qs}: spend {tot}");
+            assert!(
+                tot["new_valid_members"].as_i64().unwrap() > 0,
+                "{qs}: {tot}"
+            );
+            for k in [
+                "spend",
+                "new_valid_members",
+                "new_paying_customers",
+                "cost_per_valid_member",
+                "cost_per_paying_customer",
+            ] {
+                close(
+                    kpi(&page.text, k),
+                    &tot[k],
+                    &format!("{db:?} acquisition{qs} {k}"),
+                );
+            }
+            let rows = api.body["channels"].as_array().unwrap().len();
+            assert!(rows > 0, "{qs}: {}", api.text);
+            let shown = page.text.matches("<tr><td data-v=").count();
+            assert!(
+                shown >= rows,
+                "{qs}: {shown} table rows for {rows} channel rows"
             );
         }
         let page = get_with(&app, "/value", &session).await;

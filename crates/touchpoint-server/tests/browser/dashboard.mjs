@@ -209,9 +209,30 @@ await Promise.all([page.waitForURL(/\/members\/M-/), page.click("#results tbody 
 }
 await shot("08-member-360");
 
-// Acquisition: the marked place.
-await page.goto(base + "/acquisition");
-check((await page.locator("#acquisition-placeholder").count()) === 1, "acquisition placeholder");
+// Acquisition: the headline figures and every channel-month row equal the
+// API's report.
+await page.goto(base + "/acquisition?period=ytd");
+await chartsDrawn("acquisition");
+{
+  const a = await api(await apiOf("acquisition"));
+  const k = await kpis();
+  for (const f of ["spend", "new_valid_members", "new_paying_customers", "cost_per_valid_member", "cost_per_paying_customer"]) {
+    check(k[f] && near(Number(k[f].v), a.total[f]), `acquisition: ${f} shown ${k[f]?.v}, API ${a.total[f]}`);
+  }
+  check(k.spend.text === money(a.total.spend), `acquisition: spend text ${k.spend.text}`);
+  check(a.total.spend > 0 && a.total.new_paying_customers > 0, "acquisition: the demo has spend and customers");
+  const shown = await page.$$eval("#channels tbody tr", (rs) =>
+    rs.map((r) => [r.children[0].dataset.v, r.children[1].dataset.v, Number(r.children[2].dataset.v), Number(r.children[7].dataset.v)]),
+  );
+  check(shown.length === a.channels.length, `acquisition: ${shown.length} rows vs ${a.channels.length}`);
+  a.channels.forEach((x, i) => {
+    const s = shown[i];
+    check(
+      s && s[0] === x.channel && s[1] === x.month && s[2] === x.spend && s[3] === x.new_paying_customers,
+      `acquisition: row ${i} shown ${JSON.stringify(s)}, API ${x.channel} ${x.month} ${x.spend} ${x.new_paying_customers}`,
+    );
+  });
+}
 await shot("09-acquisition");
 
 // Sign out.
