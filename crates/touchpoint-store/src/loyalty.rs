@@ -241,20 +241,16 @@ async fn lock_account(uow: &mut UnitOfWork, member: i64) -> Result<(), StoreErro
     Ok(())
 }
 
-/// Recompute the account's available and pending from its lots and debt.
+/// Recompute the account's available and pending from its lots and debt;
+/// the available points.
 async fn refresh_account(conn: &mut Conn<'_>, member: i64) -> Result<i64, StoreError> {
-    conn.exec(
+    conn.fetch_opt(
         "UPDATE points_accounts SET \
            available = CAST((SELECT COALESCE(SUM(remaining), 0) FROM points_lots \
                              WHERE member_id = $1 AND matured = 1 AND expired = 0) AS BIGINT) - debt, \
            pending = CAST((SELECT COALESCE(SUM(remaining), 0) FROM points_lots \
                            WHERE member_id = $1 AND matured = 0 AND expired = 0) AS BIGINT) \
-         WHERE member_id = $1",
-        &[member.into()],
-    )
-    .await?;
-    conn.fetch_opt(
-        "SELECT available FROM points_accounts WHERE member_id = $1",
+         WHERE member_id = $1 RETURNING available",
         &[member.into()],
         |r| r.i64(0),
     )
@@ -458,9 +454,14 @@ struct NewLot<'a> {
     expires_at: Option<i64>,
     order: Option<(&'a str, &'a str, i64)>,
     version: Option<i64>,
+    /// The account is known to have no debt in this transaction (no debt to
+    /// repay from the new lot).
+    debt_free: bool,
 }
 
-async fn credit(uow: &mut UnitOfWork, l: NewLot<'_>) -> Result<Option<i64>, StoreError> {
+/// Write the earn entry and its lot: (lot id, entry id), None when the key
+/// was used already.
+async fn credit(uow: &mut UnitOfWork, l: NewLot<'_>) -> Result<Option<(i64, i64)>, StoreError> {
     let Some(entry) = insert_entry(
         uow,
         l.member,
@@ -504,7 +505,7 @@ async fn credit(uow: &mut UnitOfWork, l: NewLot<'_>) -> Result<Option<i64>, Stor
         )
         .await?
         .ok_or_else(|| StoreError::Corrupt("lot insert returned no id".into()))?;
-    if matured {
+    if matured && !l.debt_free {
         repay_debt(&mut c, l.member, lot).await?;
     }
     uow.emit(DomainEvent::PointsEarned {
@@ -516,7 +517,7 @@ async fn credit(uow: &mut UnitOfWork, l: NewLot<'_>) -> Result<Option<i64>, Stor
         available_from: l.available_from,
         expires_at: l.expires_at,
     });
-    Ok(Some(lot))
+    Ok(Some((lot, entry)))
 }
 
 // ---- purchases ----
@@ -652,10 +653,11 @@ async fn apply_orders(
                         expires_at: p.expires_at(o.ordered_at),
                         order: Some((o.channel, o.order_id, o.gross)),
                         version: Some(pv.version),
+                        debt_free: false,
                     },
                 )
                 .await?;
-                if let Some(lot) = lot {
+                if let Some((lot, _)) = lot {
                     uow.conn()
                         .exec(
                             "UPDATE points_accounts SET earned_orders = earned_orders + 1 WHERE member_id = $1",
@@ -1062,6 +1064,14 @@ pub async fn spend_in(
     .await
 }
 
+/// Take `points` from a member's available lots (soonest to expire first)
+/// under `key`. On an error the caller's unit of work must be rolled back
+/// (as every caller does by returning it): it may hold part of the change.
+///
+/// The common case is a handful of statements: lock the account of a current
+/// member (one upsert), read its open lots, write the entry, draw, refresh
+/// the account. Lots that matured or expired since the last write are
+/// settled first, as before any write to the account.
 #[allow(clippy::too_many_arguments)]
 async fn debit(
     uow: &mut UnitOfWork,
@@ -1073,33 +1083,36 @@ async fn debit(
     source: &str,
     key: &str,
 ) -> Result<PointsWrite, StoreError> {
-    ensure_member(&mut uow.conn(), member).await?;
-    lock_account(uow, member).await?;
-    if let Some(e) = entry_by_key(&mut uow.conn(), key).await? {
+    let mut debt = lock_current_account(uow, member).await?;
+    let now = uow.now();
+    let mut lots = open_lots(&mut uow.conn(), member).await?;
+    if lots.iter().any(|l| l.needs_settling(now)) {
+        settle(uow, member, now, &mut ExpiryReport::default()).await?;
+        refresh_account(&mut uow.conn(), member).await?;
+        lots = open_lots(&mut uow.conn(), member).await?;
+        debt = account_debt(&mut uow.conn(), member).await?;
+    }
+    let Some(entry_id) = insert_entry(
+        uow, member, kind, -points, reason, source, reference, 0, None, key,
+    )
+    .await?
+    else {
+        // Written before under this key: that entry, and the balance now.
+        let entry = entry_by_key(&mut uow.conn(), key)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("entry {key} is missing")))?;
         let available = refresh_account(&mut uow.conn(), member).await?;
         return Ok(PointsWrite {
-            entry: e,
+            entry,
             available,
             created: false,
         });
-    }
-    let now = uow.now();
-    settle(uow, member, now, &mut ExpiryReport::default()).await?;
-    refresh_account(&mut uow.conn(), member).await?;
-    let lots = member_lots(&mut uow.conn(), member).await?;
-    let debt = uow
-        .conn()
-        .fetch_opt(
-            "SELECT debt FROM points_accounts WHERE member_id = $1",
-            &[member.into()],
-            |r| r.i64(0),
-        )
-        .await?
-        .unwrap_or(0);
-    let draws = match rules::allocate(&lots, now, points) {
+    };
+    let views: Vec<LotView> = lots.iter().filter(|l| l.matured).map(|l| l.view).collect();
+    let draws = match rules::allocate(&views, now, points) {
         Ok(d) if debt == 0 => d,
         Ok(_) | Err(_) => {
-            let spendable: i64 = lots
+            let spendable: i64 = views
                 .iter()
                 .filter(|l| l.spendable(now))
                 .map(|l| l.remaining)
@@ -1110,28 +1123,104 @@ async fn debit(
             });
         }
     };
-    let entry = insert_entry(
-        uow, member, kind, -points, reason, source, reference, 0, None, key,
-    )
-    .await?
-    .ok_or_else(|| StoreError::Corrupt(format!("entry {key} appeared under the account lock")))?;
-    draw(&mut uow.conn(), entry, &draws).await?;
+    draw(&mut uow.conn(), entry_id, &draws).await?;
     let available = refresh_account(&mut uow.conn(), member).await?;
     uow.emit(DomainEvent::PointsSpent {
         member_id: member,
         points,
-        entry_id: entry,
+        entry_id,
         reason: reason.to_string(),
         reference: reference.map(str::to_string),
     });
-    let entry = entry_by_key(&mut uow.conn(), key)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt("entry just written is missing".into()))?;
     Ok(PointsWrite {
-        entry,
+        entry: Entry {
+            id: entry_id,
+            member_id: member,
+            at: now,
+            kind: kind.to_string(),
+            points: -points,
+            reason: reason.to_string(),
+            source: source.to_string(),
+            reference: reference.map(str::to_string),
+            uncovered: 0,
+        },
         available,
         created: true,
     })
+}
+
+/// A lot that is not expired and has points left, as a write reads it.
+struct OpenLot {
+    view: LotView,
+    matured: bool,
+}
+
+impl OpenLot {
+    /// Whether [`settle`] has work on it at `now`: its pending time came,
+    /// or it expired.
+    fn needs_settling(&self, now: i64) -> bool {
+        (!self.matured && self.view.available_from <= now)
+            || self.view.expires_at.is_some_and(|e| e <= now)
+    }
+}
+
+async fn open_lots(conn: &mut Conn<'_>, member: i64) -> Result<Vec<OpenLot>, StoreError> {
+    conn.fetch(
+        "SELECT id, remaining, available_from, expires_at, matured FROM points_lots \
+         WHERE member_id = $1 AND expired = 0 AND remaining > 0",
+        &[member.into()],
+        |r| {
+            Ok(OpenLot {
+                view: LotView {
+                    id: r.i64(0)?,
+                    remaining: r.i64(1)?,
+                    available_from: r.i64(2)?,
+                    expires_at: r.opt_i64(3)?,
+                },
+                matured: r.i64(4)? == 1,
+            })
+        },
+    )
+    .await
+}
+
+async fn account_debt(conn: &mut Conn<'_>, member: i64) -> Result<i64, StoreError> {
+    Ok(conn
+        .fetch_opt(
+            "SELECT debt FROM points_accounts WHERE member_id = $1",
+            &[member.into()],
+            |r| r.i64(0),
+        )
+        .await?
+        .unwrap_or(0))
+}
+
+/// [`ensure_member`] and [`lock_account`] in one statement: create the
+/// account of a current member if missing, lock it for this transaction, and
+/// return its debt. A missing or merged-away member is the same error as
+/// `ensure_member`'s.
+async fn lock_current_account(uow: &mut UnitOfWork, member: i64) -> Result<i64, StoreError> {
+    let now = uow.now();
+    let mut c = uow.conn();
+    let debt = c
+        .fetch_opt(
+            "INSERT INTO points_accounts (member_id, updated_at) \
+             SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM members WHERE id = $1 AND merged_into IS NULL) \
+             ON CONFLICT (member_id) DO UPDATE SET updated_at = excluded.updated_at \
+             RETURNING debt",
+            &[member.into(), now.into()],
+            |r| r.i64(0),
+        )
+        .await?;
+    match debt {
+        Some(d) => Ok(d),
+        None => {
+            ensure_member(&mut c, member).await?;
+            Err(StoreError::Corrupt(format!(
+                "the points account of member {member} could not be locked"
+            )))
+        }
+    }
 }
 
 /// Adjust a member's points by `points` (either sign, not 0): up creates a
@@ -1176,6 +1265,7 @@ pub async fn adjust_in(
             expires_at: pv.as_ref().and_then(|p| p.program.expires_at(now)),
             order: None,
             version: pv.as_ref().map(|p| p.version),
+            debt_free: false,
         },
     )
     .await?
@@ -1362,17 +1452,21 @@ pub async fn claim_in(
     hash: &[u8],
     member: i64,
 ) -> Result<Claimed, StoreError> {
-    ensure_member(&mut uow.conn(), member).await?;
+    let debt = lock_current_account(uow, member).await?;
     let now = uow.now();
-    let n = uow
+    let claimed = uow
         .conn()
-        .exec(
+        .fetch_opt(
             "UPDATE loyalty_codes SET claimed_by = $2, claimed_at = $3 WHERE hash = $1 AND claimed_by IS NULL \
-             AND batch_id IN (SELECT id FROM loyalty_code_batches WHERE voided_at IS NULL AND (expires_at IS NULL OR expires_at > $3))",
+             AND batch_id IN (SELECT id FROM loyalty_code_batches WHERE voided_at IS NULL AND (expires_at IS NULL OR expires_at > $3)) \
+             RETURNING batch_id, \
+               (SELECT b.points FROM loyalty_code_batches b WHERE b.id = loyalty_codes.batch_id), \
+               (SELECT b.pending_days FROM loyalty_code_batches b WHERE b.id = loyalty_codes.batch_id)",
             &[hash.to_vec().into(), member.into(), now.into()],
+            |r| Ok((r.i64(0)?, r.i64(1)?, r.i64(2)?)),
         )
         .await?;
-    if n != 1 {
+    let Some((batch, points, pending_days)) = claimed else {
         let exists = uow
             .conn()
             .fetch_opt(
@@ -1385,22 +1479,19 @@ pub async fn claim_in(
             Some(Some(_)) => StoreError::CodeAlreadyClaimed,
             _ => StoreError::UnknownCode,
         });
-    }
-    let (batch, points, pending_days) = uow
-        .conn()
-        .fetch_opt(
-            "SELECT b.id, b.points, b.pending_days FROM loyalty_codes c JOIN loyalty_code_batches b ON b.id = c.batch_id WHERE c.hash = $1",
-            &[hash.to_vec().into()],
-            |r| Ok((r.i64(0)?, r.i64(1)?, r.i64(2)?)),
-        )
+    };
+    let mut debt_free = debt == 0;
+    if open_lots(&mut uow.conn(), member)
         .await?
-        .ok_or_else(|| StoreError::Corrupt("claimed code has no batch".into()))?;
-    lock_account(uow, member).await?;
-    settle(uow, member, now, &mut ExpiryReport::default()).await?;
+        .iter()
+        .any(|l| l.needs_settling(now))
+    {
+        settle(uow, member, now, &mut ExpiryReport::default()).await?;
+        debt_free = account_debt(&mut uow.conn(), member).await? == 0;
+    }
     let pv = current_program(&mut uow.conn()).await?;
     let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-    let key = format!("code:{hex}");
-    let lot = credit(
+    let (_, entry) = credit(
         uow,
         NewLot {
             member,
@@ -1409,20 +1500,17 @@ pub async fn claim_in(
             reason: "code",
             source: format!("batch {batch}"),
             reference: None,
-            key: key.clone(),
+            key: format!("code:{hex}"),
             earned_at: now,
             available_from: now + pending_days * 86_400_000,
             expires_at: pv.as_ref().and_then(|p| p.program.expires_at(now)),
             order: None,
             version: pv.as_ref().map(|p| p.version),
+            debt_free,
         },
     )
     .await?
     .ok_or_else(|| StoreError::Corrupt(format!("code {hex} was credited twice")))?;
-    let _ = lot;
-    let entry = entry_by_key(&mut uow.conn(), &key)
-        .await?
-        .map_or(0, |e| e.id);
     uow.conn()
         .exec(
             "UPDATE loyalty_codes SET entry_id = $2 WHERE hash = $1",

@@ -54,7 +54,7 @@ impl Store {
             .unwrap_or((i64::MIN, 0));
         let limit = Val::I(limit.clamp(1, 10_000) as i64);
         let sql = match self {
-            Store::Sqlite(_) => {
+            Store::Sqlite(..) => {
                 "SELECT id, tx, at, payload FROM outbox WHERE id > $2 AND $1 = $1 ORDER BY id LIMIT $3"
             }
             Store::Postgres(_) => {

@@ -16,8 +16,10 @@
 //! buffered in memory and inserted at commit, in the same transaction, so a
 //! unit of work that is dropped or rolled back leaves no event.
 //!
-//! On SQLite a unit of work starts with `BEGIN IMMEDIATE`: it takes the write
-//! lock at once, so two units of work never deadlock upgrading a read lock.
+//! On SQLite a unit of work waits its turn for the store's one writing
+//! connection ([`crate::WriteQueue`]), then starts with `BEGIN IMMEDIATE`: it takes the write lock at once, so two
+//! units of work never deadlock upgrading a read lock. A unit of work must
+//! not open another one before it ends (it would wait for itself).
 
 use touchpoint_core::domain::DomainEvent;
 
@@ -46,7 +48,7 @@ impl Store {
     /// Start a unit of work.
     pub async fn unit_of_work(&self) -> Result<UnitOfWork, StoreError> {
         let tx = match self {
-            Store::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Store::Sqlite(_, w) => Tx::Sqlite(w.writer().begin_with("BEGIN IMMEDIATE").await?),
             Store::Postgres(p) => Tx::Pg(p.begin().await?),
         };
         Ok(UnitOfWork {

@@ -999,6 +999,11 @@ pub(crate) async fn value(
 
 // ---------------------------------------------------------------- Products
 
+/// Rows of the "every product" table (the products with the most net revenue).
+const PRODUCT_ROWS: usize = 200;
+/// Rows of each product role's table.
+const PRODUCT_ROWS_PER_ROLE: usize = 50;
+
 pub(crate) async fn products(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -1047,23 +1052,60 @@ pub(crate) async fn products(
             p(x.first_order_repeat_rate),
         ]
     };
+    // A brand with thousands of SKUs would make a page of megabytes: the
+    // tables show the products with the most net revenue, and say where the
+    // full list is.
+    let mut ranked: Vec<&an::ProductRow> = r.products.iter().collect();
+    ranked.sort_by(|a, b| b.net_revenue.cmp(&a.net_revenue).then(a.key.cmp(&b.key)));
+    let top = |n: usize, of: usize, what: &str| {
+        if of > n {
+            format!(
+                "{what}: the top {n} of {} by net revenue",
+                html::count(of as i64)
+            )
+        } else {
+            what.to_string()
+        }
+    };
     for (role, id) in [
         (an::ProductRole::TrafficDriver, "traffic"),
         (an::ProductRole::ProfitDriver, "profit"),
         (an::ProductRole::VolumeDriver, "volume"),
     ] {
-        let rows: Vec<Vec<Cell>> = r
-            .products
+        let all: Vec<&an::ProductRow> = ranked.iter().copied().filter(|x| x.role == role).collect();
+        let rows: Vec<Vec<Cell>> = all
             .iter()
-            .filter(|x| x.role == role)
-            .map(row)
+            .take(PRODUCT_ROWS_PER_ROLE)
+            .map(|x| row(x))
             .collect();
-        b.push_str(&table(id, &format!("{}s", role.name()), &head, &rows));
+        b.push_str(&table(
+            id,
+            &top(
+                PRODUCT_ROWS_PER_ROLE,
+                all.len(),
+                &format!("{}s", role.name()),
+            ),
+            &head,
+            &rows,
+        ));
     }
     let rows: Vec<Vec<Cell>> = r.categories.iter().map(row).collect();
     b.push_str(&table("categories", "Categories", &head, &rows));
-    let rows: Vec<Vec<Cell>> = r.products.iter().map(row).collect();
-    b.push_str(&table("products", "Every product", &head, &rows));
+    let rows: Vec<Vec<Cell>> = ranked.iter().take(PRODUCT_ROWS).map(|x| row(x)).collect();
+    b.push_str(&table(
+        "products",
+        &top(PRODUCT_ROWS, ranked.len(), "Every product"),
+        &head,
+        &rows,
+    ));
+    if ranked.len() > PRODUCT_ROWS {
+        let _ = write!(
+            b,
+            "<p class=\"hint\" id=\"products-more\">All {} products: <code>GET {}</code> or <code>touchpoint report products -o csv</code>.</p>",
+            html::count(ranked.len() as i64),
+            esc(&api)
+        );
+    }
     Ok(render("Products", &user, &sc.qs(), &b))
 }
 

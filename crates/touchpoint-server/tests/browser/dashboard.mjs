@@ -185,8 +185,10 @@ await page.goto(base + "/products?period=90");
 {
   const p = await api(await apiOf("products"));
   const shown = await page.$$eval("#products tbody tr", (rs) => rs.map((r) => [r.children[0].dataset.v, Number(r.children[4].dataset.v)]));
-  check(shown.length === p.products.length, `products: ${shown.length} rows vs ${p.products.length}`);
-  for (const x of p.products) {
+  // The top 200 by net revenue (the demo has fewer, so all of them).
+  const top = [...p.products].sort((a, b) => b.net_revenue - a.net_revenue || (a.key < b.key ? -1 : 1)).slice(0, 200);
+  check(shown.length === top.length, `products: ${shown.length} rows vs ${top.length}`);
+  for (const x of top) {
     const row = shown.find((s) => s[0] === x.key);
     check(row && row[1] === x.net_revenue, `products: ${x.key} shown ${row?.[1]}, API ${x.net_revenue}`);
   }
