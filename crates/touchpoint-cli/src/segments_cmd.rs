@@ -8,10 +8,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use chrono::NaiveDate;
-use serde::Serialize;
-use touchpoint_core::segments::{parse, MemberFacts, ParseError};
+use touchpoint_core::segments::{parse, ParseError};
 use touchpoint_core::MemberId;
-use touchpoint_store::segments::{export_csv, NewSegment, SavedSegment, SegmentContext};
+use touchpoint_store::segments::{export_csv, NewSegment, Preview, SavedSegment, SegmentContext};
 use touchpoint_store::{Store, StoreError};
 
 use crate::output::{self, count, OutputFormat};
@@ -115,23 +114,6 @@ pub struct RefreshArgs {
     pub output: OutputFormat,
 }
 
-/// What `segments preview -o json` prints.
-#[derive(Debug, Serialize)]
-pub struct Preview {
-    /// The expression.
-    pub expression: String,
-    /// The as-of day.
-    pub as_of: NaiveDate,
-    /// Members in the segment.
-    pub size: u64,
-    /// Active members considered.
-    pub considered: u64,
-    /// Milliseconds spent evaluating.
-    pub elapsed_ms: u64,
-    /// The first members by id, with the fields the expression reads.
-    pub sample: Vec<MemberFacts>,
-}
-
 /// An expression's parse error shown under the expression, with a caret.
 pub fn show_parse_error(expression: &str, e: &ParseError) -> String {
     let line = expression.lines().nth(e.line - 1).unwrap_or("");
@@ -176,14 +158,7 @@ async fn run_with(store: &Store, cmd: SegmentsCommand, settings: &Settings) -> R
             let ev = store
                 .evaluate_segment(&expr, &context(settings, a.as_of))
                 .await?;
-            let p = Preview {
-                expression: a.expression,
-                as_of: ev.as_of,
-                size: ev.members.len() as u64,
-                considered: ev.considered,
-                elapsed_ms: ev.elapsed_ms,
-                sample: ev.members.into_iter().take(a.sample).collect(),
-            };
+            let p = Preview::of(&a.expression, ev, a.sample);
             match a.output {
                 OutputFormat::Json => output::print_json(&p)?,
                 OutputFormat::Table => {

@@ -71,6 +71,38 @@ pub struct Evaluation {
     pub elapsed_ms: u64,
 }
 
+/// A preview of an expression: its size, a sample and the time taken
+/// (`touchpoint segments preview -o json`, `POST /api/segments/preview`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Preview {
+    /// The expression as written.
+    pub expression: String,
+    /// The as-of day.
+    pub as_of: NaiveDate,
+    /// Members in the segment.
+    pub size: u64,
+    /// Active members considered.
+    pub considered: u64,
+    /// Milliseconds spent evaluating.
+    pub elapsed_ms: u64,
+    /// The first `sample` members by id, with the fields the expression reads.
+    pub sample: Vec<MemberFacts>,
+}
+
+impl Preview {
+    /// The preview of an evaluation of `expression`, keeping `sample` members.
+    pub fn of(expression: &str, ev: Evaluation, sample: usize) -> Preview {
+        Preview {
+            expression: expression.to_string(),
+            as_of: ev.as_of,
+            size: ev.members.len() as u64,
+            considered: ev.considered,
+            elapsed_ms: ev.elapsed_ms,
+            sample: ev.members.into_iter().take(sample).collect(),
+        }
+    }
+}
+
 /// A saved segment.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct SavedSegment {
