@@ -349,7 +349,7 @@ pub async fn run(cmd: MembersCommand, database: &str, settings: &Settings) -> Re
 /// What a profile command does, its arguments checked.
 enum Plan {
     /// Apply a change, then show the profile.
-    Change(MemberId, ProfileChange, OutputFormat),
+    Change(MemberId, Box<ProfileChange>, OutputFormat),
     /// Show the profile.
     ShowProfile(MemberId, OutputFormat),
     /// Another members command.
@@ -361,12 +361,12 @@ fn plan(cmd: MembersCommand) -> Result<Plan> {
         MembersCommand::Tag(a) => {
             let mut c = ProfileChange::new(ProfileSource::Cli);
             c.add_tags = checked_tags(&a.tags)?;
-            Plan::Change(member_arg(&a.member)?, c, a.output)
+            Plan::Change(member_arg(&a.member)?, Box::new(c), a.output)
         }
         MembersCommand::Untag(a) => {
             let mut c = ProfileChange::new(ProfileSource::Cli);
             c.remove_tags = checked_tags(&a.tags)?;
-            Plan::Change(member_arg(&a.member)?, c, a.output)
+            Plan::Change(member_arg(&a.member)?, Box::new(c), a.output)
         }
         MembersCommand::Consent(a) => {
             let mut c = ProfileChange::new(ProfileSource::Cli);
@@ -388,7 +388,7 @@ fn plan(cmd: MembersCommand) -> Result<Plan> {
                 }),
                 granted: a.grant,
             });
-            Plan::Change(member_arg(&a.member)?, c, a.output)
+            Plan::Change(member_arg(&a.member)?, Box::new(c), a.output)
         }
         MembersCommand::Profile(a) if a.set.is_empty() => {
             Plan::ShowProfile(member_arg(&a.member)?, a.output)
@@ -396,7 +396,7 @@ fn plan(cmd: MembersCommand) -> Result<Plan> {
         MembersCommand::Profile(a) => {
             let mut c = ProfileChange::new(ProfileSource::Cli);
             c.attributes = parse_sets(&a.set)?;
-            Plan::Change(member_arg(&a.member)?, c, a.output)
+            Plan::Change(member_arg(&a.member)?, Box::new(c), a.output)
         }
         other => Plan::Other(other),
     })
