@@ -174,7 +174,7 @@ async fn run_with(store: &Store, cmd: SegmentsCommand, settings: &Settings) -> R
                         let vals: Vec<String> = fields
                             .iter()
                             .map(|f| {
-                                let v = match m.value(*f, p.as_of) {
+                                let v = match m.0.value(*f, p.as_of) {
                                     Some(touchpoint_core::segments::FieldValue::Number(n)) => {
                                         format!("{n}")
                                     }
@@ -188,7 +188,7 @@ async fn run_with(store: &Store, cmd: SegmentsCommand, settings: &Settings) -> R
                             .collect();
                         println!(
                             "  {:<10} {}",
-                            MemberId::from_i64(m.member_id).to_string(),
+                            MemberId::from_i64(m.0.member_id).to_string(),
                             vals.join(" ")
                         );
                     }

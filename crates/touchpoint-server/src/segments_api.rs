@@ -18,12 +18,12 @@ use axum::Json;
 use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use touchpoint_core::segments::{parse, Expr, MemberFacts};
+use touchpoint_core::segments::{parse, Expr};
 use touchpoint_core::MemberId;
 use touchpoint_store::profiles::{
     Attributes, ConsentChoice, Profile, ProfileChange, ProfileOutcome, ProfileSource,
 };
-use touchpoint_store::segments::{export_csv, NewSegment, Preview, SegmentContext};
+use touchpoint_store::segments::{export_csv, NewSegment, Preview, SegmentContext, ShownMember};
 use touchpoint_store::StoreError;
 
 use crate::api::{Idempotent, Path, Query};
@@ -433,12 +433,6 @@ struct MembersQuery {
     as_of: Option<String>,
 }
 
-fn member_json(m: &MemberFacts) -> Value {
-    let mut v = json!(m);
-    v["member_id"] = json!(MemberId::from_i64(m.member_id));
-    v
-}
-
 async fn segment_members(
     State(state): State<AppState>,
     _k: Reader,
@@ -506,15 +500,20 @@ async fn segment_members(
         Some(a) => ev.members.partition_point(|m| m.member_id <= a.get()),
         None => 0,
     };
-    let page: Vec<&MemberFacts> = ev.members[start..].iter().take(limit).collect();
+    let page: Vec<ShownMember> = ev.members[start..]
+        .iter()
+        .take(limit)
+        .cloned()
+        .map(ShownMember)
+        .collect();
     let next = (start + page.len() < ev.members.len())
-        .then(|| page.last().map(|m| MemberId::from_i64(m.member_id)))
+        .then(|| page.last().map(|m| MemberId::from_i64(m.0.member_id)))
         .flatten();
     let mut body = json!({
         "segment": s.name,
         "as_of": ev.as_of,
         "size": ev.members.len(),
-        "members": page.iter().map(|m| member_json(m)).collect::<Vec<_>>(),
+        "members": page,
     });
     if let Some(n) = next {
         body["next_cursor"] = json!(n);

@@ -86,7 +86,21 @@ pub struct Preview {
     /// Milliseconds spent evaluating.
     pub elapsed_ms: u64,
     /// The first `sample` members by id, with the fields the expression reads.
-    pub sample: Vec<MemberFacts>,
+    pub sample: Vec<ShownMember>,
+}
+
+/// A member with the fields loaded, shown with its id as `M-123` (as every
+/// other member id of the CLI's JSON and the API).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShownMember(pub MemberFacts);
+
+impl Serialize for ShownMember {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut v = serde_json::to_value(&self.0).map_err(serde::ser::Error::custom)?;
+        v["member_id"] =
+            serde_json::Value::String(MemberId::from_i64(self.0.member_id).to_string());
+        v.serialize(s)
+    }
 }
 
 impl Preview {
@@ -98,7 +112,12 @@ impl Preview {
             size: ev.members.len() as u64,
             considered: ev.considered,
             elapsed_ms: ev.elapsed_ms,
-            sample: ev.members.into_iter().take(sample).collect(),
+            sample: ev
+                .members
+                .into_iter()
+                .take(sample)
+                .map(ShownMember)
+                .collect(),
         }
     }
 }

@@ -713,7 +713,7 @@ fn segments_tags_consent_and_profiles_from_the_command_line() {
         (Some(1), Some(2)),
         "{p}"
     );
-    assert_eq!(p["sample"][0]["member_id"], 2);
+    assert_eq!(p["sample"][0]["member_id"], "M-2");
 
     // Tags, consent and attributes.
     let out = touchpoint(

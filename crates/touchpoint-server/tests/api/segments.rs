@@ -347,6 +347,15 @@ async fn scenario(db: Db) {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["size"], 2, "{}", r.text);
     assert_eq!(r.body["sample"].as_array().unwrap().len(), 1);
+    assert!(
+        r.body["sample"][0]["member_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("M-"),
+        "{}",
+        r.text
+    );
+    assert!(r.body["sample"][0]["city"] == "杭州", "{}", r.text);
     let r = app
         .post_json(
             "/api/segments/preview",
