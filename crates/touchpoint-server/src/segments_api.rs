@@ -80,7 +80,7 @@ pub(crate) fn routes() -> Vec<Route> {
         route("patch", "/api/members/{id}/profile", "profiles", "Set profile attributes (admin)", "Body: any of `{name, gender, birthday: \"YYYY-MM-DD\", region, city, language}` (texts of 1 to 200 characters); fields left out are kept. `{changed: {member_id, attributes, tags_added, tags_removed, consent}, profile}`.", Access::Admin, vec![MEMBER, IDEM], true, patch(patch_profile)),
         route("post", "/api/members/{id}/tags", "profiles", "Add tags (admin)", "Body `{tags: [\"vip\", ...]}`: 1 to 64 letters, digits, spaces or `- _ : .`, stored in lower case. `{changed, profile}`; a tag the member has already changes nothing.", Access::Admin, vec![MEMBER, IDEM], true, post(add_tags)),
         route("delete", "/api/members/{id}/tags/{tag}", "profiles", "Remove a tag set by hand (admin)", "`{changed, profile}`; `changed.tags_removed` is empty when the member did not have the tag. Rule tags are kept by `segments refresh`.", Access::Admin, vec![MEMBER, param("tag", In::Path, "string", true, "the tag"), IDEM], false, delete(remove_tag)),
-        route("post", "/api/members/{id}/consent", "profiles", "Record a consent choice (admin)", "Body `{channel: email|sms|wechat|webhook, topic: newsletter|promotions (omit for every topic), granted: true|false, at: UTC ms when the person chose (default now), detail: where (optional)}`. The latest choice by `at` is the current one. `{changed, current: [...]}`.", Access::Admin, vec![MEMBER, IDEM], true, post(record_consent)),
+        route("post", "/api/members/{id}/consent", "profiles", "Record a consent choice (admin)", "Body `{channel: email|sms|wechat|webhook, topic: newsletter|promotions (omit for every topic), granted: true|false, at: UTC ms when the person chose (default now; not in the future), detail: where (optional)}`. The latest choice by `at` is the current one. `{changed, current: [...]}`.", Access::Admin, vec![MEMBER, IDEM], true, post(record_consent)),
         route("get", "/api/members/{id}/consent", "profiles", "A member's consent: current and history", "`{member_id, current: [{channel, topic, granted, at, source}], history: [{channel, topic, granted, at, recorded_at, source, detail}]}` (history oldest first). A channel and topic never recorded means no consent.", Access::Reader, vec![MEMBER], false, get(show_consent)),
         route("post", "/api/segments/preview", "segments", "Evaluate an expression (no side effect)", "Body `{expression, as_of: \"YYYY-MM-DD\" (default today in the business time zone), sample: 0 to 1000 (default 10)}`. `{expression, as_of, size, considered, elapsed_ms, sample: [...]}`, the JSON of `touchpoint segments preview -o json`. 422 `invalid_expression` with `line`, `column`, `suggestion`.", Access::Reader, vec![], true, post(preview)),
         route("post", "/api/segments", "segments", "Save a segment (admin)", "Body `{name, expression, description, rule_tag: false}`. 201 with the saved segment `{name, expression, description, is_tag, created_at, updated_at, sizes}`; 409 `segment_exists` when the name is taken; 422 `invalid_expression`.", Access::Admin, vec![IDEM], true, post(create_segment)),
@@ -276,6 +276,14 @@ async fn record_consent(
     }
     let id = member(&id)?;
     let i: ConsentIn = idem.json("a consent choice `{channel, topic, granted, at, detail}`")?;
+    // A choice dated in the future would outrank every later one.
+    if let Some(at) = i.at {
+        if at < 0 || at > touchpoint_store::now_ms() + 5 * 60 * 1000 {
+            return Err(ApiError::InvalidRequest(format!(
+                "at {at}: expected when the person chose, in UTC milliseconds, not in the future"
+            )));
+        }
+    }
     let detail = text("detail", i.detail)?;
     let mut c = ProfileChange::new(ProfileSource::Api);
     c.detail = Some(detail.unwrap_or_else(|| format!("api key {}", key.key_id)));

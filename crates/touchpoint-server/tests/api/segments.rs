@@ -327,6 +327,18 @@ async fn scenario(db: Db) {
     )
     .await;
     assert_error(&r, 403, "forbidden");
+    // A choice dated in the future is refused (it would outrank every later one).
+    let future = json!({"channel": "email", "granted": false, "at": 4_102_444_800_000i64});
+    let r = write(
+        &app,
+        Method::POST,
+        &consent,
+        Some(&app.admin),
+        None,
+        &future,
+    )
+    .await;
+    assert_error(&r, 400, "invalid_request");
     let c = app.get(&consent, Some(&app.analyst)).await;
     assert_eq!(c.body["current"].as_array().unwrap().len(), 2);
     assert!(c.body["current"]
