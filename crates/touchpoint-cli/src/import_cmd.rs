@@ -14,6 +14,7 @@ use serde::Serialize;
 use touchpoint_core::ingest::{self, Encoding, InputFormat, ReadOptions};
 use touchpoint_core::ChannelName;
 use touchpoint_store::import::{self, ImportOptions, ImportReport, Progress};
+use touchpoint_store::profiles::TagImport;
 
 use crate::output::{self, OutputFormat};
 use crate::Settings;
@@ -25,6 +26,90 @@ pub enum ImportCommand {
     Orders(OrdersArgs),
     /// Import marketing spend per day, channel and campaign (docs/acquisition.md).
     Spend(crate::acquisition_cmd::SpendArgs),
+    /// Import tags set by hand: a CSV of member,tag[,action] (action add or remove; docs/campaigns.md).
+    Tags(TagsArgs),
+}
+
+/// `import tags` arguments.
+#[derive(Debug, clap::Args)]
+pub struct TagsArgs {
+    /// Tag CSV files: member (M-12 or 12), tag, and optionally action (add, the default, or remove).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Force the text encoding (default: detect UTF-8, else GBK).
+    #[arg(long, value_enum)]
+    pub encoding: Option<EncodingArg>,
+    /// Report format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+/// One file's tag import, as `-o json` prints it.
+#[derive(Debug, Serialize)]
+pub struct FileTagImport {
+    /// The file.
+    pub file: String,
+    /// What was done.
+    #[serde(flatten)]
+    pub report: TagImport,
+}
+
+/// `touchpoint import tags`: 0 when every row went in, 2 when some were rejected.
+async fn import_tags(args: TagsArgs, database: &str) -> Result<ExitCode> {
+    let encoding = args.encoding.map(|e| match e {
+        EncodingArg::Utf8 => Encoding::Utf8,
+        EncodingArg::Gbk => Encoding::Gbk,
+    });
+    let store = crate::connect(database).await?;
+    let mut done = Vec::new();
+    for path in &args.files {
+        let shown = path.display().to_string();
+        let r = match std::fs::read(path) {
+            Ok(bytes) => store
+                .import_tags(bytes, encoding)
+                .await
+                .map_err(|e| anyhow::anyhow!("{shown}: {e}")),
+            Err(e) => Err(anyhow::anyhow!("{shown}: {e}")),
+        };
+        match r {
+            Ok(report) => done.push(FileTagImport {
+                file: shown,
+                report,
+            }),
+            Err(e) => {
+                store.close().await;
+                return Err(e);
+            }
+        }
+    }
+    store.close().await;
+    match args.output {
+        OutputFormat::Json => output::print_json(&done)?,
+        OutputFormat::Table => {
+            const SHOWN: usize = 20;
+            for f in &done {
+                let r = &f.report;
+                println!(
+                    "{}: tag rows {} added, {} removed, {} unchanged, {} rejected",
+                    f.file, r.added, r.removed, r.unchanged, r.rejected
+                );
+                for e in r.errors.iter().take(SHOWN) {
+                    println!("  rejected: {}: {e}", f.file);
+                }
+                if r.errors.len() > SHOWN {
+                    println!(
+                        "  ... and {} more errors (use --output json for all of them)",
+                        r.errors.len() - SHOWN
+                    );
+                }
+            }
+        }
+    }
+    Ok(if done.iter().any(|f| f.report.rejected > 0) {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Input formats on the command line.
@@ -108,6 +193,7 @@ pub async fn run(cmd: ImportCommand, database: &str, settings: &Settings) -> Res
         ImportCommand::Spend(args) => {
             return crate::acquisition_cmd::import_spend(args, database, settings).await
         }
+        ImportCommand::Tags(args) => return import_tags(args, database).await,
     };
     let (format, detected) = match args.format {
         Some(FormatArg::Canonical) => (InputFormat::Canonical, false),

@@ -17,6 +17,7 @@ mod members_cmd;
 mod output;
 mod report_cmd;
 mod rewards_cmd;
+mod segments_cmd;
 mod serve_cmd;
 mod settings;
 
@@ -61,9 +62,12 @@ pub enum Command {
     /// Import data files.
     #[command(subcommand)]
     Import(import_cmd::ImportCommand),
-    /// Look up members.
+    /// Look up members; their profiles, tags and consent.
     #[command(subcommand)]
     Members(members_cmd::MembersCommand),
+    /// Segments: preview an expression of the segment language, save, list, export, refresh.
+    #[command(subcommand)]
+    Segments(segments_cmd::SegmentsCommand),
     /// Apply database migrations (every command also does this on first use).
     Migrate,
     /// Customer lifetime value models (BG/NBD, MBG/NBD, Pareto/NBD, Gamma-Gamma).
@@ -118,6 +122,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo(args) => runtime()?.block_on(demo_cmd::run(args, &database, &settings)),
         Command::Import(cmd) => runtime()?.block_on(import_cmd::run(cmd, &database, &settings)),
         Command::Members(cmd) => runtime()?.block_on(members_cmd::run(cmd, &database, &settings)),
+        Command::Segments(cmd) => runtime()?.block_on(segments_cmd::run(cmd, &database, &settings)),
         Command::Migrate => runtime()?.block_on(async {
             let store = connect(&database).await?;
             store.close().await;

@@ -82,6 +82,13 @@ pub enum ApiError {
     /// The hold was captured, released or lapsed.
     #[error("{0}")]
     HoldNotActive(String),
+    /// A saved segment of this name exists.
+    #[error("{0}")]
+    SegmentExists(String),
+    /// An expression of the segment language does not parse; the body adds
+    /// `line`, `column` and `suggestion`.
+    #[error("expression {0}")]
+    InvalidExpression(touchpoint_core::segments::ParseError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -139,6 +146,10 @@ impl ApiError {
             }
             ApiError::RewardLimitReached(_) => ("reward_limit_reached", StatusCode::CONFLICT),
             ApiError::HoldNotActive(_) => ("hold_not_active", StatusCode::CONFLICT),
+            ApiError::SegmentExists(_) => ("segment_exists", StatusCode::CONFLICT),
+            ApiError::InvalidExpression(_) => {
+                ("invalid_expression", StatusCode::UNPROCESSABLE_ENTITY)
+            }
             ApiError::Store(_) | ApiError::Internal(_) => {
                 ("internal", StatusCode::INTERNAL_SERVER_ERROR)
             }
@@ -251,6 +262,16 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         409,
         "the hold was captured, released or lapsed already",
     ),
+    (
+        "segment_exists",
+        409,
+        "a saved segment has this name; choose another name",
+    ),
+    (
+        "invalid_expression",
+        422,
+        "the segment expression does not parse; the body adds `line`, `column` (from 1) and `suggestion` (the name probably meant, or null)",
+    ),
     ("internal", 500, "the server failed; the log has the cause"),
     ("unavailable", 503, "the server is shutting down; retry"),
 ];
@@ -285,14 +306,28 @@ impl IntoResponse for ApiError {
         } else {
             self.to_string()
         };
-        let mut resp = (
-            status,
-            axum::Json(ErrorBody {
-                code: code.to_string(),
-                message,
-            }),
-        )
-            .into_response();
+        let mut resp = match &self {
+            // The one shape, with the position of the mistake added.
+            ApiError::InvalidExpression(e) => (
+                status,
+                axum::Json(serde_json::json!({
+                    "code": code,
+                    "message": message,
+                    "line": e.line,
+                    "column": e.col,
+                    "suggestion": e.suggestion,
+                })),
+            )
+                .into_response(),
+            _ => (
+                status,
+                axum::Json(ErrorBody {
+                    code: code.to_string(),
+                    message,
+                }),
+            )
+                .into_response(),
+        };
         if let ApiError::Overloaded { retry_after } | ApiError::TooManyAttempts { retry_after } =
             self
         {

@@ -26,6 +26,8 @@ pub mod pipeline;
 pub mod rewards_api;
 pub mod routes;
 pub mod segment;
+pub mod segments_api;
+pub mod unsubscribe;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, Mutex};
 use touchpoint_core::identity::RecordRef;
 use touchpoint_core::ingest::OrderRecord;
-use touchpoint_core::{Identifier, Money, OrderStatus};
+use touchpoint_core::{Money, OrderStatus};
 use touchpoint_store::events::{
     write_events_in, EventWriteCounts, NewRejected, DEDUP_RETENTION_MS,
 };
-use touchpoint_store::import::Writer;
+use touchpoint_store::import::{Identify, Writer};
 use touchpoint_store::{now_ms, Store, StoreError, UnitOfWork};
 
 use crate::metrics::Metrics;
@@ -216,21 +216,22 @@ async fn apply_effects(
     if todo.is_empty() {
         return Ok(());
     }
-    let mut ids: Vec<(RecordRef, Vec<Identifier>)> = Vec::new();
+    let mut ids: Vec<Identify> = Vec::new();
     let mut orders: Vec<OrderRecord> = Vec::new();
     for p in todo {
         match &p.action {
             Action::None => {}
-            Action::Identify(list) => {
+            Action::Identify(list, profile) => {
                 flush_orders(uow, w, metrics, &mut orders).await?;
                 if !list.is_empty() {
-                    ids.push((
-                        RecordRef {
+                    ids.push(Identify {
+                        record: RecordRef {
                             channel: p.event.source.clone(),
                             record_id: p.event.message_id.clone(),
                         },
-                        list.clone(),
-                    ));
+                        identifiers: list.clone(),
+                        profile: profile.as_deref().cloned(),
+                    });
                 }
             }
             Action::OrderCompleted(r) => {
@@ -274,13 +275,14 @@ async fn flush_ids(
     uow: &mut UnitOfWork,
     w: &mut Writer,
     metrics: &Metrics,
-    ids: &mut Vec<(RecordRef, Vec<Identifier>)>,
+    ids: &mut Vec<Identify>,
 ) -> Result<(), StoreError> {
     if ids.is_empty() {
         return Ok(());
     }
     let started = Instant::now();
-    w.resolve_in(uow, ids).await?;
+    // Identities and the profile traits of identify calls, in this unit of work.
+    w.identify_in(uow, ids).await?;
     metrics.time("identity_write", started.elapsed());
     ids.clear();
     Ok(())

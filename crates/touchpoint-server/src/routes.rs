@@ -109,6 +109,8 @@ pub fn all() -> Vec<Route> {
     v.extend(crate::loyalty_api::routes());
     v.extend(crate::rewards_api::routes());
     v.extend(crate::acquisition_api::routes());
+    v.extend(crate::segments_api::routes());
+    v.extend(crate::unsubscribe::routes());
     v
 }
 

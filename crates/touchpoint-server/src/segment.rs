@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use touchpoint_core::ingest::OrderRecord;
 use touchpoint_core::{ChannelName, Currency, Email, Identifier, Money, Phone};
 use touchpoint_store::events::{NewEvent, NewRejected};
+use touchpoint_store::profiles::{Attributes, ProfileChange, ProfileSource};
 
 /// The event types of the spec.
 pub const TYPES: [&str; 6] = ["identify", "track", "page", "screen", "group", "alias"];
@@ -23,8 +24,9 @@ pub enum Action {
     /// Nothing (behaviour only).
     None,
     /// Join these identifiers (identify, alias, and any event with both a
-    /// userId and an anonymousId).
-    Identify(Vec<Identifier>),
+    /// userId and an anonymousId), and for an `identify` with profile traits
+    /// apply them to the member's profile in the same unit of work.
+    Identify(Vec<Identifier>, Option<Box<ProfileChange>>),
     /// Write this order (`Order Completed`).
     OrderCompleted(Box<OrderRecord>),
     /// Mark an order refunded (`Order Refunded`); `None` means in full.
@@ -117,6 +119,56 @@ pub fn new_message_id() -> String {
 
 fn obj<'a>(m: &'a Map<String, Value>, k: &str) -> Option<&'a Map<String, Value>> {
     m.get(k).and_then(Value::as_object)
+}
+
+/// A profile trait: a text of 1 to 200 characters without control
+/// characters; anything else is left out (lenient reading).
+fn trait_text(v: Option<&Value>) -> Option<String> {
+    str_field(v).filter(|s| s.chars().count() <= 200 && !s.chars().any(char::is_control))
+}
+
+/// The profile change of an `identify` call's traits (`traits` or
+/// `context.traits`): `name` (or `firstName` and `lastName`), `gender`,
+/// `birthday` (a date `YYYY-MM-DD` or a date-time starting with one),
+/// `region` (or `address.state`), `city` (or `address.city`), `language`
+/// (or `locale`). `None` when it sets nothing. The choice is dated by the
+/// event's time and names its messageId.
+pub fn profile_traits(
+    ev: &Map<String, Value>,
+    occurred: DateTime<Utc>,
+    message_id: &str,
+) -> Option<ProfileChange> {
+    let context = obj(ev, "context");
+    let t = obj(ev, "traits").or_else(|| context.and_then(|c| obj(c, "traits")))?;
+    let address = obj(t, "address");
+    let name = trait_text(t.get("name")).or_else(|| {
+        let parts: Vec<String> = ["firstName", "lastName"]
+            .iter()
+            .filter_map(|k| trait_text(t.get(*k)))
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(" "))
+    });
+    let birthday = str_field(t.get("birthday")).and_then(|b| {
+        b.get(..10)
+            .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+    });
+    let attributes = Attributes {
+        name,
+        gender: trait_text(t.get("gender")),
+        birthday,
+        region: trait_text(t.get("region"))
+            .or_else(|| address.and_then(|a| trait_text(a.get("state")))),
+        city: trait_text(t.get("city")).or_else(|| address.and_then(|a| trait_text(a.get("city")))),
+        language: trait_text(t.get("language")).or_else(|| trait_text(t.get("locale"))),
+    };
+    if attributes.is_empty() {
+        return None;
+    }
+    let mut change = ProfileChange::new(ProfileSource::Identify);
+    change.detail = Some(message_id.to_string());
+    change.at = Some(occurred.timestamp_millis());
+    change.attributes = attributes;
+    Some(change)
 }
 
 /// Identifiers in traits and `context.externalIds`.
@@ -297,7 +349,7 @@ pub fn prepare(mut ev: Map<String, Value>, kind: Option<&str>, cx: &RequestCx<'_
     // Any event that carries both ids says they are the same person (Segment
     // links userId and anonymousId on every call, not only on identify).
     let link = match (&member_no, &anon_key) {
-        (Some(m), Some(a)) => Action::Identify(vec![m.clone(), a.clone()]),
+        (Some(m), Some(a)) => Action::Identify(vec![m.clone(), a.clone()], None),
         _ => Action::None,
     };
     let action = match kind.as_str() {
@@ -314,7 +366,8 @@ pub fn prepare(mut ev: Map<String, Value>, kind: Option<&str>, cx: &RequestCx<'_
             for i in more {
                 push_unique(&mut ids, i);
             }
-            Action::Identify(ids)
+            let profile = profile_traits(&ev, occurred, &message_id).map(Box::new);
+            Action::Identify(ids, profile)
         }
         "alias" => {
             let mut ids = Vec::new();
@@ -327,7 +380,7 @@ pub fn prepare(mut ev: Map<String, Value>, kind: Option<&str>, cx: &RequestCx<'_
             if let Some(m) = &member_no {
                 push_unique(&mut ids, m.clone());
             }
-            Action::Identify(ids)
+            Action::Identify(ids, None)
         }
         "track" => {
             let event_name = name.as_deref().unwrap_or("").to_ascii_lowercase();

@@ -503,6 +503,17 @@ pub struct BatchResult {
     pub changes: Vec<OrderChange>,
 }
 
+/// One `identify` call for [`Writer::identify_in`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identify {
+    /// The record (the event's source and messageId).
+    pub record: RecordRef,
+    /// The identifiers it joins.
+    pub identifiers: Vec<Identifier>,
+    /// What its traits change in the member's profile.
+    pub profile: Option<crate::profiles::ProfileChange>,
+}
+
 /// The identity-aware writer behind every path that adds orders or identities
 /// (file imports, the HTTP API, tracking events): it keeps the identity index
 /// in memory, reloads it when another writer changed identities, and writes
@@ -628,6 +639,31 @@ impl Writer {
     ) -> Result<Vec<Option<MemberId>>, StoreError> {
         let r = self.resolve_inner(uow, records).await;
         self.guard(r)
+    }
+
+    /// `identify` calls: resolve each record's identifiers (as
+    /// [`Writer::resolve_in`]) and apply the profile change its traits make
+    /// to the member it resolved to, through the profile door
+    /// ([`crate::profiles::apply_in`]), in the caller's unit of work. So the
+    /// identity change and the profile change commit together. Returns each
+    /// record's member.
+    pub async fn identify_in(
+        &mut self,
+        uow: &mut UnitOfWork,
+        records: &[Identify],
+    ) -> Result<Vec<Option<MemberId>>, StoreError> {
+        let pairs: Vec<(RecordRef, Vec<Identifier>)> = records
+            .iter()
+            .map(|r| (r.record.clone(), r.identifiers.clone()))
+            .collect();
+        let members = self.resolve_in(uow, &pairs).await?;
+        for (r, m) in records.iter().zip(&members) {
+            if let (Some(change), Some(m)) = (&r.profile, m) {
+                let done = crate::profiles::apply_in(uow, *m, change).await;
+                self.guard(done)?;
+            }
+        }
+        Ok(members)
     }
 
     async fn resolve_inner(

@@ -117,6 +117,11 @@ pub enum StoreError {
     /// A hold that is no longer held (captured, released or lapsed).
     #[error("{0}")]
     HoldNotActive(String),
+    /// A saved segment of this name exists with another definition.
+    #[error(
+        "a segment named {0:?} exists with another definition; choose another name or replace it"
+    )]
+    SegmentExists(String),
 }
 
 /// Which backend a store runs on.

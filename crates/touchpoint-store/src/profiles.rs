@@ -161,20 +161,11 @@ impl ProfileOutcome {
 }
 
 /// A tag as stored: trimmed, lower case, 1 to 64 characters of letters,
-/// digits, `-`, `_`, `:`, `.` or spaces.
+/// digits, `-`, `_`, `:`, `.` or spaces (the core's rule,
+/// [`touchpoint_core::segments::normalise_tag`]).
 pub fn normalise_tag(tag: &str) -> Result<String, StoreError> {
-    let t = tag.trim().to_lowercase();
-    let ok = !t.is_empty()
-        && t.chars().count() <= 64
-        && t.chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ':' | '.' | ' '));
-    if ok {
-        Ok(t)
-    } else {
-        Err(StoreError::InvalidInput(format!(
-            "tag {tag:?}: expected 1 to 64 letters, digits, spaces or - _ : ."
-        )))
-    }
+    touchpoint_core::segments::normalise_tag(tag)
+        .map_err(|form| StoreError::InvalidInput(format!("tag {tag:?}: {form}")))
 }
 
 fn check_choice(c: &ConsentChoice) -> Result<Vec<(String, String)>, StoreError> {
@@ -637,15 +628,120 @@ impl Store {
         let Some(member) = self.verify_unsubscribe_token(token).await? else {
             return Ok(None);
         };
+        let mut uow = self.unit_of_work().await?;
+        let id = current_member(&mut uow.conn(), member).await?;
+        // Withdraw only what is not withdrawn already, so the link used
+        // again (a second click, a mail client retrying the POST) records
+        // nothing more.
+        let withdrawn: Vec<String> = uow
+            .conn()
+            .fetch(
+                "SELECT topic FROM consent WHERE member_id = $1 AND channel = 'email' AND granted = 0",
+                &[id.get().into()],
+                |r| r.text(0),
+            )
+            .await?;
         let mut change = ProfileChange::new(ProfileSource::Unsubscribe);
         change.detail = Some(how.to_string());
-        change.consent.push(ConsentChoice {
-            channel: "email".into(),
-            topic: None,
-            granted: false,
-        });
-        self.update_profile(member, &change).await.map(Some)
+        for topic in CONSENT_TOPICS {
+            if !withdrawn.iter().any(|t| t == topic) {
+                change.consent.push(ConsentChoice {
+                    channel: "email".into(),
+                    topic: Some(topic.to_string()),
+                    granted: false,
+                });
+            }
+        }
+        let out = apply_in(&mut uow, id, &change).await?;
+        uow.commit().await?;
+        Ok(Some(out))
     }
+
+    /// Import a tag CSV (`member,tag[,action]`, see
+    /// [`touchpoint_core::ingest::tags`]): bad rows are listed with their
+    /// line, column, value and the accepted form, as is a row naming an
+    /// unknown member; the good rows are applied through [`apply_in`] in
+    /// units of work of [`TAG_CHUNK`] rows.
+    pub async fn import_tags(
+        &self,
+        bytes: Vec<u8>,
+        encoding: Option<touchpoint_core::ingest::Encoding>,
+    ) -> Result<TagImport, TagImportError> {
+        use touchpoint_core::ingest::tags::{self, TagAction};
+        let reader = tags::open(Box::new(std::io::Cursor::new(bytes)), encoding)?;
+        let mut out = TagImport::default();
+        let mut good = Vec::new();
+        for r in reader {
+            out.rows += 1;
+            match r {
+                Ok(row) => good.push(row),
+                Err(rej) => {
+                    out.rejected += 1;
+                    out.errors.extend(rej.errors);
+                }
+            }
+        }
+        for chunk in good.chunks(TAG_CHUNK) {
+            let mut uow = self.unit_of_work().await?;
+            for row in chunk {
+                let mut change = ProfileChange::new(ProfileSource::Csv);
+                change.detail = Some(format!("line {}", row.source_line));
+                match row.action {
+                    TagAction::Add => change.add_tags.push(row.tag.clone()),
+                    TagAction::Remove => change.remove_tags.push(row.tag.clone()),
+                }
+                match apply_in(&mut uow, row.member, &change).await {
+                    Ok(o) if !o.tags_added.is_empty() => out.added += 1,
+                    Ok(o) if !o.tags_removed.is_empty() => out.removed += 1,
+                    Ok(_) => out.unchanged += 1,
+                    Err(StoreError::NotFound(_)) => {
+                        out.rejected += 1;
+                        out.errors.push(touchpoint_core::ingest::RowError {
+                            line: row.source_line,
+                            column: Some("member".into()),
+                            value: Some(row.member.to_string()),
+                            message: "no member has this id; expected the id of a stored member (touchpoint members list)".into(),
+                        });
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            uow.commit().await?;
+        }
+        out.errors.sort_by_key(|e| e.line);
+        Ok(out)
+    }
+}
+
+/// Rows applied per unit of work by [`Store::import_tags`].
+pub const TAG_CHUNK: usize = 1_000;
+
+/// What a tag import did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TagImport {
+    /// Rows read (good and bad; blank rows are skipped).
+    pub rows: u64,
+    /// Rows that added a tag.
+    pub added: u64,
+    /// Rows that removed a tag.
+    pub removed: u64,
+    /// Rows that changed nothing (the tag was there already, or was not there to remove).
+    pub unchanged: u64,
+    /// Rows rejected.
+    pub rejected: u64,
+    /// One entry per problem, with line, column, value and the accepted form.
+    pub errors: Vec<touchpoint_core::ingest::RowError>,
+}
+
+/// Errors of a tag import.
+#[derive(Debug, thiserror::Error)]
+pub enum TagImportError {
+    /// The file is not a tag file (missing columns, empty, undecodable header).
+    #[error("{0}")]
+    File(#[from] touchpoint_core::ingest::FileError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// The header values for an unsubscribe token: `<BASE/unsubscribe/TOKEN>`

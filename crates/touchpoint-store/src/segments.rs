@@ -71,6 +71,57 @@ pub struct Evaluation {
     pub elapsed_ms: u64,
 }
 
+/// A preview of an expression: its size, a sample and the time taken
+/// (`touchpoint segments preview -o json`, `POST /api/segments/preview`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Preview {
+    /// The expression as written.
+    pub expression: String,
+    /// The as-of day.
+    pub as_of: NaiveDate,
+    /// Members in the segment.
+    pub size: u64,
+    /// Active members considered.
+    pub considered: u64,
+    /// Milliseconds spent evaluating.
+    pub elapsed_ms: u64,
+    /// The first `sample` members by id, with the fields the expression reads.
+    pub sample: Vec<ShownMember>,
+}
+
+/// A member with the fields loaded, shown with its id as `M-123` (as every
+/// other member id of the CLI's JSON and the API).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShownMember(pub MemberFacts);
+
+impl Serialize for ShownMember {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut v = serde_json::to_value(&self.0).map_err(serde::ser::Error::custom)?;
+        v["member_id"] =
+            serde_json::Value::String(MemberId::from_i64(self.0.member_id).to_string());
+        v.serialize(s)
+    }
+}
+
+impl Preview {
+    /// The preview of an evaluation of `expression`, keeping `sample` members.
+    pub fn of(expression: &str, ev: Evaluation, sample: usize) -> Preview {
+        Preview {
+            expression: expression.to_string(),
+            as_of: ev.as_of,
+            size: ev.members.len() as u64,
+            considered: ev.considered,
+            elapsed_ms: ev.elapsed_ms,
+            sample: ev
+                .members
+                .into_iter()
+                .take(sample)
+                .map(ShownMember)
+                .collect(),
+        }
+    }
+}
+
 /// A saved segment.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct SavedSegment {
@@ -78,6 +129,8 @@ pub struct SavedSegment {
     pub name: String,
     /// The expression as written.
     pub expression: String,
+    /// What it is for, in words.
+    pub description: Option<String>,
     /// A rule tag: `segments refresh` tags its members with the name.
     pub is_tag: bool,
     /// Created, UTC ms.
@@ -86,6 +139,21 @@ pub struct SavedSegment {
     pub updated_at: i64,
     /// Daily sizes, oldest first: (local day `YYYY-MM-DD`, members).
     pub sizes: Vec<(String, i64)>,
+}
+
+/// A segment to save.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewSegment {
+    /// Name: 1 to 64 letters, digits, `-`, `_` or `.`.
+    pub name: String,
+    /// The expression.
+    pub expression: String,
+    /// What it is for, in words (at most 500 characters).
+    pub description: Option<String>,
+    /// A rule tag: `segments refresh` tags its members with the name.
+    pub is_tag: bool,
+    /// Replace a segment of the same name with another definition.
+    pub replace: bool,
 }
 
 /// What a refresh did for one saved segment.
@@ -406,36 +474,66 @@ impl Store {
         is_tag: bool,
         replace: bool,
     ) -> Result<SavedSegment, StoreError> {
+        self.save_segment(&NewSegment {
+            name: name.to_string(),
+            expression: expression.to_string(),
+            description: None,
+            is_tag,
+            replace,
+        })
+        .await
+    }
+
+    /// Save a segment with its description. The same definition again
+    /// (expression, flag and description) changes nothing; another one is
+    /// [`StoreError::SegmentExists`] unless `replace`.
+    pub async fn save_segment(&self, new: &NewSegment) -> Result<SavedSegment, StoreError> {
+        let name = new.name.as_str();
+        let expression = new.expression.as_str();
+        let is_tag = new.is_tag;
         check_name(name)?;
         parse(expression).map_err(|e| StoreError::InvalidInput(format!("expression {e}")))?;
+        let description = new
+            .description
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty());
+        if description.is_some_and(|d| d.chars().count() > 500 || d.chars().any(char::is_control)) {
+            return Err(StoreError::InvalidInput(
+                "description: expected at most 500 characters without control characters".into(),
+            ));
+        }
         let mut uow = self.unit_of_work().await?;
         let now = uow.now();
         let mut c = uow.conn();
         let existing = c
             .fetch_opt(
-                "SELECT expression, is_tag FROM segments WHERE name = $1",
+                "SELECT expression, is_tag, description FROM segments WHERE name = $1",
                 &[name.into()],
-                |r| Ok((r.text(0)?, r.i64(1)? != 0)),
+                |r| Ok((r.text(0)?, r.i64(1)? != 0, r.opt_text(2)?)),
             )
             .await?;
+        let vals = [
+            Val::from(name),
+            expression.into(),
+            i64::from(is_tag).into(),
+            now.into(),
+            description.map(str::to_string).into(),
+        ];
         match existing {
-            Some((e, t)) if e == expression && t == is_tag => {}
-            Some(_) if !replace => {
-                return Err(StoreError::InvalidInput(format!(
-                    "a segment named {name:?} exists with another definition; choose another name or replace it"
-                )))
-            }
+            Some((e, t, d)) if e == expression && t == is_tag && d.as_deref() == description => {}
+            Some(_) if !new.replace => return Err(StoreError::SegmentExists(name.to_string())),
             Some(_) => {
                 c.exec(
-                    "UPDATE segments SET expression = $2, is_tag = $3, updated_at = $4 WHERE name = $1",
-                    &[name.into(), expression.into(), i64::from(is_tag).into(), now.into()],
+                    "UPDATE segments SET expression = $2, is_tag = $3, updated_at = $4, description = $5 WHERE name = $1",
+                    &vals,
                 )
                 .await?;
             }
             None => {
                 c.exec(
-                    "INSERT INTO segments (name, expression, is_tag, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
-                    &[name.into(), expression.into(), i64::from(is_tag).into(), now.into()],
+                    "INSERT INTO segments (name, expression, is_tag, created_at, updated_at, description) VALUES ($1, $2, $3, $4, $4, $5)",
+                    &vals,
                 )
                 .await?;
             }
@@ -452,7 +550,7 @@ impl Store {
         let mut list = h
             .conn()
             .fetch(
-                "SELECT name, expression, is_tag, created_at, updated_at FROM segments ORDER BY name",
+                "SELECT name, expression, is_tag, created_at, updated_at, description FROM segments ORDER BY name",
                 &[],
                 saved,
             )
@@ -481,7 +579,7 @@ impl Store {
         let Some(mut s) = h
             .conn()
             .fetch_opt(
-                "SELECT name, expression, is_tag, created_at, updated_at FROM segments WHERE name = $1",
+                "SELECT name, expression, is_tag, created_at, updated_at, description FROM segments WHERE name = $1",
                 &[name.into()],
                 saved,
             )
@@ -510,78 +608,99 @@ impl Store {
     ) -> Result<Vec<Refreshed>, StoreError> {
         let mut out = Vec::new();
         for s in self.list_segments().await? {
-            let expr = parse(&s.expression)
-                .map_err(|e| StoreError::Corrupt(format!("stored segment {:?}: {e}", s.name)))?;
-            let ev = self.evaluate_segment(&expr, cx).await?;
-            let day = ev.as_of.to_string();
-            let mut uow = self.unit_of_work().await?;
-            let now = uow.now();
-            let mut r = Refreshed {
-                name: s.name.clone(),
-                members: ev.members.len() as u64,
-                tagged: 0,
-                untagged: 0,
-            };
-            if s.is_tag {
-                let tag = crate::profiles::normalise_tag(&s.name)?;
-                let now_in: HashSet<i64> = ev.members.iter().map(|m| m.member_id).collect();
-                let before: HashSet<i64> = id_set(
-                    &mut uow.conn(),
-                    "SELECT member_id FROM member_tags WHERE tag = $1 AND source = 'rule'",
-                    &[tag.as_str().into()],
-                )
-                .await?;
-                let mut add: Vec<i64> = now_in.difference(&before).copied().collect();
-                let mut remove: Vec<i64> = before.difference(&now_in).copied().collect();
-                add.sort_unstable();
-                remove.sort_unstable();
-                for id in add {
-                    let mut ch = ProfileChange::new(ProfileSource::Rule);
-                    ch.detail = Some(format!("segment {}", s.name));
-                    ch.add_tags.push(tag.clone());
-                    if !apply_in(&mut uow, MemberId::from_i64(id), &ch)
-                        .await?
-                        .is_empty()
-                    {
-                        r.tagged += 1;
-                    }
-                }
-                for id in remove {
-                    let mut ch = ProfileChange::new(ProfileSource::Rule);
-                    ch.detail = Some(format!("segment {}", s.name));
-                    ch.remove_tags.push(tag.clone());
-                    match apply_in(&mut uow, MemberId::from_i64(id), &ch).await {
-                        Ok(o) if !o.is_empty() => r.untagged += 1,
-                        Ok(_) => {}
-                        // A tag left on an id that no longer exists: drop it.
-                        Err(StoreError::NotFound(_)) => {
-                            uow.conn()
-                                .exec(
-                                    "DELETE FROM member_tags WHERE member_id = $1 AND tag = $2 AND source = 'rule'",
-                                    &[id.into(), tag.as_str().into()],
-                                )
-                                .await?;
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-            uow.conn()
-                .exec(
-                    "INSERT INTO segment_sizes (name, day, members, computed_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (name, day) DO UPDATE SET members = excluded.members, computed_at = excluded.computed_at",
-                    &[
-                        s.name.as_str().into(),
-                        day.into(),
-                        (ev.members.len() as i64).into(),
-                        now.into(),
-                    ],
-                )
-                .await?;
-            uow.commit().await?;
-            out.push(r);
+            out.push(self.refresh_saved(&s, cx).await?);
         }
         Ok(out)
+    }
+
+    /// [`Store::refresh_segments`] for one saved segment; `None` when no
+    /// segment has this name.
+    pub async fn refresh_segment(
+        &self,
+        name: &str,
+        cx: &SegmentContext,
+    ) -> Result<Option<Refreshed>, StoreError> {
+        match self.segment(name).await? {
+            Some(s) => self.refresh_saved(&s, cx).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn refresh_saved(
+        &self,
+        s: &SavedSegment,
+        cx: &SegmentContext,
+    ) -> Result<Refreshed, StoreError> {
+        let expr = parse(&s.expression)
+            .map_err(|e| StoreError::Corrupt(format!("stored segment {:?}: {e}", s.name)))?;
+        let ev = self.evaluate_segment(&expr, cx).await?;
+        let day = ev.as_of.to_string();
+        let mut uow = self.unit_of_work().await?;
+        let now = uow.now();
+        let mut r = Refreshed {
+            name: s.name.clone(),
+            members: ev.members.len() as u64,
+            tagged: 0,
+            untagged: 0,
+        };
+        if s.is_tag {
+            let tag = crate::profiles::normalise_tag(&s.name)?;
+            let now_in: HashSet<i64> = ev.members.iter().map(|m| m.member_id).collect();
+            let before: HashSet<i64> = id_set(
+                &mut uow.conn(),
+                "SELECT member_id FROM member_tags WHERE tag = $1 AND source = 'rule'",
+                &[tag.as_str().into()],
+            )
+            .await?;
+            let mut add: Vec<i64> = now_in.difference(&before).copied().collect();
+            let mut remove: Vec<i64> = before.difference(&now_in).copied().collect();
+            add.sort_unstable();
+            remove.sort_unstable();
+            for id in add {
+                let mut ch = ProfileChange::new(ProfileSource::Rule);
+                ch.detail = Some(format!("segment {}", s.name));
+                ch.add_tags.push(tag.clone());
+                if !apply_in(&mut uow, MemberId::from_i64(id), &ch)
+                    .await?
+                    .is_empty()
+                {
+                    r.tagged += 1;
+                }
+            }
+            for id in remove {
+                let mut ch = ProfileChange::new(ProfileSource::Rule);
+                ch.detail = Some(format!("segment {}", s.name));
+                ch.remove_tags.push(tag.clone());
+                match apply_in(&mut uow, MemberId::from_i64(id), &ch).await {
+                    Ok(o) if !o.is_empty() => r.untagged += 1,
+                    Ok(_) => {}
+                    // A tag left on an id that no longer exists: drop it.
+                    Err(StoreError::NotFound(_)) => {
+                        uow.conn()
+                            .exec(
+                                "DELETE FROM member_tags WHERE member_id = $1 AND tag = $2 AND source = 'rule'",
+                                &[id.into(), tag.as_str().into()],
+                            )
+                            .await?;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        uow.conn()
+            .exec(
+                "INSERT INTO segment_sizes (name, day, members, computed_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (name, day) DO UPDATE SET members = excluded.members, computed_at = excluded.computed_at",
+                &[
+                    s.name.as_str().into(),
+                    day.into(),
+                    (ev.members.len() as i64).into(),
+                    now.into(),
+                ],
+            )
+            .await?;
+        uow.commit().await?;
+        Ok(r)
     }
 }
 
@@ -592,6 +711,7 @@ fn saved(r: crate::RowRef<'_>) -> Result<SavedSegment, StoreError> {
         is_tag: r.i64(2)? != 0,
         created_at: r.i64(3)?,
         updated_at: r.i64(4)?,
+        description: r.opt_text(5)?,
         sizes: Vec::new(),
     })
 }

@@ -652,3 +652,215 @@ fn demo_prints_the_points_liability_of_report_loyalty() {
         "{again}"
     );
 }
+
+#[test]
+fn segments_tags_consent_and_profiles_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let orders = dir.path().join("pos.csv");
+    std::fs::write(
+        &orders,
+        "order_id,ordered_at,sku,quantity,unit_price,phone\n\
+         P1,2025-03-01 10:00:00,S1,1,10.00,13800000001\n\
+         P2,2025-03-02 10:00:00,S1,2,10.00,13800000002\n\
+         P3,2025-06-02 10:00:00,S1,3,10.00,13800000002\n",
+    )
+    .unwrap();
+    let f = orders.display().to_string();
+    let out = touchpoint(
+        &db,
+        &[
+            "import",
+            "orders",
+            &f,
+            "--format",
+            "canonical",
+            "--channel",
+            "pos",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+
+    // A bad expression: position, the expression with a caret, the name meant; exit 1.
+    let out = touchpoint(
+        &db,
+        &["segments", "preview", "orders >= 2 and last_ordr_days > 3"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let t = text(&out);
+    assert!(
+        t.contains("1:17") && t.contains("did you mean last_order_days?"),
+        "{t}"
+    );
+    assert!(t.contains("\n                  ^"), "{t}");
+
+    let out = touchpoint(
+        &db,
+        &[
+            "segments",
+            "preview",
+            "orders >= 2",
+            "--as-of",
+            "2025-07-01",
+            "-o",
+            "json",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (p["size"].as_u64(), p["considered"].as_u64()),
+        (Some(1), Some(2)),
+        "{p}"
+    );
+    assert_eq!(p["sample"][0]["member_id"], "M-2");
+
+    // Tags, consent and attributes.
+    let out = touchpoint(
+        &db,
+        &["members", "tag", "M-1", "VIP", "early", "-o", "json"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["changed"]["tags_added"],
+        serde_json::json!(["vip", "early"])
+    );
+    let out = touchpoint(&db, &["members", "untag", "M-1", "early"]);
+    assert!(text(&out).contains("untagged early"), "{}", text(&out));
+    let out = touchpoint(&db, &["members", "tag", "M-1", "bad/tag"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("expected 1 to 64 letters"),
+        "{}",
+        text(&out)
+    );
+    let out = touchpoint(
+        &db,
+        &[
+            "members",
+            "consent",
+            "M-2",
+            "--channel",
+            "email",
+            "--topic",
+            "newsletter",
+            "--grant",
+            "--source",
+            "paper form",
+        ],
+    );
+    assert!(
+        text(&out).contains("consent granted for email newsletter"),
+        "{}",
+        text(&out)
+    );
+    let out = touchpoint(&db, &["members", "consent", "M-2", "--channel", "email"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "clap: --grant or --withdraw is required"
+    );
+    let out = touchpoint(
+        &db,
+        &[
+            "members",
+            "profile",
+            "M-2",
+            "--set",
+            "city=杭州",
+            "--set",
+            "birthday=1990-05-17",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = touchpoint(
+        &db,
+        &["members", "profile", "M-2", "--set", "birthday=17.05.1990"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("YYYY-MM-DD"), "{}", text(&out));
+    let out = touchpoint(&db, &["members", "profile", "M-2", "-o", "json"]);
+    let prof: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(prof["attributes"]["city"], "杭州");
+    assert_eq!(prof["consent"][0]["granted"], true);
+
+    // A tag CSV: bad rows with file, line, column, value and form; good rows applied; exit 2.
+    let tags = dir.path().join("tags.csv");
+    std::fs::write(
+        &tags,
+        "member,tag,action\nM-2,vip,\nM-2,bad/tag,add\n99,vip,add\n",
+    )
+    .unwrap();
+    let out = touchpoint(&db, &["import", "tags", &tags.display().to_string()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("1 added") && t.contains("2 rejected"), "{t}");
+    assert!(
+        t.contains("tags.csv: line 3, column \"tag\", value \"bad/tag\""),
+        "{t}"
+    );
+    assert!(
+        t.contains("line 4, column \"member\", value \"M-99\""),
+        "{t}"
+    );
+
+    // Saved segments: create, refuse another definition, list, refresh, export.
+    let out = touchpoint(
+        &db,
+        &[
+            "segments",
+            "create",
+            "vips",
+            "has_tag(\"vip\")",
+            "--description",
+            "tagged by hand",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = touchpoint(&db, &["segments", "create", "vips", "orders >= 1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("--replace"), "{}", text(&out));
+    let out = touchpoint(
+        &db,
+        &[
+            "segments",
+            "refresh",
+            "vips",
+            "--as-of",
+            "2025-07-01",
+            "-o",
+            "json",
+        ],
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r[0]["members"], 2, "{r}");
+    let out = touchpoint(&db, &["segments", "list", "-o", "json"]);
+    let l: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(l[0]["description"], "tagged by hand");
+    assert_eq!(l[0]["sizes"], serde_json::json!([["2025-07-01", 2]]));
+    let out = touchpoint(&db, &["segments", "show", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    let csv = dir.path().join("vips.csv");
+    let out = touchpoint(
+        &db,
+        &[
+            "segments",
+            "export",
+            "vips",
+            "--as-of",
+            "2025-07-01",
+            "--out",
+            &csv.display().to_string(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let body = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines.len(), 3, "{body}");
+    assert!(
+        lines[0].starts_with("member_id,") && lines[2].starts_with("M-2,"),
+        "{body}"
+    );
+    assert!(lines[2].contains("杭州"), "{body}");
+}

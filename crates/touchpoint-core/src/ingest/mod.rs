@@ -297,6 +297,7 @@ mod detect;
 pub mod order;
 pub mod shopify;
 pub mod spend;
+pub mod tags;
 pub mod taobao;
 
 pub use common::detect_encoding;

@@ -318,6 +318,24 @@ impl Expr {
     }
 }
 
+/// A tag as stored: trimmed, lower case, 1 to 64 characters of letters,
+/// digits, `-`, `_`, `:`, `.` or spaces. `Err` says the accepted form.
+pub fn normalise_tag(tag: &str) -> Result<String, String> {
+    let t = tag.trim().to_lowercase();
+    let ok = !t.is_empty()
+        && t.chars().count() <= 64
+        && t.chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ':' | '.' | ' '));
+    if ok {
+        Ok(t)
+    } else {
+        Err(TAG_FORM.to_string())
+    }
+}
+
+/// The accepted form of a tag, as error messages say it.
+pub const TAG_FORM: &str = "expected 1 to 64 letters, digits, spaces or - _ : .";
+
 /// Edit distance (Levenshtein) of two strings, by characters.
 pub fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();

@@ -15,4 +15,5 @@ mod loyalty;
 mod openapi;
 mod reports;
 mod rewards;
+mod segments;
 mod shutdown;

@@ -496,3 +496,194 @@ async fn saved_segments_keep_a_daily_size_and_rule_tags_follow_their_members() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn a_tag_csv_applies_good_rows_and_lists_bad_ones_with_line_column_and_form() {
+    for db in backends().await {
+        let s = &db.store;
+        let pp = setup(s).await;
+        let (a, b) = (pp.p[0], pp.p[1]);
+        let csv = format!(
+            "member,tag,action\n{a},VIP,\n{b},vip,add\n{b},no/slash,add\n99999,vip,add\n{a},vip,toggle\n{b},vip,remove\n"
+        );
+        let r = s.import_tags(csv.clone().into_bytes(), None).await.unwrap();
+        assert_eq!(
+            (r.rows, r.added, r.removed, r.unchanged, r.rejected),
+            (6, 2, 1, 0, 3),
+            "{} {r:?}",
+            db.name
+        );
+        let lines: Vec<(u64, Option<&str>)> = r
+            .errors
+            .iter()
+            .map(|e| (e.line, e.column.as_deref()))
+            .collect();
+        assert_eq!(
+            lines,
+            [(4, Some("tag")), (5, Some("member")), (6, Some("action"))],
+            "{}",
+            db.name
+        );
+        assert_eq!(r.errors[1].value.as_deref(), Some("M-99999"));
+        assert!(r.errors[0].message.contains("letters"), "{}", r.errors[0]);
+        assert_eq!(
+            members(s, "has_tag(\"vip\")").await,
+            ids(&pp, &[1]),
+            "{}",
+            db.name
+        );
+        // Imported again: the same result, nothing more changes.
+        let again = s.import_tags(csv.into_bytes(), None).await.unwrap();
+        assert_eq!(
+            (again.added, again.removed, again.unchanged),
+            (1, 1, 1),
+            "{} {again:?}",
+            db.name
+        );
+        assert_eq!(members(s, "has_tag(\"vip\")").await, ids(&pp, &[1]));
+        // A file without the tag column fails before anything is written.
+        let e = s
+            .import_tags(b"member,label\n1,x\n".to_vec(), None)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("tag"), "{e}");
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn segments_keep_a_description_refuse_a_taken_name_and_refresh_one_by_name() {
+    use touchpoint_store::segments::NewSegment;
+    for db in backends().await {
+        let s = &db.store;
+        setup(s).await;
+        let new = NewSegment {
+            name: "buyers".into(),
+            expression: "orders >= 1".into(),
+            description: Some("anyone who bought".into()),
+            ..NewSegment::default()
+        };
+        let saved = s.save_segment(&new).await.unwrap();
+        assert_eq!(saved.description.as_deref(), Some("anyone who bought"));
+        assert_eq!(
+            s.save_segment(&new).await.unwrap(),
+            saved,
+            "same definition: no change"
+        );
+        let other = NewSegment {
+            expression: "orders >= 2".into(),
+            ..new.clone()
+        };
+        assert!(matches!(
+            s.save_segment(&other).await,
+            Err(StoreError::SegmentExists(n)) if n == "buyers"
+        ));
+        let replaced = s
+            .save_segment(&NewSegment {
+                replace: true,
+                ..other
+            })
+            .await
+            .unwrap();
+        assert_eq!(replaced.expression, "orders >= 2");
+        s.create_segment("all", "orders >= 0", false, false)
+            .await
+            .unwrap();
+        let r = s.refresh_segment("buyers", &cx()).await.unwrap().unwrap();
+        assert_eq!((r.name.as_str(), r.members), ("buyers", 1), "{}", db.name);
+        assert!(s.segment("all").await.unwrap().unwrap().sizes.is_empty());
+        assert!(s.refresh_segment("nope", &cx()).await.unwrap().is_none());
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn identify_traits_fill_the_profile_in_the_identity_unit_of_work() {
+    use touchpoint_core::identity::{IdentityConfig, RecordRef};
+    use touchpoint_store::import::{Identify, Writer};
+    for db in backends().await {
+        let s = &db.store;
+        let mut w = Writer::new(IdentityConfig::default());
+        let mut change = ProfileChange::new(ProfileSource::Identify);
+        change.attributes = Attributes {
+            city: Some("杭州".into()),
+            birthday: NaiveDate::from_ymd_opt(1990, 5, 17),
+            ..Attributes::default()
+        };
+        let record = |id: &str, no: &str| Identify {
+            record: RecordRef {
+                channel: "web".into(),
+                record_id: id.into(),
+            },
+            identifiers: vec![Identifier::member_no(no).unwrap()],
+            profile: Some(change.clone()),
+        };
+        // Rolled back: neither the member nor its profile is kept.
+        let mut uow = s.unit_of_work().await.unwrap();
+        let m = w
+            .identify_in(&mut uow, &[record("e0", "VIP-0")])
+            .await
+            .unwrap();
+        assert!(m[0].is_some());
+        uow.rollback().await.unwrap();
+        assert_eq!(
+            db.scalar("SELECT COUNT(*) FROM members").await,
+            0,
+            "{}",
+            db.name
+        );
+        // Committed: both.
+        let mut uow = s.unit_of_work().await.unwrap();
+        let m = w
+            .identify_in(&mut uow, &[record("e1", "VIP-1")])
+            .await
+            .unwrap();
+        uow.commit().await.unwrap();
+        let p = s.profile(m[0].unwrap()).await.unwrap();
+        assert_eq!(p.attributes.city.as_deref(), Some("杭州"), "{}", db.name);
+        assert_eq!(p.attributes.birthday, NaiveDate::from_ymd_opt(1990, 5, 17));
+        assert_eq!(
+            db.scalar("SELECT COUNT(*) FROM outbox WHERE kind = 'profile_changed'")
+                .await,
+            1
+        );
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn the_unsubscribe_link_withdraws_email_once_and_a_tampered_token_does_nothing() {
+    for db in backends().await {
+        let s = &db.store;
+        let pp = setup(s).await;
+        let m = pp.p[0];
+        let mut grant = ProfileChange::new(ProfileSource::Cli);
+        grant.consent.push(ConsentChoice {
+            channel: "email".into(),
+            topic: None,
+            granted: true,
+        });
+        s.update_profile(m, &grant).await.unwrap();
+        let token = s.unsubscribe_token(m).await.unwrap();
+        let (head, mac) = token.split_once('-').unwrap();
+        let forged = format!("{}-{mac}", pp.p[1].get());
+        assert!(s.unsubscribe(&forged, "one-click").await.unwrap().is_none());
+        let cut = &token[..token.len() - 2];
+        assert!(s.unsubscribe(cut, "one-click").await.unwrap().is_none());
+        assert_eq!(head, m.get().to_string());
+        let first = s.unsubscribe(&token, "one-click").await.unwrap().unwrap();
+        assert_eq!(first.consent.len(), 2, "{}", db.name);
+        assert!(!s
+            .may_send_marketing(m, "email", "promotions")
+            .await
+            .unwrap());
+        let second = s.unsubscribe(&token, "page").await.unwrap().unwrap();
+        assert!(second.is_empty(), "{second:?}");
+        assert_eq!(s.consent_history(m).await.unwrap().len(), 4, "{}", db.name);
+        // Granting again and unsubscribing again records the new withdrawal.
+        s.update_profile(m, &grant).await.unwrap();
+        let third = s.unsubscribe(&token, "page").await.unwrap().unwrap();
+        assert_eq!(third.consent.len(), 2);
+        db.cleanup().await;
+    }
+}

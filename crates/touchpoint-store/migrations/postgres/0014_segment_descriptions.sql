@@ -1,0 +1,3 @@
+-- A saved segment's description (`touchpoint segments create NAME EXPR
+-- --description TEXT`, `POST /api/segments`), for people reading the list.
+ALTER TABLE segments ADD COLUMN description TEXT;
