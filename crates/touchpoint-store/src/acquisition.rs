@@ -506,34 +506,34 @@ impl Store {
                 *e = t;
             }
         }
-        // First orders (ties: by channel and order id).
+        // First orders (ties: by channel and order id), in one pass over the
+        // orders in table order: a `GROUP BY member_id` walks the member
+        // index and fetches every row at random (tens of seconds at 4M
+        // orders), the scan reads them in order.
         let mut first_order: HashMap<i64, (i64, String, String, String)> = HashMap::new();
-        for (m, at, channel, order_id, campaign) in c
-            .fetch(
-                "SELECT o.member_id, o.ordered_at, o.channel, o.order_id, o.campaign FROM orders o \
-                 JOIN (SELECT member_id, MIN(ordered_at) AS t FROM orders GROUP BY member_id) f \
-                   ON f.member_id = o.member_id AND f.t = o.ordered_at",
-                &[],
-                |r| {
-                    Ok((
-                        r.i64(0)?,
-                        r.i64(1)?,
-                        r.text(2)?,
-                        r.text(3)?,
-                        r.opt_text(4)?.unwrap_or_default(),
-                    ))
-                },
-            )
-            .await?
-        {
-            let v = (at, channel, order_id, campaign);
-            match first_order.get(&m) {
-                Some(old) if (old.0, &old.1, &old.2) <= (v.0, &v.1, &v.2) => {}
-                _ => {
-                    first_order.insert(m, v);
+        c.fetch_each(
+            "SELECT member_id, ordered_at, channel, order_id, campaign FROM orders",
+            &[],
+            |r| {
+                let (m, at) = (r.i64(0)?, r.i64(1)?);
+                let better = match first_order.get(&m) {
+                    None => true,
+                    Some(old) if at != old.0 => at < old.0,
+                    Some(old) => {
+                        let (channel, order_id) = (r.text(2)?, r.text(3)?);
+                        (&channel, &order_id) < (&old.1, &old.2)
+                    }
+                };
+                if better {
+                    first_order.insert(
+                        m,
+                        (at, r.text(2)?, r.text(3)?, r.opt_text(4)?.unwrap_or_default()),
+                    );
                 }
-            }
-        }
+                Ok::<(), StoreError>(())
+            },
+        )
+        .await?;
         // First tracking events with a campaign (ties: by event id).
         let mut first_event: HashMap<i64, (i64, i64, Touch)> = HashMap::new();
         for (m, at, id, campaign, channel) in c
@@ -562,17 +562,18 @@ impl Store {
                 }
             }
         }
-        // First paying orders.
-        let paying: HashMap<i64, i64> = c
-            .fetch(
-                "SELECT member_id, CAST(MIN(ordered_at) AS BIGINT) FROM order_facts \
-                 WHERE purchase = 1 AND net > 0 GROUP BY member_id",
-                &[],
-                |r| Ok((r.i64(0)?, r.i64(1)?)),
-            )
-            .await?
-            .into_iter()
-            .collect();
+        // First paying orders, in one pass over the facts (as above).
+        let mut paying: HashMap<i64, i64> = HashMap::new();
+        c.fetch_each(
+            "SELECT member_id, ordered_at FROM order_facts WHERE purchase = 1 AND net > 0",
+            &[],
+            |r| {
+                let (m, at) = (r.i64(0)?, r.i64(1)?);
+                paying.entry(m).and_modify(|t| *t = (*t).min(at)).or_insert(at);
+                Ok::<(), StoreError>(())
+            },
+        )
+        .await?;
         let mut members: Vec<MemberAcquisition> = first_id
             .into_iter()
             .map(|(m, fallback)| {

@@ -38,6 +38,9 @@ pub struct BenchDashboardArgs {
     /// Requests per page and filter (the first, then the others' median).
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
+    /// Only the pages whose path contains this (repeatable; default: every page).
+    #[arg(long = "page", value_name = "TEXT")]
+    pub only: Vec<String>,
     /// The server time goal per page, milliseconds (issue 13: 500).
     #[arg(long, default_value_t = 500)]
     pub goal_ms: u64,
@@ -324,7 +327,10 @@ pub async fn run(args: BenchDashboardArgs) -> Result<()> {
     );
     let mut worst = Duration::ZERO;
     let mut met = 0;
-    let list = pages("M-1");
+    let list: Vec<String> = pages("M-1")
+        .into_iter()
+        .filter(|p| args.only.is_empty() || args.only.iter().any(|o| p.contains(o.as_str())))
+        .collect();
     for path in &list {
         let mut times = Vec::new();
         let mut size = 0;
