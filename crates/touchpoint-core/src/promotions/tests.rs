@@ -290,8 +290,12 @@ fn worked_example_5_the_whole_stack() {
     assert_eq!(e.rule_discount, 6350);
     assert_eq!(e.coupon_discount, 7865);
     assert_eq!(e.total, 20785);
+    // Per line: PCT10's 2865 over 23976 : 4674 (sum 28650) is 2397.6 and
+    // 467.4 -> 2398 + 467; FIXED50's 5000 over 21578 : 4207 (sum 25785) is
+    // 4184.21 and 815.78 -> 4184 + 816. A1 pays 21578 - 4184 = 17394, B1
+    // 4207 - 816 = 3391.
     let nets: Vec<i64> = e.lines.iter().map(|l| l.net).collect();
-    assert_eq!(nets.iter().sum::<i64>(), 20785);
+    assert_eq!(nets, vec![17394, 3391]);
 }
 
 #[test]
