@@ -571,7 +571,7 @@ pub fn evaluate(
     ] {
         let mut claimed: Vec<Option<&str>> = vec![None; n];
         let mut sorted: Vec<&Rule> = rules.iter().collect();
-        sorted.sort_by(|a, b| b.priority.cmp(&a.priority));
+        sorted.sort_by_key(|r| std::cmp::Reverse(r.priority));
         for r in sorted {
             let skip = |why: String| NotApplied {
                 kind,
