@@ -15,6 +15,7 @@ mod keys_cmd;
 mod loyalty_cmd;
 mod members_cmd;
 mod output;
+mod promotions_cmd;
 mod report_cmd;
 mod rewards_cmd;
 mod segments_cmd;
@@ -95,6 +96,9 @@ pub enum Command {
     /// Coupons: definitions, issues, public codes, redemption, usage.
     #[command(subcommand)]
     Coupons(rewards_cmd::CouponsCommand),
+    /// Discount rules: `set FILE` stores a new version, `show` prints the current one.
+    #[command(subcommand)]
+    Promotions(promotions_cmd::PromotionsCommand),
 }
 
 /// Connect to the store named by `--database`, applying migrations.
@@ -144,6 +148,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Coupons(cmd) => {
             runtime()?.block_on(rewards_cmd::run_coupons(cmd, &database, &settings))
+        }
+        Command::Promotions(cmd) => {
+            runtime()?.block_on(promotions_cmd::run(cmd, &database, &settings))
         }
     }
 }

@@ -271,8 +271,20 @@ pub fn check_window(from: Option<i64>, until: Option<i64>, at: i64) -> Result<()
     Ok(())
 }
 
-fn in_list(list: &[String], v: Option<&str>) -> bool {
+/// Whether `v` is in a scope list (an empty list: everything; compared
+/// without regard to ASCII case). Shared with the discount rules
+/// (`crate::promotions`).
+pub fn in_list(list: &[String], v: Option<&str>) -> bool {
     list.is_empty() || v.is_some_and(|v| list.iter().any(|x| x.eq_ignore_ascii_case(v)))
+}
+
+impl CouponRules {
+    /// Whether a basket line is in the coupon's brands, categories and SKUs.
+    pub fn line_in_scope(&self, l: &BasketLine) -> bool {
+        in_list(&self.brands, l.brand.as_deref())
+            && in_list(&self.categories, l.category.as_deref())
+            && in_list(&self.skus, Some(&l.sku))
+    }
 }
 
 /// What the rules give for the basket (the window and the member are checked
@@ -308,11 +320,7 @@ pub fn discount(rules: &CouponRules, basket: &Basket) -> Result<Discount, Refusa
         let matching: Vec<&BasketLine> = basket
             .lines
             .iter()
-            .filter(|l| {
-                in_list(&rules.brands, l.brand.as_deref())
-                    && in_list(&rules.categories, l.category.as_deref())
-                    && in_list(&rules.skus, Some(&l.sku))
-            })
+            .filter(|l| rules.line_in_scope(l))
             .collect();
         if matching.is_empty() {
             return Err(Refusal::OutOfScope {

@@ -12,6 +12,7 @@ pub mod domain;
 pub mod identity;
 pub mod ingest;
 pub mod loyalty;
+pub mod promotions;
 pub mod segments;
 pub mod types;
 

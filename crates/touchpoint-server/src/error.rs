@@ -70,6 +70,15 @@ pub enum ApiError {
     /// A coupon gives nothing for this member and basket; the refusal says why.
     #[error("{0}")]
     Coupon(touchpoint_core::coupons::Refusal),
+    /// One of the codes of a promotions evaluation gives nothing: which
+    /// code, and why (the same codes as [`ApiError::Coupon`]).
+    #[error("coupon {code}: {refusal}")]
+    CouponCode {
+        /// The code.
+        code: String,
+        /// Why.
+        refusal: touchpoint_core::coupons::Refusal,
+    },
     /// The reward has no stock left.
     #[error("this reward is out of stock")]
     OutOfStock,
@@ -131,7 +140,7 @@ impl ApiError {
             ApiError::TooManyAttempts { .. } => {
                 ("too_many_attempts", StatusCode::TOO_MANY_REQUESTS)
             }
-            ApiError::Coupon(r) => {
+            ApiError::Coupon(r) | ApiError::CouponCode { refusal: r, .. } => {
                 use touchpoint_core::coupons::Refusal;
                 let status = match r {
                     Refusal::UnknownCode => StatusCode::NOT_FOUND,

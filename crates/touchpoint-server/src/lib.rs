@@ -23,6 +23,7 @@ pub mod loyalty_api;
 pub mod metrics;
 pub mod openapi;
 pub mod pipeline;
+pub mod promotions_api;
 pub mod rewards_api;
 pub mod routes;
 pub mod segment;

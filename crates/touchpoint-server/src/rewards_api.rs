@@ -150,6 +150,16 @@ impl Idem {
         self.0.write_key()
     }
 
+    /// Store the response in the write's own unit of work and commit both.
+    async fn commit(
+        &self,
+        uow: touchpoint_store::unit_of_work::UnitOfWork,
+        status: StatusCode,
+        body: String,
+    ) -> Result<Response, ApiError> {
+        self.0.commit(uow, status, body).await
+    }
+
     async fn done(
         &self,
         state: &AppState,
@@ -549,14 +559,16 @@ async fn redeem_coupon(
             "order_reference: expected the order's id".into(),
         ));
     };
+    let basket = i.basket()?;
     let started = std::time::Instant::now();
-    let r = state
-        .store
-        .coupon_redeem(&i.code, member, &order, &i.basket()?)
+    // The redemption and its stored response commit in one transaction.
+    let mut uow = state.store.unit_of_work().await?;
+    let r = touchpoint_store::coupons::redeem_in(&mut uow, &i.code, member, &order, &basket)
         .await
         .map_err(err)?;
+    let resp = idem.commit(uow, StatusCode::OK, to_json(&r)?).await?;
     state.metrics.time("coupon_redeem", started.elapsed());
-    idem.done(&state, StatusCode::OK, to_json(&r)?).await
+    Ok(resp)
 }
 
 async fn member_coupons(

@@ -285,6 +285,21 @@ async fn check(
     basket: &Basket,
     now: i64,
 ) -> Result<(Coupon, CouponDefinition, Discount), StoreError> {
+    let (c, def) = usable(conn, code, member, now).await?;
+    let d = rules::discount(&def.rules, basket).map_err(StoreError::Coupon)?;
+    Ok((c, def, d))
+}
+
+/// Whether a code can be used by a member at `now`, before looking at a
+/// basket: it exists, is the member's (or public), is in its window and has
+/// uses left (in all and for the member). The promotions evaluation uses
+/// this and decides what the coupon gives on the basket after the rules.
+pub(crate) async fn usable(
+    conn: &mut Conn<'_>,
+    code: &str,
+    member: i64,
+    now: i64,
+) -> Result<(Coupon, CouponDefinition), StoreError> {
     let Some(c) = coupon_by_code(conn, code, now).await? else {
         return Err(StoreError::Coupon(Refusal::UnknownCode));
     };
@@ -317,8 +332,7 @@ async fn check(
             }));
         }
     }
-    let d = rules::discount(&def.rules, basket).map_err(StoreError::Coupon)?;
-    Ok((c, def, d))
+    Ok((c, def))
 }
 
 fn redemption_of(r: RowRef<'_>, created: bool) -> Result<Redemption, StoreError> {

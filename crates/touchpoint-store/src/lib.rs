@@ -28,6 +28,7 @@ pub mod orders;
 pub mod outbox;
 pub mod predictions;
 pub mod profiles;
+pub mod promotions;
 pub mod reports;
 pub mod rewards;
 pub mod segments;
@@ -102,6 +103,15 @@ pub enum StoreError {
     /// A coupon gives nothing here; the refusal says why.
     #[error("{0}")]
     Coupon(touchpoint_core::coupons::Refusal),
+    /// One of several codes gives nothing here (a promotions evaluation):
+    /// which code, and why.
+    #[error("coupon {code}: {refusal}")]
+    CouponCode {
+        /// The code, normalised.
+        code: String,
+        /// Why.
+        refusal: touchpoint_core::coupons::Refusal,
+    },
     /// A points-mall reward has no stock left.
     #[error("this reward is out of stock")]
     OutOfStock,

@@ -107,11 +107,11 @@ pub(crate) struct Phase {
 }
 
 impl Phase {
-    fn rate(&self) -> f64 {
+    pub(super) fn rate(&self) -> f64 {
         self.ops as f64 / self.seconds.max(1e-9)
     }
 
-    fn pct_ms(&self, p: f64) -> f64 {
+    pub(super) fn pct_ms(&self, p: f64) -> f64 {
         if self.latencies_us.is_empty() {
             return 0.0;
         }
@@ -124,7 +124,7 @@ impl Phase {
         self.outcomes.get(outcome).copied().unwrap_or(0)
     }
 
-    fn outcomes_text(&self) -> String {
+    pub(super) fn outcomes_text(&self) -> String {
         self.outcomes
             .iter()
             .map(|(k, v)| format!("{k}: {v}"))
@@ -155,14 +155,14 @@ pub(crate) struct Outcome {
     pub violations: Vec<String>,
 }
 
-/// One keep-alive connection.
-struct Client {
+/// One keep-alive connection (shared with `bench coupons`).
+pub(super) struct Client {
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
     auth: String,
 }
 
 impl Client {
-    async fn connect(addr: SocketAddr, key: &str) -> Result<Self> {
+    pub(super) async fn connect(addr: SocketAddr, key: &str) -> Result<Self> {
         let stream = tokio::net::TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
@@ -176,7 +176,12 @@ impl Client {
     }
 
     /// POST a JSON body; the status, the error code (if any) and the body.
-    async fn post(&mut self, path: &str, idem: &str, body: &str) -> Result<(u16, Bytes)> {
+    pub(super) async fn post(
+        &mut self,
+        path: &str,
+        idem: &str,
+        body: &str,
+    ) -> Result<(u16, Bytes)> {
         self.sender.ready().await?;
         let req = hyper::Request::post(path)
             .header("host", "127.0.0.1")
@@ -192,7 +197,7 @@ impl Client {
 }
 
 /// `200`, or `STATUS code` from the API's error shape.
-fn outcome(status: u16, body: &[u8]) -> String {
+pub(super) fn outcome(status: u16, body: &[u8]) -> String {
     if status == 200 {
         return "200".into();
     }
@@ -203,7 +208,11 @@ fn outcome(status: u16, body: &[u8]) -> String {
     format!("{status} {code}").trim().to_string()
 }
 
-fn seed_order(member_no: &str, points: i64, at: chrono::DateTime<Utc>) -> Result<OrderRecord> {
+pub(super) fn seed_order(
+    member_no: &str,
+    points: i64,
+    at: chrono::DateTime<Utc>,
+) -> Result<OrderRecord> {
     Ok(OrderRecord {
         channel: ChannelName::parse("pos").map_err(|e| anyhow::anyhow!("{e}"))?,
         order_id: format!("seed-{member_no}"),

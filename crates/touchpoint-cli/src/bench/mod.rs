@@ -2,6 +2,7 @@
 use anyhow::Result;
 
 mod clv;
+mod coupons;
 mod dashboard;
 mod import;
 mod ingest;
@@ -23,6 +24,8 @@ pub enum BenchCommand {
     Dashboard(dashboard::BenchDashboardArgs),
     /// Points spends and code claims over HTTP (64 connections), then one hot member; checks the ledger.
     Loyalty(loyalty::BenchLoyaltyArgs),
+    /// Coupon validate and redeem over HTTP (64 connections), then every connection on one coupon; checks each coupon is redeemed once.
+    Coupons(coupons::BenchCouponsArgs),
 }
 
 /// Run a benchmark.
@@ -43,5 +46,9 @@ pub fn run(cmd: BenchCommand, database: &str) -> Result<()> {
             .enable_all()
             .build()?
             .block_on(loyalty::run(args)),
+        BenchCommand::Coupons(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(coupons::run(args)),
     }
 }

@@ -13,6 +13,7 @@ mod helpers;
 mod ingest;
 mod loyalty;
 mod openapi;
+mod promotions;
 mod reports;
 mod rewards;
 mod segments;
