@@ -115,6 +115,8 @@ impl Drop for Smtp {
 impl Smtp {
     /// aiosmtpd on a free loopback port, or `None` (with the reason printed)
     /// when it is not installed and the test is not required.
+    // The child is killed and waited for in `Drop`, which the lint cannot see.
+    #[allow(clippy::zombie_processes)]
     async fn start() -> Option<Smtp> {
         let importable = std::process::Command::new("python3")
             .args(["-c", "import aiosmtpd"])
