@@ -8,6 +8,7 @@
 mod acquisition_cmd;
 mod analytics_cmd;
 mod bench;
+mod campaigns_cmd;
 mod clv_cmd;
 mod demo_cmd;
 mod import_cmd;
@@ -69,6 +70,9 @@ pub enum Command {
     /// Segments: preview an expression of the segment language, save, list, export, refresh.
     #[command(subcommand)]
     Segments(segments_cmd::SegmentsCommand),
+    /// Campaigns: create from a file, list, show, preview for a member, run (the scheduler tick), report.
+    #[command(subcommand)]
+    Campaigns(campaigns_cmd::CampaignsCommand),
     /// Apply database migrations (every command also does this on first use).
     Migrate,
     /// Customer lifetime value models (BG/NBD, MBG/NBD, Pareto/NBD, Gamma-Gamma).
@@ -127,6 +131,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Import(cmd) => runtime()?.block_on(import_cmd::run(cmd, &database, &settings)),
         Command::Members(cmd) => runtime()?.block_on(members_cmd::run(cmd, &database, &settings)),
         Command::Segments(cmd) => runtime()?.block_on(segments_cmd::run(cmd, &database, &settings)),
+        Command::Campaigns(cmd) => {
+            runtime()?.block_on(campaigns_cmd::run(cmd, &database, &settings))
+        }
         Command::Migrate => runtime()?.block_on(async {
             let store = connect(&database).await?;
             store.close().await;

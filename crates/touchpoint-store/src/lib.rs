@@ -15,9 +15,11 @@
 
 pub mod acquisition;
 pub mod analytics;
+pub mod campaigns;
 pub mod clv;
 pub mod coupons;
 pub mod db;
+pub mod delivery;
 pub mod events;
 pub mod facts;
 pub mod import;

@@ -864,3 +864,104 @@ fn segments_tags_consent_and_profiles_from_the_command_line() {
     );
     assert!(lines[2].contains("杭州"), "{body}");
 }
+
+#[test]
+fn campaigns_are_created_previewed_run_twice_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let orders = dir.path().join("o.csv");
+    std::fs::write(
+        &orders,
+        "order_id,ordered_at,sku,quantity,unit_price,phone,email\n\
+         P1,2025-03-01 10:00:00,S1,1,10.00,13800000001,a@example.com\n\
+         P2,2025-03-02 10:00:00,S1,2,10.00,13800000002,b@example.com\n",
+    )
+    .unwrap();
+    let f = orders.display().to_string();
+    let out = touchpoint(
+        &db,
+        &[
+            "import",
+            "orders",
+            &f,
+            "--format",
+            "canonical",
+            "--channel",
+            "pos",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = touchpoint(
+        &db,
+        &[
+            "members",
+            "consent",
+            "M-1",
+            "--channel",
+            "email",
+            "--topic",
+            "promotions",
+            "--grant",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let file = "name = \"winback\"\nchannel = \"email\"\ncontrol_percent = 0\n\n\
+                [audience]\nexpression = 'last_order_days >= 90'\n\n\
+                [trigger]\nkind = \"segment_entry\"\n\n\
+                [message]\nsubject = \"We miss you, {{name}}\"\nbody = \"\"\"\n\
+                Hello {{member_id}},\nyou have {{ponits}} points.\n\"\"\"\n";
+    let path = dir.path().join("winback.toml");
+    // An unknown field is refused at load, with its line.
+    std::fs::write(&path, file).unwrap();
+    let p = path.display().to_string();
+    let out = touchpoint(&db, &["campaigns", "create", &p]);
+    assert_eq!(out.status.code(), Some(1));
+    let t = text(&out);
+    assert!(
+        t.contains("line 15") && t.contains("{{ponits}}") && t.contains("did you mean {{points}}"),
+        "{t}"
+    );
+    std::fs::write(&path, file.replace("ponits", "points")).unwrap();
+    let out = touchpoint(&db, &["campaigns", "create", &p]);
+    assert!(
+        text(&out).contains("campaign winback version 1"),
+        "{}",
+        text(&out)
+    );
+    let out = touchpoint(&db, &["campaigns", "list"]);
+    assert!(text(&out).contains("segment_entry"), "{}", text(&out));
+    let out = touchpoint(&db, &["campaigns", "preview", "winback", "--member", "M-1"]);
+    let t = text(&out);
+    assert!(
+        t.contains("to: a@example.com") && t.contains("Hello M-1,"),
+        "{t}"
+    );
+    // Decided once (no SMTP given: queued, waiting), then nothing more.
+    let run = |now: &str| {
+        let out = touchpoint(&db, &["campaigns", "run", "--now", now, "-o", "json"]);
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let r = run("2025-12-01 10:00");
+    assert_eq!(r["campaigns"][0]["queued"], 1, "{r}");
+    assert_eq!(r["campaigns"][0]["skipped"]["no_consent"], 1, "{r}");
+    assert_eq!(r["delivery"]["waiting"], 1, "{r}");
+    let r = run("2025-12-01 11:00");
+    assert_eq!(r["campaigns"][0]["queued"], 0, "{r}");
+    let out = touchpoint(&db, &["campaigns", "report", "winback", "-o", "json"]);
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            rep["queued"].as_u64(),
+            rep["skipped"]["no_consent"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{rep}"
+    );
+    let out = touchpoint(&db, &["campaigns", "report", "winback"]);
+    assert!(
+        text(&out).contains("lift: needs sent and control members"),
+        "{}",
+        text(&out)
+    );
+}

@@ -4,6 +4,7 @@
 mod acquisition;
 mod analytics;
 mod bad_input;
+mod campaigns;
 mod clv;
 mod common;
 mod import;

@@ -1,0 +1,321 @@
+//! `touchpoint campaigns create|list|show|preview|run|report`
+//! (docs/campaigns.md). Thin: the core parses campaign files, the store
+//! decides, delivers and reports ([`Store::campaigns_run`],
+//! [`Store::campaigns_deliver`], [`Store::campaign_report`]).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use chrono::{NaiveDateTime, TimeZone};
+use serde::Serialize;
+use touchpoint_core::MemberId;
+use touchpoint_store::campaigns::{CampaignRun, RunContext};
+use touchpoint_store::delivery::{DeliveryReport, DeliverySettings, SmtpServer};
+use touchpoint_store::Store;
+
+use crate::output::{self, OutputFormat};
+use crate::Settings;
+
+/// Campaign commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum CampaignsCommand {
+    /// Store a campaign file (checked first) as the next version of its name.
+    Create(CreateArgs),
+    /// List the campaigns (current versions).
+    List(OutArgs),
+    /// Show one campaign: its current file and version.
+    Show(NameArgs),
+    /// Render a campaign's message for a real member (nothing is written).
+    Preview(PreviewArgs),
+    /// The scheduler tick (what a cron runs): decide every campaign's sends, then deliver them.
+    Run(RunArgs),
+    /// Sent, control, skipped by reason, and conversion of treated against control.
+    Report(ReportArgs),
+}
+
+/// `campaigns create` arguments.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// The campaign file (TOML, docs/campaigns.md).
+    pub file: PathBuf,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+/// Arguments of commands that only print.
+#[derive(Debug, clap::Args)]
+pub struct OutArgs {
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+/// A campaign by name.
+#[derive(Debug, clap::Args)]
+pub struct NameArgs {
+    /// The campaign's name.
+    pub name: String,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+/// `campaigns preview` arguments.
+#[derive(Debug, clap::Args)]
+pub struct PreviewArgs {
+    /// The campaign's name.
+    pub name: String,
+    /// The member (M-123 or 123).
+    #[arg(long)]
+    pub member: String,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+/// `campaigns run` arguments.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The run's time: local "YYYY-MM-DD HH:MM" in the business time zone, or RFC 3339 (default: now).
+    #[arg(long)]
+    pub now: Option<String>,
+    /// The SMTP relay, smtp://HOST:PORT (no TLS, no login).
+    #[arg(long, env = "TOUCHPOINT_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// The From address of e-mails, e.g. "Brand <crm@brand.example>".
+    #[arg(long, env = "TOUCHPOINT_MAIL_FROM")]
+    pub mail_from: Option<String>,
+    /// Where `touchpoint serve` is reached, for the unsubscribe link (https://crm.brand.example).
+    #[arg(long, env = "TOUCHPOINT_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Decide only; deliver on a later run.
+    #[arg(long)]
+    pub no_deliver: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+/// `campaigns report` arguments.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The campaign's name.
+    pub name: String,
+    /// Days after a send in which a purchase counts (default: the campaign's conversion_days).
+    #[arg(long)]
+    pub days: Option<u32>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+#[derive(Serialize)]
+struct RunOutput {
+    now: i64,
+    campaigns: Vec<CampaignRun>,
+    delivery: Option<DeliveryReport>,
+}
+
+fn parse_now(s: &str, tz: &chrono_tz::Tz) -> Result<i64> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s.trim()) {
+        return Ok(t.timestamp_millis());
+    }
+    let Ok(n) = NaiveDateTime::parse_from_str(s.trim(), "%Y-%m-%d %H:%M") else {
+        bail!("--now {s:?}: expected a local time \"YYYY-MM-DD HH:MM\" or RFC 3339 such as 2025-12-01T10:00:00+08:00");
+    };
+    tz.from_local_datetime(&n)
+        .earliest()
+        .map(|t| t.timestamp_millis())
+        .with_context(|| format!("--now {s:?}: this local time does not exist (a clock change)"))
+}
+
+/// Run a campaigns command.
+pub async fn run(cmd: CampaignsCommand, database: &str, settings: &Settings) -> Result<ExitCode> {
+    let store: Store = crate::connect(database).await?;
+    let tz = settings.timezone;
+    match cmd {
+        CampaignsCommand::Create(a) => {
+            let body = std::fs::read_to_string(&a.file)
+                .with_context(|| format!("cannot read {}", a.file.display()))?;
+            let c = store
+                .campaign_create(&body)
+                .await
+                .with_context(|| format!("{}", a.file.display()))?;
+            match a.output {
+                OutputFormat::Json => output::print_json(&c)?,
+                OutputFormat::Table => println!("campaign {} version {}", c.name, c.version),
+            }
+        }
+        CampaignsCommand::List(a) => {
+            let list = store.campaigns().await?;
+            match a.output {
+                OutputFormat::Json => output::print_json(&list)?,
+                OutputFormat::Table => {
+                    println!(
+                        "{:<24} {:>7} {:<8} {:<14} stored",
+                        "name", "version", "channel", "trigger"
+                    );
+                    for c in &list {
+                        let trigger = serde_json::to_value(&c.campaign.trigger)?["kind"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_string();
+                        println!(
+                            "{:<24} {:>7} {:<8} {:<14} {}",
+                            c.name,
+                            c.version,
+                            c.campaign.channel.name(),
+                            trigger,
+                            output::time(c.created_at, &tz)
+                        );
+                    }
+                }
+            }
+        }
+        CampaignsCommand::Show(a) => {
+            let Some(c) = store.campaign(&a.name).await? else {
+                bail!("no campaign named {:?} (touchpoint campaigns list)", a.name);
+            };
+            match a.output {
+                OutputFormat::Json => output::print_json(&c)?,
+                OutputFormat::Table => {
+                    println!(
+                        "campaign {} version {} (stored {})\n",
+                        c.name,
+                        c.version,
+                        output::time(c.created_at, &tz)
+                    );
+                    print!("{}", c.body);
+                }
+            }
+        }
+        CampaignsCommand::Preview(a) => {
+            let m =
+                MemberId::parse(&a.member).with_context(|| format!("--member {:?}", a.member))?;
+            let p = store.campaign_preview(&a.name, m).await?;
+            match a.output {
+                OutputFormat::Json => output::print_json(&p)?,
+                OutputFormat::Table => {
+                    println!(
+                        "to: {} by {} (consent: {}, control group: {})",
+                        p.address.as_deref().unwrap_or("(no e-mail address)"),
+                        p.channel,
+                        if p.consent { "yes" } else { "no" },
+                        if p.control { "yes" } else { "no" }
+                    );
+                    println!("subject: {}\n\n{}", p.subject, p.body);
+                }
+            }
+        }
+        CampaignsCommand::Run(a) => {
+            let now = match &a.now {
+                Some(s) => parse_now(s, &tz)?,
+                None => touchpoint_store::now_ms(),
+            };
+            let smtp = a
+                .smtp_url
+                .as_deref()
+                .map(SmtpServer::parse)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--smtp-url (TOUCHPOINT_SMTP_URL) {e}"))?;
+            let campaigns = store
+                .campaigns_run(&RunContext { now, time_zone: tz })
+                .await?;
+            let delivery = if a.no_deliver {
+                None
+            } else {
+                Some(
+                    store
+                        .campaigns_deliver(&DeliverySettings {
+                            smtp,
+                            mail_from: a.mail_from.clone(),
+                            public_url: a.public_url.clone(),
+                            backoff: Duration::from_secs(1),
+                            ..DeliverySettings::default()
+                        })
+                        .await?,
+                )
+            };
+            let out = RunOutput {
+                now,
+                campaigns,
+                delivery,
+            };
+            match a.output {
+                OutputFormat::Json => output::print_json(&out)?,
+                OutputFormat::Table => {
+                    println!("run as of {}", output::time(now, &tz));
+                    for c in &out.campaigns {
+                        if let Some(why) = &c.idle {
+                            println!("{:<24} idle: {why}", c.campaign);
+                            continue;
+                        }
+                        let skipped: Vec<String> =
+                            c.skipped.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                        println!(
+                            "{:<24} candidates {}, queued {}, control {}, already decided {}, skipped: {}",
+                            c.campaign,
+                            c.candidates,
+                            c.queued,
+                            c.control,
+                            c.already_decided,
+                            if skipped.is_empty() { "none".into() } else { skipped.join(", ") }
+                        );
+                    }
+                    if let Some(d) = &out.delivery {
+                        println!(
+                            "delivered {}, failed {}, waiting {}",
+                            d.sent, d.failed, d.waiting
+                        );
+                        if let Some(w) = &d.waiting_reason {
+                            println!("waiting: {w}");
+                        }
+                    }
+                }
+            }
+        }
+        CampaignsCommand::Report(a) => {
+            let r = store.campaign_report(&a.name, a.days).await?;
+            match a.output {
+                OutputFormat::Json => output::print_json(&r)?,
+                OutputFormat::Table => {
+                    println!("campaign {} version {}", r.campaign, r.version);
+                    println!(
+                        "sent {}, queued {}, failed {}, control {}",
+                        r.sent, r.queued, r.failed, r.control
+                    );
+                    for (k, v) in &r.skipped {
+                        println!("skipped {k}: {v}");
+                    }
+                    let l = &r.conversion;
+                    let pct =
+                        |x: Option<f64>| x.map_or("-".into(), |v| format!("{:.1}%", v * 100.0));
+                    println!(
+                        "bought within {} days: sent {}/{} ({}), control {}/{} ({})",
+                        r.conversion_days,
+                        l.treated_converted,
+                        l.treated,
+                        pct(l.treated_rate),
+                        l.control_converted,
+                        l.control,
+                        pct(l.control_rate)
+                    );
+                    match (l.lift, l.ci95) {
+                        (Some(d), Some((lo, hi))) => println!(
+                            "lift {:+.1} points, 95% interval {:+.1} to {:+.1} (two-proportion, normal approximation)",
+                            d * 100.0,
+                            lo * 100.0,
+                            hi * 100.0
+                        ),
+                        _ => println!("lift: needs sent and control members"),
+                    }
+                }
+            }
+        }
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,808 @@
+//! Campaign files: parsing and validation (no I/O), message templates, the
+//! control-group draw and the lift statistics of the campaign report.
+//!
+//! A campaign file is TOML (docs/campaigns.md has an example of each
+//! trigger):
+//!
+//! ```toml
+//! name = "birthday"
+//! channel = "email"            # or "webhook" (then a [webhook] table)
+//! topic = "promotions"         # the consent topic checked before sending
+//! control_percent = 10         # share of eligible members held out
+//! conversion_days = 14         # purchase window of the report
+//! coupon_definition = 3        # optional: a coupon issued per send
+//!
+//! [audience]
+//! segment = "vip"              # a saved segment, or:
+//! # expression = 'tier = "Gold"'
+//!
+//! [trigger]
+//! kind = "birthday"
+//! days_before = 3
+//!
+//! [window]
+//! start_hour = 9
+//! end_hour = 21
+//!
+//! [cap]
+//! messages = 3
+//! days = 7
+//!
+//! [message]
+//! subject = "Happy birthday, {{name}}"
+//! body = "Your gift: {{coupon}}. You have {{points}} points ({{tier}})."
+//! ```
+//!
+//! Every error names the field (and the line of the file, where known) and
+//! the accepted form.
+
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::segments::{self, Expr};
+
+/// The member fields a template may use.
+pub const TEMPLATE_FIELDS: [&str; 5] = ["name", "member_id", "points", "tier", "coupon"];
+
+/// The consent topics a campaign may name (the profile module's).
+pub const TOPICS: [&str; 2] = ["newsletter", "promotions"];
+
+/// A campaign file that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{field}: {message}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+pub struct CampaignError {
+    /// The line of the file, from 1, where known.
+    pub line: Option<usize>,
+    /// The field (`message.body`, `trigger.days_before`).
+    pub field: String,
+    /// What is wrong and what is accepted.
+    pub message: String,
+}
+
+fn err(line: Option<usize>, field: &str, message: impl Into<String>) -> CampaignError {
+    CampaignError {
+        line,
+        field: field.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Who a campaign is for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Audience {
+    /// A saved segment, by name.
+    Segment(String),
+    /// An expression of the segment language.
+    Expression(String, Expr),
+}
+
+/// When a campaign sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Trigger {
+    /// Members who entered the audience since the last run (on the first
+    /// run: every member in it).
+    SegmentEntry,
+    /// Members whose birthday is within `days_before` days (the day itself
+    /// included); once a year.
+    Birthday {
+        /// Days before the birthday the message may go.
+        days_before: u32,
+    },
+    /// Each order placed (read from the outbox), `delay_minutes` after it was
+    /// recorded.
+    OrderPlaced {
+        /// The delay in minutes.
+        delay_minutes: i64,
+    },
+    /// Once, at a local time of the business time zone.
+    Once {
+        /// The local time.
+        at: NaiveDateTime,
+    },
+}
+
+/// Where messages go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// E-mail over SMTP.
+    Email,
+    /// A signed JSON POST (Standard Webhooks).
+    Webhook,
+}
+
+impl Channel {
+    /// The consent channel name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Webhook => "webhook",
+        }
+    }
+}
+
+/// A webhook endpoint with its signing secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookTarget {
+    /// `http://HOST:PORT/PATH`.
+    pub url: String,
+    /// `whsec_` followed by the base64 key.
+    pub secret: String,
+}
+
+/// A validated campaign.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Campaign {
+    /// Name: 1 to 64 letters, digits, `-`, `_` or `.`.
+    pub name: String,
+    /// Who it is for.
+    pub audience: Audience,
+    /// When it sends.
+    pub trigger: Trigger,
+    /// Local hours `[start, end)` in which messages are decided and sent.
+    pub window: (u32, u32),
+    /// Subject template.
+    pub subject: String,
+    /// Body template.
+    pub body: String,
+    /// The channel.
+    pub channel: Channel,
+    /// The endpoint, for the webhook channel.
+    pub webhook: Option<WebhookTarget>,
+    /// The consent topic.
+    pub topic: String,
+    /// A coupon definition issued per send.
+    pub coupon_definition: Option<i64>,
+    /// At most `.0` messages per member per `.1` days, across all campaigns.
+    pub cap: (u32, u32),
+    /// Percent of eligible members held out as the control group.
+    pub control_percent: u32,
+    /// Days after a send in which a purchase counts as a conversion.
+    pub conversion_days: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    name: String,
+    channel: String,
+    #[serde(default)]
+    topic: Option<String>,
+    #[serde(default)]
+    control_percent: Option<i64>,
+    #[serde(default)]
+    conversion_days: Option<i64>,
+    #[serde(default)]
+    coupon_definition: Option<i64>,
+    audience: RawAudience,
+    trigger: RawTrigger,
+    #[serde(default)]
+    window: Option<RawWindow>,
+    #[serde(default)]
+    cap: Option<RawCap>,
+    message: RawMessage,
+    #[serde(default)]
+    webhook: Option<RawWebhook>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudience {
+    segment: Option<String>,
+    expression: Option<toml::Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrigger {
+    kind: String,
+    days_before: Option<i64>,
+    delay: Option<String>,
+    at: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWindow {
+    start_hour: i64,
+    end_hour: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCap {
+    messages: i64,
+    days: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMessage {
+    subject: toml::Spanned<String>,
+    body: toml::Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: String,
+    secret: String,
+}
+
+fn line_of(src: &str, at: usize) -> usize {
+    src[..at.min(src.len())].matches('\n').count() + 1
+}
+
+/// The fields a template uses, with their byte offsets, or the first
+/// malformed placeholder.
+fn placeholders(t: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(s) = t[i..].find("{{") {
+        let start = i + s;
+        match t[start + 2..].find("}}") {
+            Some(e) => {
+                out.push((start, t[start + 2..start + 2 + e].trim().to_string()));
+                i = start + 2 + e + 2;
+            }
+            None => {
+                out.push((start, t[start + 2..].to_string()));
+                break;
+            }
+        }
+    }
+    out
+}
+
+fn check_template(
+    src: &str,
+    field: &str,
+    value: &toml::Spanned<String>,
+    has_coupon: bool,
+) -> Result<(), CampaignError> {
+    let raw = &src[value.span()];
+    for (at, name) in placeholders(value.get_ref()) {
+        // Where the placeholder is in the file: found in the raw text (which
+        // differs from the value only by quotes and escapes).
+        let needle = format!("{{{{{name}");
+        let line = raw
+            .find(&needle)
+            .or_else(|| raw.find("{{"))
+            .map(|o| line_of(src, value.span().start + o))
+            .or_else(|| Some(line_of(src, value.span().start + at)));
+        if !TEMPLATE_FIELDS.contains(&name.as_str()) {
+            let hint = segments::closest(&name, TEMPLATE_FIELDS.iter().copied())
+                .map(|s| format!(" (did you mean {{{{{s}}}}}?)"))
+                .unwrap_or_default();
+            return Err(err(
+                line,
+                field,
+                format!(
+                    "unknown field {{{{{name}}}}}{hint}; accepted: {}",
+                    TEMPLATE_FIELDS
+                        .iter()
+                        .map(|f| format!("{{{{{f}}}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        if name == "coupon" && !has_coupon {
+            return Err(err(
+                line,
+                field,
+                "{{coupon}} needs a coupon: set coupon_definition = ID (touchpoint coupons list)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A delay: `30m`, `2h`, `3d` (minutes).
+pub fn parse_delay(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (n, unit) = s.split_at(s.len().checked_sub(1)?);
+    let n: i64 = n.parse().ok().filter(|n| *n >= 0)?;
+    match unit {
+        "m" => Some(n),
+        "h" => n.checked_mul(60),
+        "d" => n.checked_mul(1440),
+        _ => None,
+    }
+}
+
+/// A campaign name: 1 to 64 letters, digits, `-`, `_` or `.`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+impl Campaign {
+    /// Parse and validate a campaign file.
+    pub fn parse(src: &str) -> Result<Campaign, CampaignError> {
+        let raw: RawFile = toml::from_str(src).map_err(|e| {
+            let line = e.span().map(|s| line_of(src, s.start));
+            err(line, "file", e.message().trim().to_string())
+        })?;
+        if !valid_name(&raw.name) {
+            return Err(err(
+                None,
+                "name",
+                format!("{:?}: expected 1 to 64 letters, digits, - _ or .", raw.name),
+            ));
+        }
+        let channel = match raw.channel.as_str() {
+            "email" => Channel::Email,
+            "webhook" => Channel::Webhook,
+            other => {
+                return Err(err(
+                    None,
+                    "channel",
+                    format!("{other:?}: expected \"email\" or \"webhook\""),
+                ))
+            }
+        };
+        let webhook = match (channel, raw.webhook) {
+            (Channel::Webhook, Some(w)) => {
+                if !w.url.starts_with("http://") {
+                    return Err(err(
+                        None,
+                        "webhook.url",
+                        format!("{:?}: expected http://HOST:PORT/PATH (https is not supported yet: put a TLS proxy in front)", w.url),
+                    ));
+                }
+                if !w.secret.starts_with("whsec_") || w.secret.len() < 12 {
+                    return Err(err(
+                        None,
+                        "webhook.secret",
+                        "expected whsec_ followed by a base64 key (Standard Webhooks)",
+                    ));
+                }
+                Some(WebhookTarget {
+                    url: w.url,
+                    secret: w.secret,
+                })
+            }
+            (Channel::Webhook, None) => {
+                return Err(err(
+                    None,
+                    "webhook",
+                    "channel = \"webhook\" needs a [webhook] table with url and secret",
+                ))
+            }
+            (Channel::Email, Some(_)) => {
+                return Err(err(
+                    None,
+                    "webhook",
+                    "a [webhook] table is only for channel = \"webhook\"",
+                ))
+            }
+            (Channel::Email, None) => None,
+        };
+        let topic = raw.topic.unwrap_or_else(|| "promotions".into());
+        if !TOPICS.contains(&topic.as_str()) {
+            return Err(err(
+                None,
+                "topic",
+                format!("{topic:?}: expected \"newsletter\" or \"promotions\""),
+            ));
+        }
+        let audience = match (raw.audience.segment, raw.audience.expression) {
+            (Some(s), None) => Audience::Segment(s),
+            (None, Some(e)) => {
+                let expr = segments::parse(e.get_ref()).map_err(|pe| {
+                    err(
+                        Some(line_of(src, e.span().start) + pe.line - 1),
+                        "audience.expression",
+                        pe.to_string(),
+                    )
+                })?;
+                Audience::Expression(e.into_inner(), expr)
+            }
+            _ => {
+                return Err(err(
+                    None,
+                    "audience",
+                    "expected exactly one of segment = \"NAME\" (a saved segment) or expression = \"...\" (the segment language)",
+                ))
+            }
+        };
+        let t = raw.trigger;
+        let unexpected = |name: &str, present: bool| -> Result<(), CampaignError> {
+            if present {
+                Err(err(
+                    None,
+                    &format!("trigger.{name}"),
+                    format!("not a setting of trigger kind {:?}", t.kind),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let trigger = match t.kind.as_str() {
+            "segment_entry" => {
+                unexpected("days_before", t.days_before.is_some())?;
+                unexpected("delay", t.delay.is_some())?;
+                unexpected("at", t.at.is_some())?;
+                Trigger::SegmentEntry
+            }
+            "birthday" => {
+                unexpected("delay", t.delay.is_some())?;
+                unexpected("at", t.at.is_some())?;
+                let d = t.days_before.unwrap_or(0);
+                if !(0..=60).contains(&d) {
+                    return Err(err(
+                        None,
+                        "trigger.days_before",
+                        format!("{d}: expected a whole number of days from 0 to 60"),
+                    ));
+                }
+                Trigger::Birthday {
+                    days_before: d as u32,
+                }
+            }
+            "order_placed" => {
+                unexpected("days_before", t.days_before.is_some())?;
+                unexpected("at", t.at.is_some())?;
+                let d = t.delay.as_deref().unwrap_or("0m");
+                let Some(delay_minutes) = parse_delay(d) else {
+                    return Err(err(
+                        None,
+                        "trigger.delay",
+                        format!("{d:?}: expected minutes, hours or days such as \"30m\", \"2h\" or \"3d\""),
+                    ));
+                };
+                Trigger::OrderPlaced { delay_minutes }
+            }
+            "once" => {
+                unexpected("days_before", t.days_before.is_some())?;
+                unexpected("delay", t.delay.is_some())?;
+                let Some(a) = t.at else {
+                    return Err(err(
+                        None,
+                        "trigger.at",
+                        "kind = \"once\" needs at = \"YYYY-MM-DD HH:MM\" (local time)",
+                    ));
+                };
+                let Ok(at) = NaiveDateTime::parse_from_str(a.trim(), "%Y-%m-%d %H:%M") else {
+                    return Err(err(
+                        None,
+                        "trigger.at",
+                        format!("{a:?}: expected a local time \"YYYY-MM-DD HH:MM\""),
+                    ));
+                };
+                Trigger::Once { at }
+            }
+            other => {
+                return Err(err(
+                    None,
+                    "trigger.kind",
+                    format!("{other:?}: expected \"segment_entry\", \"birthday\", \"order_placed\" or \"once\""),
+                ))
+            }
+        };
+        let window = match raw.window {
+            None => (0, 24),
+            Some(w) => {
+                if !(0..24).contains(&w.start_hour)
+                    || !(1..=24).contains(&w.end_hour)
+                    || w.start_hour >= w.end_hour
+                {
+                    return Err(err(
+                        None,
+                        "window",
+                        format!(
+                            "start_hour = {}, end_hour = {}: expected local hours with 0 <= start_hour < end_hour <= 24",
+                            w.start_hour, w.end_hour
+                        ),
+                    ));
+                }
+                (w.start_hour as u32, w.end_hour as u32)
+            }
+        };
+        let cap = match raw.cap {
+            None => (3, 7),
+            Some(c) => {
+                if !(1..=100).contains(&c.messages) || !(1..=365).contains(&c.days) {
+                    return Err(err(
+                        None,
+                        "cap",
+                        format!(
+                            "messages = {}, days = {}: expected 1 to 100 messages per 1 to 365 days",
+                            c.messages, c.days
+                        ),
+                    ));
+                }
+                (c.messages as u32, c.days as u32)
+            }
+        };
+        let control_percent = raw.control_percent.unwrap_or(10);
+        if !(0..=90).contains(&control_percent) {
+            return Err(err(
+                None,
+                "control_percent",
+                format!("{control_percent}: expected a whole percent from 0 to 90"),
+            ));
+        }
+        let conversion_days = raw.conversion_days.unwrap_or(14);
+        if !(1..=365).contains(&conversion_days) {
+            return Err(err(
+                None,
+                "conversion_days",
+                format!("{conversion_days}: expected 1 to 365 days"),
+            ));
+        }
+        if let Some(id) = raw.coupon_definition {
+            if id < 1 {
+                return Err(err(
+                    None,
+                    "coupon_definition",
+                    format!("{id}: expected the id of a coupon definition"),
+                ));
+            }
+        }
+        let has_coupon = raw.coupon_definition.is_some();
+        check_template(src, "message.subject", &raw.message.subject, has_coupon)?;
+        check_template(src, "message.body", &raw.message.body, has_coupon)?;
+        if raw.message.subject.get_ref().trim().is_empty() && channel == Channel::Email {
+            return Err(err(
+                Some(line_of(src, raw.message.subject.span().start)),
+                "message.subject",
+                "an e-mail needs a subject",
+            ));
+        }
+        Ok(Campaign {
+            name: raw.name,
+            audience,
+            trigger,
+            window,
+            subject: raw.message.subject.into_inner(),
+            body: raw.message.body.into_inner(),
+            channel,
+            webhook,
+            topic,
+            coupon_definition: raw.coupon_definition,
+            cap,
+            control_percent: control_percent as u32,
+            conversion_days: conversion_days as u32,
+        })
+    }
+
+    /// Whether a local hour is inside the send window.
+    pub fn in_window(&self, local_hour: u32) -> bool {
+        local_hour >= self.window.0 && local_hour < self.window.1
+    }
+
+    /// Whether a member is in this campaign's control group: a fixed share,
+    /// decided by SHA-256 of `campaign:member` (so the same member is always
+    /// on the same side of the same campaign, and independent across
+    /// campaigns).
+    pub fn is_control(&self, member_id: i64) -> bool {
+        is_control(&self.name, member_id, self.control_percent)
+    }
+}
+
+/// See [`Campaign::is_control`].
+pub fn is_control(campaign: &str, member_id: i64, percent: u32) -> bool {
+    let h = Sha256::digest(format!("{campaign}:{member_id}").as_bytes());
+    let n = u64::from_be_bytes(h[..8].try_into().expect("8 bytes"));
+    n % 10_000 < u64::from(percent) * 100
+}
+
+/// The values of a message's fields for one member.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MessageFields {
+    /// The member's name (empty when unknown).
+    pub name: String,
+    /// `M-123`.
+    pub member_id: String,
+    /// Points available.
+    pub points: i64,
+    /// The tier (empty when none).
+    pub tier: String,
+    /// The coupon code (empty when the campaign has none).
+    pub coupon: String,
+}
+
+/// Fill a template checked by [`Campaign::parse`].
+pub fn render(template: &str, f: &MessageFields) -> String {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(s) = rest.find("{{") {
+        out.push_str(&rest[..s]);
+        let Some(e) = rest[s + 2..].find("}}") else {
+            out.push_str(&rest[s..]);
+            return out;
+        };
+        let name = rest[s + 2..s + 2 + e].trim();
+        match name {
+            "name" => out.push_str(&f.name),
+            "member_id" => out.push_str(&f.member_id),
+            "points" => out.push_str(&f.points.to_string()),
+            "tier" => out.push_str(&f.tier),
+            "coupon" => out.push_str(&f.coupon),
+            other => {
+                out.push_str("{{");
+                out.push_str(other);
+                out.push_str("}}");
+            }
+        }
+        rest = &rest[s + 2 + e + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Treatment against control: the share who bought, the difference and its
+/// interval (two-proportion, normal approximation, unpooled standard error:
+/// `d ± z * sqrt(pt(1-pt)/nt + pc(1-pc)/nc)` with z = 1.96 for 95%).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Lift {
+    /// Treated members (sent).
+    pub treated: u64,
+    /// Treated members who bought within the window.
+    pub treated_converted: u64,
+    /// Control members.
+    pub control: u64,
+    /// Control members who bought within the window.
+    pub control_converted: u64,
+    /// Treated conversion rate.
+    pub treated_rate: Option<f64>,
+    /// Control conversion rate.
+    pub control_rate: Option<f64>,
+    /// Treated rate less control rate (absolute, a fraction).
+    pub lift: Option<f64>,
+    /// The 95% interval of the lift.
+    pub ci95: Option<(f64, f64)>,
+}
+
+/// See [`Lift`]. Rates are `None` for an empty group, the lift and
+/// interval when either group is empty.
+pub fn lift(treated: u64, treated_converted: u64, control: u64, control_converted: u64) -> Lift {
+    let rate = |x: u64, n: u64| (n > 0).then(|| x as f64 / n as f64);
+    let pt = rate(treated_converted, treated);
+    let pc = rate(control_converted, control);
+    let (l, ci) = match (pt, pc) {
+        (Some(a), Some(b)) => {
+            let se = (a * (1.0 - a) / treated as f64 + b * (1.0 - b) / control as f64).sqrt();
+            let d = a - b;
+            (Some(d), Some((d - 1.96 * se, d + 1.96 * se)))
+        }
+        _ => (None, None),
+    };
+    Lift {
+        treated,
+        treated_converted,
+        control,
+        control_converted,
+        treated_rate: pt,
+        control_rate: pc,
+        lift: l,
+        ci95: ci,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"name = "bday"
+channel = "email"
+coupon_definition = 1
+
+[audience]
+expression = 'tier = "Gold"'
+
+[trigger]
+kind = "birthday"
+days_before = 3
+
+[window]
+start_hour = 9
+end_hour = 21
+
+[message]
+subject = "Happy birthday, {{name}}"
+body = """
+Dear {{ name }},
+your gift: {{coupon}}; you have {{points}} points ({{tier}}).
+"""
+"#;
+
+    #[test]
+    fn a_good_file_parses_with_defaults() {
+        let c = Campaign::parse(GOOD).unwrap();
+        assert_eq!(c.trigger, Trigger::Birthday { days_before: 3 });
+        assert_eq!(c.window, (9, 21));
+        assert_eq!(c.cap, (3, 7));
+        assert_eq!(c.control_percent, 10);
+        assert_eq!(c.topic, "promotions");
+        assert!(matches!(c.audience, Audience::Expression(..)));
+        let f = MessageFields {
+            name: "Li".into(),
+            member_id: "M-7".into(),
+            points: 120,
+            tier: "Gold".into(),
+            coupon: "ABC".into(),
+        };
+        assert_eq!(render(&c.subject, &f), "Happy birthday, Li");
+        assert!(
+            render(&c.body, &f).contains("Dear Li,\nyour gift: ABC; you have 120 points (Gold).")
+        );
+    }
+
+    #[test]
+    fn an_unknown_template_field_is_refused_with_its_line() {
+        let bad = GOOD.replace("{{points}}", "{{pionts}}");
+        let e = Campaign::parse(&bad).unwrap_err();
+        assert_eq!(e.line, Some(20), "{e}");
+        assert_eq!(e.field, "message.body");
+        let text = e.to_string();
+        assert!(
+            text.contains("{{pionts}}") && text.contains("did you mean {{points}}"),
+            "{text}"
+        );
+        let bad = GOOD.replace("birthday, {{name}}", "birthday, {{nme}}");
+        assert_eq!(Campaign::parse(&bad).unwrap_err().line, Some(17));
+    }
+
+    #[test]
+    fn bad_settings_name_the_field_and_the_accepted_form() {
+        let e = Campaign::parse(&GOOD.replace("days_before = 3", "delay = \"2h\"")).unwrap_err();
+        assert_eq!(e.field, "trigger.delay");
+        let e = Campaign::parse(&GOOD.replace("\"birthday\"", "\"birthdays\"")).unwrap_err();
+        assert!(e.to_string().contains("segment_entry"), "{e}");
+        let e = Campaign::parse(&GOOD.replace("end_hour = 21", "end_hour = 8")).unwrap_err();
+        assert_eq!(e.field, "window");
+        let e = Campaign::parse(&GOOD.replace("coupon_definition = 1\n", "")).unwrap_err();
+        assert!(e.to_string().contains("coupon_definition"), "{e}");
+        let e =
+            Campaign::parse(&GOOD.replace("channel = \"email\"", "channel = \"sms\"")).unwrap_err();
+        assert_eq!(e.field, "channel");
+        let e = Campaign::parse(&GOOD.replace("[window]", "[window]\nstart = 1")).unwrap_err();
+        assert_eq!(e.line, Some(13), "{e}");
+        let e = Campaign::parse(&GOOD.replace("tier = \"Gold\"", "teir = \"Gold\"")).unwrap_err();
+        assert_eq!((e.field.as_str(), e.line), ("audience.expression", Some(6)));
+        let once = GOOD.replace(
+            "kind = \"birthday\"\ndays_before = 3",
+            "kind = \"once\"\nat = \"2025-12-01 10:00\"",
+        );
+        assert!(matches!(
+            Campaign::parse(&once).unwrap().trigger,
+            Trigger::Once { .. }
+        ));
+        let order = GOOD.replace(
+            "kind = \"birthday\"\ndays_before = 3",
+            "kind = \"order_placed\"\ndelay = \"2h\"",
+        );
+        assert_eq!(
+            Campaign::parse(&order).unwrap().trigger,
+            Trigger::OrderPlaced { delay_minutes: 120 }
+        );
+    }
+
+    #[test]
+    fn the_control_group_is_deterministic_and_near_its_share() {
+        let n = (1..=20_000).filter(|m| is_control("c", *m, 10)).count();
+        // 10% of 20,000 = 2,000; binomial sd ~ 42, so +-200 is ~5 sd.
+        assert!((1_800..=2_200).contains(&n), "{n}");
+        assert_eq!(is_control("c", 42, 10), is_control("c", 42, 10));
+        assert_eq!((1..=1000).filter(|m| is_control("c", *m, 0)).count(), 0);
+    }
+
+    #[test]
+    fn lift_and_interval_match_a_hand_computation() {
+        // pt = 30/100, pc = 10/100: d = 0.2, se = sqrt(.21/100 + .09/100) = sqrt(.003) = 0.0547723
+        let l = lift(100, 30, 100, 10);
+        let (lo, hi) = l.ci95.unwrap();
+        assert!((l.lift.unwrap() - 0.2).abs() < 1e-12);
+        assert!((lo - (0.2 - 1.96 * 0.003f64.sqrt())).abs() < 1e-12, "{lo}");
+        assert!((hi - 0.307354).abs() < 1e-6, "{hi}");
+        assert_eq!(lift(10, 1, 0, 0).lift, None);
+    }
+}

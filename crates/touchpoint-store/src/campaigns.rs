@@ -1,0 +1,814 @@
+//! Campaigns: versioned campaign files (parsed and checked in the core,
+//! [`touchpoint_core::campaigns`]), the scheduler tick that decides who gets
+//! what, and the report with its lift against the control group.
+//!
+//! **A run decides, delivery sends.** [`Store::campaigns_run`] finds each
+//! campaign's candidates for its trigger, then decides every candidate in a
+//! unit of work: a row in `campaign_sends` keyed by (campaign, member,
+//! occurrence) with status `queued`, `control` or `skipped` (reason
+//! `no_consent`, `capped`, `no_address`), the coupon issued through
+//! [`crate::coupons::issue_in`] and the message rendered. The key makes a
+//! run twice, a retry or a crash mid-run decide each occurrence once.
+//! After commit, [`crate::delivery`] claims each queued send, delivers it and
+//! marks it `sent` or `failed`.
+//!
+//! **Caps** count a member's `queued` and `sent` messages of every campaign
+//! in the last D days, in the deciding transaction (on PostgreSQL under an
+//! advisory lock on the member, so two schedulers cannot both take the last
+//! slot; on SQLite the one writer serialises units of work).
+//!
+//! **Control groups** are drawn among the *eligible* members (consent, an
+//! address, under the cap), so the report compares like with like.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Timelike};
+use serde::Serialize;
+use touchpoint_core::campaigns::{self, Audience, Campaign, Lift, MessageFields, Trigger};
+use touchpoint_core::domain::DomainEvent;
+use touchpoint_core::segments::{parse, Expr};
+use touchpoint_core::MemberId;
+
+use crate::db::Val;
+use crate::segments::SegmentContext;
+use crate::{Store, StoreError, UnitOfWork};
+
+const DAY_MS: i64 = 86_400_000;
+/// Candidates decided per unit of work.
+const DECIDE_CHUNK: usize = 500;
+
+/// A stored campaign version.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredCampaign {
+    /// Name.
+    pub name: String,
+    /// 1, 2, ...
+    pub version: i64,
+    /// When this version was stored, UTC ms.
+    pub created_at: i64,
+    /// When the first version was stored, UTC ms (order_placed reads
+    /// orders recorded from then on).
+    pub first_created_at: i64,
+    /// The file as given.
+    pub body: String,
+    /// Parsed.
+    #[serde(skip)]
+    pub campaign: Campaign,
+}
+
+/// The time and place of a run.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    /// The run's time, UTC ms (`campaigns run --now`).
+    pub now: i64,
+    /// The business time zone (send windows, birthdays, `once` times).
+    pub time_zone: chrono_tz::Tz,
+}
+
+/// What a run decided for one campaign.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct CampaignRun {
+    /// The campaign.
+    pub campaign: String,
+    /// Why nothing was decided (`outside send window 9-21`, `done`), if so.
+    pub idle: Option<String>,
+    /// Candidates the trigger found.
+    pub candidates: u64,
+    /// Decided before (a run twice): nothing new.
+    pub already_decided: u64,
+    /// Queued for delivery.
+    pub queued: u64,
+    /// In the control group: recorded, not sent.
+    pub control: u64,
+    /// Skipped, by reason.
+    pub skipped: BTreeMap<String, u64>,
+}
+
+/// A rendered message for one member, without side effects.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessagePreview {
+    /// The campaign.
+    pub campaign: String,
+    /// The member, `M-123`.
+    pub member_id: String,
+    /// The channel.
+    pub channel: String,
+    /// Where it would go (the e-mail address), if known.
+    pub address: Option<String>,
+    /// Whether the member consented to this channel and topic.
+    pub consent: bool,
+    /// Whether the member is in the control group.
+    pub control: bool,
+    /// Subject.
+    pub subject: String,
+    /// Body.
+    pub body: String,
+}
+
+/// Per campaign: what was decided and delivered, and the conversion of the
+/// treated against the control group.
+#[derive(Debug, Clone, Serialize)]
+pub struct CampaignReport {
+    /// The campaign.
+    pub campaign: String,
+    /// Its current version.
+    pub version: i64,
+    /// Waiting for delivery.
+    pub queued: u64,
+    /// Delivered.
+    pub sent: u64,
+    /// Failed, after retries.
+    pub failed: u64,
+    /// Control group members (recorded, not sent).
+    pub control: u64,
+    /// Skipped, by reason.
+    pub skipped: BTreeMap<String, u64>,
+    /// Days after the decision in which a purchase counts.
+    pub conversion_days: u32,
+    /// Sent against control: members with a purchase within the window.
+    pub conversion: Lift,
+}
+
+fn local(ms: i64, tz: &chrono_tz::Tz) -> DateTime<chrono_tz::Tz> {
+    DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .with_timezone(tz)
+}
+
+fn stored_of(r: crate::RowRef<'_>) -> Result<StoredCampaign, StoreError> {
+    let name = r.text(0)?;
+    let version = r.i64(1)?;
+    let body = r.text(3)?;
+    let campaign = Campaign::parse(&body)
+        .map_err(|e| StoreError::Corrupt(format!("campaign {name} version {version}: {e}")))?;
+    Ok(StoredCampaign {
+        name,
+        version,
+        created_at: r.i64(2)?,
+        first_created_at: r.i64(4)?,
+        body,
+        campaign,
+    })
+}
+
+const CURRENT: &str = "SELECT c.name, c.version, c.created_at, c.body, \
+     (SELECT MIN(f.created_at) FROM campaigns f WHERE f.name = c.name) \
+     FROM campaigns c WHERE c.version = (SELECT MAX(v.version) FROM campaigns v WHERE v.name = c.name)";
+
+/// What a send needs from the member.
+struct Member {
+    name: Option<String>,
+    points: i64,
+    tier: Option<String>,
+}
+
+async fn member_fields(c: &mut crate::Conn<'_>, id: i64) -> Result<Member, StoreError> {
+    let name = c
+        .fetch_opt(
+            "SELECT name FROM members WHERE id = $1",
+            &[id.into()],
+            |r| r.opt_text(0),
+        )
+        .await?
+        .flatten();
+    let (points, tier) = c
+        .fetch_opt(
+            "SELECT available, tier FROM points_accounts WHERE member_id = $1",
+            &[id.into()],
+            |r| Ok((r.i64(0)?, r.opt_text(1)?)),
+        )
+        .await?
+        .unwrap_or((0, None));
+    Ok(Member { name, points, tier })
+}
+
+async fn email_of(c: &mut crate::Conn<'_>, id: i64) -> Result<Option<String>, StoreError> {
+    c.fetch_opt(
+        "SELECT value FROM identifiers WHERE member_id = $1 AND kind = 'email' AND shared = 0 \
+         ORDER BY created_at DESC, id DESC LIMIT 1",
+        &[id.into()],
+        |r| r.text(0),
+    )
+    .await
+}
+
+async fn consented(
+    c: &mut crate::Conn<'_>,
+    id: i64,
+    channel: &str,
+    topic: &str,
+) -> Result<bool, StoreError> {
+    Ok(c.fetch_opt(
+        "SELECT granted FROM consent WHERE member_id = $1 AND channel = $2 AND topic = $3",
+        &[id.into(), channel.into(), topic.into()],
+        |r| r.i64(0),
+    )
+    .await?
+        == Some(1))
+}
+
+fn fields(member: i64, m: &Member, coupon: &str) -> MessageFields {
+    MessageFields {
+        name: m.name.clone().unwrap_or_default(),
+        member_id: MemberId::from_i64(member).to_string(),
+        points: m.points,
+        tier: m.tier.clone().unwrap_or_default(),
+        coupon: coupon.to_string(),
+    }
+}
+
+/// This year's (and next year's) birthday for a date of birth; 29 February
+/// is the 28th in other years.
+fn birthday_in(born: NaiveDate, year: i32) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(year, born.month(), born.day())
+        .or_else(|| NaiveDate::from_ymd_opt(year, born.month(), 28))
+}
+
+impl Store {
+    /// Store a campaign file as the next version of its name (the file is
+    /// checked first: the core's rules, then that its saved segment and
+    /// coupon definition exist). The same text as the current version
+    /// changes nothing.
+    pub async fn campaign_create(&self, body: &str) -> Result<StoredCampaign, StoreError> {
+        let campaign =
+            Campaign::parse(body).map_err(|e| StoreError::InvalidInput(e.to_string()))?;
+        if let Audience::Segment(s) = &campaign.audience {
+            if self.segment(s).await?.is_none() {
+                return Err(StoreError::InvalidInput(format!(
+                    "audience.segment: no saved segment named {s:?}; create it with `touchpoint segments create {s} EXPR` or use expression = \"...\""
+                )));
+            }
+        }
+        let mut uow = self.unit_of_work().await?;
+        if let Some(id) = campaign.coupon_definition {
+            let found = uow
+                .conn()
+                .fetch_opt(
+                    "SELECT id FROM coupon_definitions WHERE id = $1",
+                    &[id.into()],
+                    |r| r.i64(0),
+                )
+                .await?;
+            if found.is_none() {
+                uow.rollback().await?;
+                return Err(StoreError::InvalidInput(format!(
+                    "coupon_definition: no coupon definition {id} (touchpoint coupons list)"
+                )));
+            }
+        }
+        let current = uow
+            .conn()
+            .fetch_opt(
+                &format!("{CURRENT} AND c.name = $1"),
+                &[campaign.name.as_str().into()],
+                stored_of,
+            )
+            .await?;
+        if let Some(c) = current.as_ref().filter(|c| c.body == body) {
+            let c = c.clone();
+            uow.rollback().await?;
+            return Ok(c);
+        }
+        let version = current.as_ref().map_or(1, |c| c.version + 1);
+        let now = uow.now();
+        uow.conn()
+            .exec(
+                "INSERT INTO campaigns (name, version, body, created_at) VALUES ($1, $2, $3, $4)",
+                &[
+                    campaign.name.as_str().into(),
+                    version.into(),
+                    body.into(),
+                    now.into(),
+                ],
+            )
+            .await?;
+        uow.commit().await?;
+        Ok(StoredCampaign {
+            name: campaign.name.clone(),
+            version,
+            created_at: now,
+            first_created_at: current.map_or(now, |c| c.first_created_at),
+            body: body.to_string(),
+            campaign,
+        })
+    }
+
+    /// The current version of every campaign, by name.
+    pub async fn campaigns(&self) -> Result<Vec<StoredCampaign>, StoreError> {
+        let mut h = self.acquire().await?;
+        h.conn()
+            .fetch(&format!("{CURRENT} ORDER BY c.name"), &[], stored_of)
+            .await
+    }
+
+    /// The current version of one campaign.
+    pub async fn campaign(&self, name: &str) -> Result<Option<StoredCampaign>, StoreError> {
+        let mut h = self.acquire().await?;
+        h.conn()
+            .fetch_opt(
+                &format!("{CURRENT} AND c.name = $1"),
+                &[name.into()],
+                stored_of,
+            )
+            .await
+    }
+
+    async fn campaign_or_not_found(&self, name: &str) -> Result<StoredCampaign, StoreError> {
+        self.campaign(name).await?.ok_or_else(|| {
+            StoreError::NotFound(format!(
+                "no campaign named {name:?} (touchpoint campaigns list)"
+            ))
+        })
+    }
+
+    /// The message a member would get, rendered, with whether they consented
+    /// and whether they are in the control group. Nothing is written: the
+    /// coupon shows as `<coupon code>` (a real one is issued at send).
+    pub async fn campaign_preview(
+        &self,
+        name: &str,
+        member: MemberId,
+    ) -> Result<MessagePreview, StoreError> {
+        let sc = self.campaign_or_not_found(name).await?;
+        let c = &sc.campaign;
+        let mut h = self.acquire().await?;
+        let mut conn = h.conn();
+        let id = crate::profiles::current_member(&mut conn, member)
+            .await?
+            .get();
+        let m = member_fields(&mut conn, id).await?;
+        let address = email_of(&mut conn, id).await?;
+        let consent = consented(&mut conn, id, c.channel.name(), &c.topic).await?;
+        let coupon = if c.coupon_definition.is_some() {
+            "<coupon code>"
+        } else {
+            ""
+        };
+        let f = fields(id, &m, coupon);
+        Ok(MessagePreview {
+            campaign: sc.name.clone(),
+            member_id: MemberId::from_i64(id).to_string(),
+            channel: c.channel.name().to_string(),
+            address,
+            consent,
+            control: c.is_control(id),
+            subject: campaigns::render(&c.subject, &f),
+            body: campaigns::render(&c.body, &f),
+        })
+    }
+
+    async fn audience(&self, c: &Campaign, cx: &RunContext) -> Result<Vec<MemberId>, StoreError> {
+        let expr: Expr = match &c.audience {
+            Audience::Expression(_, e) => e.clone(),
+            Audience::Segment(s) => {
+                let saved = self.segment(s).await?.ok_or_else(|| {
+                    StoreError::InvalidInput(format!(
+                        "campaign {}: its audience segment {s:?} no longer exists",
+                        c.name
+                    ))
+                })?;
+                parse(&saved.expression)
+                    .map_err(|e| StoreError::Corrupt(format!("saved segment {s}: {e}")))?
+            }
+        };
+        let seg = SegmentContext {
+            as_of: Some(local(cx.now, &cx.time_zone).date_naive()),
+            ..SegmentContext::new(cx.time_zone)
+        };
+        self.segment_members(&expr, &seg).await
+    }
+
+    /// The scheduler tick (`touchpoint campaigns run`, what a cron runs):
+    /// every campaign's trigger is evaluated as of `cx.now` and each
+    /// candidate decided once. Delivery is separate
+    /// ([`Store::campaigns_deliver`]), after these units of work commit.
+    pub async fn campaigns_run(&self, cx: &RunContext) -> Result<Vec<CampaignRun>, StoreError> {
+        let mut out = Vec::new();
+        for sc in self.campaigns().await? {
+            out.push(self.campaign_run(&sc, cx).await?);
+        }
+        Ok(out)
+    }
+
+    async fn campaign_run(
+        &self,
+        sc: &StoredCampaign,
+        cx: &RunContext,
+    ) -> Result<CampaignRun, StoreError> {
+        let c = &sc.campaign;
+        let mut run = CampaignRun {
+            campaign: sc.name.clone(),
+            ..CampaignRun::default()
+        };
+        // Orders are read from the outbox whatever the hour, so none is
+        // missed; they wait in campaign_pending for their delay and window.
+        if let Trigger::OrderPlaced { delay_minutes } = c.trigger {
+            self.collect_orders(sc, delay_minutes).await?;
+        }
+        let now_local = local(cx.now, &cx.time_zone);
+        if !c.in_window(now_local.hour()) {
+            run.idle = Some(format!(
+                "outside its send window ({}:00-{}:00 local)",
+                c.window.0, c.window.1
+            ));
+            return Ok(run);
+        }
+        let today = now_local.date_naive();
+        let state_done = {
+            let mut h = self.acquire().await?;
+            h.conn()
+                .fetch_opt(
+                    "SELECT done_at FROM campaign_state WHERE name = $1",
+                    &[sc.name.as_str().into()],
+                    |r| r.opt_i64(0),
+                )
+                .await?
+                .flatten()
+        };
+        let mut after: Vec<(String, Vec<Val>)> = Vec::new();
+        let candidates: Vec<(i64, String)> = match &c.trigger {
+            Trigger::SegmentEntry => {
+                let now_in = self.audience(c, cx).await?;
+                let mut h = self.acquire().await?;
+                let before: HashSet<i64> = h
+                    .conn()
+                    .fetch(
+                        "SELECT member_id FROM campaign_audience WHERE name = $1",
+                        &[sc.name.as_str().into()],
+                        |r| r.i64(0),
+                    )
+                    .await?
+                    .into_iter()
+                    .collect();
+                drop(h);
+                let occ = format!("entry:{today}");
+                after.push((
+                    "DELETE FROM campaign_audience WHERE name = $1".into(),
+                    vec![sc.name.as_str().into()],
+                ));
+                for m in &now_in {
+                    after.push((
+                        "INSERT INTO campaign_audience (name, member_id) VALUES ($1, $2)".into(),
+                        vec![sc.name.as_str().into(), m.get().into()],
+                    ));
+                }
+                now_in
+                    .iter()
+                    .filter(|m| !before.contains(&m.get()))
+                    .map(|m| (m.get(), occ.clone()))
+                    .collect()
+            }
+            Trigger::Birthday { days_before } => {
+                let now_in: HashSet<i64> = self
+                    .audience(c, cx)
+                    .await?
+                    .into_iter()
+                    .map(|m| m.get())
+                    .collect();
+                let mut h = self.acquire().await?;
+                let born = h
+                    .conn()
+                    .fetch(
+                        "SELECT id, birthday FROM members WHERE birthday IS NOT NULL AND merged_into IS NULL ORDER BY id",
+                        &[],
+                        |r| Ok((r.i64(0)?, r.text(1)?)),
+                    )
+                    .await?;
+                let mut v = Vec::new();
+                for (id, b) in born {
+                    let Ok(b) = NaiveDate::parse_from_str(&b, "%Y-%m-%d") else {
+                        continue;
+                    };
+                    if !now_in.contains(&id) {
+                        continue;
+                    }
+                    for y in [today.year(), today.year() + 1] {
+                        if let Some(d) = birthday_in(b, y) {
+                            let from = d - chrono::Days::new(u64::from(*days_before));
+                            if from <= today && today <= d {
+                                v.push((id, format!("birthday:{y}")));
+                            }
+                        }
+                    }
+                }
+                v
+            }
+            Trigger::OrderPlaced { .. } => {
+                let now_in: HashSet<i64> = self
+                    .audience(c, cx)
+                    .await?
+                    .into_iter()
+                    .map(|m| m.get())
+                    .collect();
+                let mut h = self.acquire().await?;
+                let due = h
+                    .conn()
+                    .fetch(
+                        "SELECT occurrence, member_id FROM campaign_pending WHERE name = $1 AND due_at <= $2 ORDER BY due_at, occurrence",
+                        &[sc.name.as_str().into(), cx.now.into()],
+                        |r| Ok((r.text(0)?, r.i64(1)?)),
+                    )
+                    .await?;
+                let mut v = Vec::new();
+                for (occ, m) in due {
+                    let id = crate::profiles::current_member(&mut h.conn(), MemberId::from_i64(m))
+                        .await
+                        .map(|x| x.get())
+                        .unwrap_or(m);
+                    after.push((
+                        "DELETE FROM campaign_pending WHERE name = $1 AND occurrence = $2".into(),
+                        vec![sc.name.as_str().into(), occ.as_str().into()],
+                    ));
+                    if now_in.contains(&id) {
+                        v.push((id, occ));
+                    }
+                }
+                v
+            }
+            Trigger::Once { at } => {
+                let at_ms = cx
+                    .time_zone
+                    .from_local_datetime(at)
+                    .earliest()
+                    .map(|t| t.timestamp_millis())
+                    .unwrap_or(i64::MAX);
+                if state_done.is_some() {
+                    run.idle = Some("done (a one-off campaign that has run)".into());
+                    return Ok(run);
+                }
+                if cx.now < at_ms {
+                    run.idle = Some(format!("scheduled for {at} local"));
+                    return Ok(run);
+                }
+                after.push((
+                    "UPDATE campaign_state SET done_at = $2 WHERE name = $1".into(),
+                    vec![sc.name.as_str().into(), cx.now.into()],
+                ));
+                self.audience(c, cx)
+                    .await?
+                    .into_iter()
+                    .map(|m| (m.get(), "once".to_string()))
+                    .collect()
+            }
+        };
+        run.candidates = candidates.len() as u64;
+        let chunks: Vec<&[(i64, String)]> = if candidates.is_empty() {
+            vec![&[]]
+        } else {
+            candidates.chunks(DECIDE_CHUNK).collect()
+        };
+        let last = chunks.len() - 1;
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let mut uow = self.unit_of_work().await?;
+            for (member, occ) in chunk {
+                self.decide(&mut uow, sc, cx, *member, occ, &mut run)
+                    .await?;
+            }
+            if i == last {
+                uow.conn()
+                    .exec(
+                        "INSERT INTO campaign_state (name, last_run_at) VALUES ($1, $2) \
+                         ON CONFLICT (name) DO UPDATE SET last_run_at = excluded.last_run_at",
+                        &[sc.name.as_str().into(), cx.now.into()],
+                    )
+                    .await?;
+                for (sql, vals) in &after {
+                    uow.conn().exec(sql, vals).await?;
+                }
+            }
+            uow.commit().await?;
+        }
+        Ok(run)
+    }
+
+    /// Read new orders of the outbox into `campaign_pending` (idempotent:
+    /// keyed by order), then move the campaign's cursor.
+    async fn collect_orders(&self, sc: &StoredCampaign, delay: i64) -> Result<(), StoreError> {
+        let consumer = format!("campaign:{}", sc.name);
+        loop {
+            let events = self.outbox_poll(&consumer, 1_000).await?;
+            let Some(last) = events.last().cloned() else {
+                return Ok(());
+            };
+            let mut uow = self.unit_of_work().await?;
+            for e in &events {
+                if e.at < sc.first_created_at {
+                    continue;
+                }
+                if let DomainEvent::OrderPlaced {
+                    channel,
+                    order_id,
+                    member_id,
+                    ..
+                } = &e.event
+                {
+                    uow.conn()
+                        .exec(
+                            "INSERT INTO campaign_pending (name, occurrence, member_id, due_at) VALUES ($1, $2, $3, $4) \
+                             ON CONFLICT (name, occurrence) DO NOTHING",
+                            &[
+                                sc.name.as_str().into(),
+                                format!("order:{channel}:{order_id}").into(),
+                                (*member_id).into(),
+                                (e.at + delay * 60_000).into(),
+                            ],
+                        )
+                        .await?;
+                }
+            }
+            uow.commit().await?;
+            self.outbox_ack(&consumer, &last).await?;
+        }
+    }
+
+    async fn decide(
+        &self,
+        uow: &mut UnitOfWork,
+        sc: &StoredCampaign,
+        cx: &RunContext,
+        member: i64,
+        occ: &str,
+        run: &mut CampaignRun,
+    ) -> Result<(), StoreError> {
+        let c = &sc.campaign;
+        if matches!(self, Store::Postgres(_)) {
+            // Caps are per member across campaigns: one decider per member.
+            uow.conn()
+                .exec("SELECT pg_advisory_xact_lock($1)", &[member.into()])
+                .await?;
+        }
+        let exists = uow
+            .conn()
+            .fetch_opt(
+                "SELECT id FROM campaign_sends WHERE campaign = $1 AND member_id = $2 AND occurrence = $3",
+                &[sc.name.as_str().into(), member.into(), occ.into()],
+                |r| r.i64(0),
+            )
+            .await?;
+        if exists.is_some() {
+            run.already_decided += 1;
+            return Ok(());
+        }
+        let mut conn = uow.conn();
+        let address = email_of(&mut conn, member).await?;
+        let (status, reason) = if !consented(&mut conn, member, c.channel.name(), &c.topic).await? {
+            ("skipped", Some("no_consent"))
+        } else if c.channel == campaigns::Channel::Email && address.is_none() {
+            ("skipped", Some("no_address"))
+        } else {
+            let since = cx.now - i64::from(c.cap.1) * DAY_MS;
+            let recent = conn
+                .fetch_opt(
+                    "SELECT CAST(COUNT(*) AS BIGINT) FROM campaign_sends WHERE member_id = $1 \
+                     AND status IN ('queued', 'sent') AND decided_at > $2",
+                    &[member.into(), since.into()],
+                    |r| r.i64(0),
+                )
+                .await?
+                .unwrap_or(0);
+            if recent >= i64::from(c.cap.0) {
+                ("skipped", Some("capped"))
+            } else if c.is_control(member) {
+                ("control", None)
+            } else {
+                ("queued", None)
+            }
+        };
+        let (subject, body, coupon) = if status == "queued" {
+            let coupon = match c.coupon_definition {
+                Some(def) => Some(
+                    crate::coupons::issue_in(
+                        uow,
+                        def,
+                        member,
+                        &format!("campaign {}", sc.name),
+                        &format!("campaign:{}:{member}:{occ}", sc.name),
+                    )
+                    .await?
+                    .code,
+                ),
+                None => None,
+            };
+            let m = member_fields(&mut uow.conn(), member).await?;
+            let f = fields(member, &m, coupon.as_deref().unwrap_or(""));
+            (
+                Some(campaigns::render(&c.subject, &f)),
+                Some(campaigns::render(&c.body, &f)),
+                coupon,
+            )
+        } else {
+            (None, None, None)
+        };
+        let inserted = uow
+            .conn()
+            .exec(
+                "INSERT INTO campaign_sends (campaign, version, member_id, occurrence, channel, status, reason, \
+                 address, subject, body, coupon_code, decided_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 ON CONFLICT (campaign, member_id, occurrence) DO NOTHING",
+                &[
+                    sc.name.as_str().into(),
+                    sc.version.into(),
+                    member.into(),
+                    occ.into(),
+                    c.channel.name().into(),
+                    status.into(),
+                    reason.map(str::to_string).into(),
+                    address.into(),
+                    subject.into(),
+                    body.into(),
+                    coupon.into(),
+                    cx.now.into(),
+                ],
+            )
+            .await?;
+        if inserted == 0 {
+            run.already_decided += 1;
+            return Ok(());
+        }
+        match (status, reason) {
+            ("queued", _) => run.queued += 1,
+            ("control", _) => run.control += 1,
+            (_, Some(r)) => *run.skipped.entry(r.to_string()).or_default() += 1,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A campaign's report: sends by status and skip reason, and the share
+    /// of sent and of control members with a purchase within
+    /// `conversion_days` (default: the campaign's) after the decision,
+    /// with the lift and its 95% interval.
+    pub async fn campaign_report(
+        &self,
+        name: &str,
+        conversion_days: Option<u32>,
+    ) -> Result<CampaignReport, StoreError> {
+        let sc = self.campaign_or_not_found(name).await?;
+        let days = conversion_days.unwrap_or(sc.campaign.conversion_days);
+        let mut h = self.acquire().await?;
+        let mut c = h.conn();
+        let counts = c
+            .fetch(
+                "SELECT status, COALESCE(reason, ''), CAST(COUNT(*) AS BIGINT) FROM campaign_sends \
+                 WHERE campaign = $1 GROUP BY status, COALESCE(reason, '')",
+                &[name.into()],
+                |r| Ok((r.text(0)?, r.text(1)?, r.i64(2)? as u64)),
+            )
+            .await?;
+        let mut report = CampaignReport {
+            campaign: sc.name.clone(),
+            version: sc.version,
+            queued: 0,
+            sent: 0,
+            failed: 0,
+            control: 0,
+            skipped: BTreeMap::new(),
+            conversion_days: days,
+            conversion: campaigns::lift(0, 0, 0, 0),
+        };
+        for (status, reason, n) in counts {
+            match status.as_str() {
+                "queued" => report.queued += n,
+                "sent" => report.sent += n,
+                "failed" => report.failed += n,
+                "control" => report.control += n,
+                _ => *report.skipped.entry(reason).or_default() += n,
+            }
+        }
+        let conv: HashMap<String, (u64, u64)> = c
+            .fetch(
+                "SELECT s.status, CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(CASE WHEN EXISTS (\
+                   SELECT 1 FROM order_facts f WHERE f.member_id = s.member_id AND f.purchase = 1 \
+                   AND f.ordered_at > s.decided_at AND f.ordered_at <= s.decided_at + $2) THEN 1 ELSE 0 END), 0) AS BIGINT) \
+                 FROM campaign_sends s WHERE s.campaign = $1 AND s.status IN ('sent', 'control') GROUP BY s.status",
+                &[name.into(), (i64::from(days) * DAY_MS).into()],
+                |r| Ok((r.text(0)?, (r.i64(1)? as u64, r.i64(2)? as u64))),
+            )
+            .await?
+            .into_iter()
+            .collect();
+        let (nt, xt) = conv.get("sent").copied().unwrap_or_default();
+        let (nc, xc) = conv.get("control").copied().unwrap_or_default();
+        report.conversion = campaigns::lift(nt, xt, nc, xc);
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leap_day_birthdays_fall_on_the_28th() {
+        let born = NaiveDate::from_ymd_opt(2000, 2, 29).unwrap();
+        assert_eq!(
+            birthday_in(born, 2025),
+            NaiveDate::from_ymd_opt(2025, 2, 28)
+        );
+        assert_eq!(
+            birthday_in(born, 2028),
+            NaiveDate::from_ymd_opt(2028, 2, 29)
+        );
+    }
+}

@@ -1,0 +1,446 @@
+//! Campaigns on both backends with real delivery: a real SMTP server
+//! (aiosmtpd, read back from its maildir) and a webhook receiver (axum) that
+//! verifies the Standard Webhooks signature.
+//!
+//! The SMTP test needs `python3 -m pip install aiosmtpd`; without it the test
+//! prints why and returns, unless `TOUCHPOINT_TEST_SMTP=1` (set by .ci/run),
+//! where it fails.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use touchpoint_core::campaigns::is_control;
+use touchpoint_core::ingest::InputFormat;
+use touchpoint_core::{Identifier, MemberId, Phone};
+use touchpoint_store::campaigns::RunContext;
+use touchpoint_store::delivery::{DeliverySettings, SmtpServer};
+use touchpoint_store::profiles::{ConsentChoice, ProfileChange, ProfileSource};
+use touchpoint_store::Store;
+
+use crate::common::*;
+
+/// 2025-12-01 10:00 in Asia/Shanghai.
+const NOW: i64 = 1_764_554_400_000;
+const DAY: i64 = 86_400_000;
+
+fn cx(now: i64) -> RunContext {
+    RunContext {
+        now,
+        time_zone: chrono_tz::Asia::Shanghai,
+    }
+}
+
+/// `n` people P1..Pn, each with one order in June 2025; people with an odd
+/// number have an e-mail address. Returns their member ids.
+async fn people(store: &Store, n: usize) -> Vec<MemberId> {
+    let mut csv =
+        String::from("order_id,ordered_at,channel,status,sku,quantity,unit_price,phone,email\n");
+    for i in 1..=n {
+        let email = if i % 2 == 1 {
+            format!("p{i}@example.com")
+        } else {
+            String::new()
+        };
+        csv.push_str(&format!(
+            "O{i},2025-06-01 10:00:00,web,paid,SKU-A,1,100.00,1390000{i:04},{email}\n"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "orders.csv", csv);
+    let r = import(store, &path, InputFormat::Canonical, "web").await;
+    assert_eq!(r.orders.inserted, n as u64, "{r:?}");
+    let mut out = Vec::new();
+    for i in 1..=n {
+        let phone = Phone::parse(&format!("1390000{i:04}"), "86").unwrap();
+        out.push(
+            store
+                .member_by_identifier(&Identifier::phone(&phone))
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    out
+}
+
+async fn consent(store: &Store, m: MemberId, channel: &str) {
+    let mut ch = ProfileChange::new(ProfileSource::Cli);
+    ch.consent.push(ConsentChoice {
+        channel: channel.into(),
+        topic: Some("promotions".into()),
+        granted: true,
+    });
+    store.update_profile(m, &ch).await.unwrap();
+}
+
+fn once(name: &str, extra: &str) -> String {
+    format!(
+        r#"name = "{name}"
+channel = "email"
+{extra}
+[audience]
+expression = 'last_order_days >= 30'
+
+[trigger]
+kind = "once"
+at = "2025-12-01 09:00"
+
+[window]
+start_hour = 9
+end_hour = 21
+
+[message]
+subject = "Hello {{{{name}}}}"
+body = "Dear {{{{member_id}}}}, you have {{{{points}}}} points."
+"#
+    )
+}
+
+struct Smtp {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Smtp {
+    /// aiosmtpd on a free loopback port, or `None` (with the reason printed)
+    /// when it is not installed and the test is not required.
+    // The child is killed and waited for in `Drop`, which the lint cannot see.
+    #[allow(clippy::zombie_processes)]
+    async fn start() -> Option<Smtp> {
+        let importable = std::process::Command::new("python3")
+            .args(["-c", "import aiosmtpd"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !importable {
+            if std::env::var("TOUCHPOINT_TEST_SMTP").as_deref() == Ok("1") {
+                panic!("TOUCHPOINT_TEST_SMTP=1 but aiosmtpd is not importable (python3 -m pip install aiosmtpd)");
+            }
+            eprintln!("skipped: aiosmtpd is not importable (python3 -m pip install aiosmtpd)");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let child = std::process::Command::new("python3")
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(dir.path().join("mail"))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Some(Smtp { child, dir, port });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("aiosmtpd did not start on port {port}");
+    }
+
+    /// Every message in the maildir: (headers, decoded body).
+    fn messages(&self) -> Vec<(String, String)> {
+        let new = self.dir.path().join("mail").join("new");
+        let Ok(entries) = std::fs::read_dir(new) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for e in entries {
+            let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+            let text = text.replace("\r\n", "\n");
+            let (head, body) = text.split_once("\n\n").unwrap();
+            let b: String = body.split_whitespace().collect();
+            let body = base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .map(|v| String::from_utf8(v).unwrap())
+                .unwrap_or(body.to_string());
+            out.push((head.to_string(), body));
+        }
+        out
+    }
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+}
+
+#[tokio::test]
+async fn email_is_sent_once_with_consent_and_a_working_unsubscribe_link() {
+    for db in backends().await {
+        let Some(smtp) = Smtp::start().await else {
+            db.cleanup().await;
+            return;
+        };
+        let s = &db.store;
+        let p = people(s, 4).await;
+        // P1: consent and an address; P2: consent, no address; P3: an
+        // address, no consent; P4: nothing.
+        consent(s, p[0], "email").await;
+        consent(s, p[1], "email").await;
+        s.campaign_create(&once("hello", "control_percent = 0"))
+            .await
+            .unwrap();
+        let settings = DeliverySettings {
+            smtp: Some(SmtpServer::parse(&format!("smtp://127.0.0.1:{}", smtp.port)).unwrap()),
+            mail_from: Some("Brand <crm@brand.test>".into()),
+            public_url: Some("http://crm.brand.test".into()),
+            ..DeliverySettings::default()
+        };
+        // Before its time, nothing; then decided and delivered; then a run
+        // twice sends nothing more.
+        let r = s.campaigns_run(&cx(NOW - 3 * 3_600_000)).await.unwrap();
+        assert!(r[0].idle.is_some(), "{r:?}");
+        let r = s.campaigns_run(&cx(NOW)).await.unwrap();
+        assert_eq!((r[0].candidates, r[0].queued), (4, 1), "{}: {r:?}", db.name);
+        assert_eq!(r[0].skipped.get("no_consent"), Some(&2), "{r:?}");
+        assert_eq!(r[0].skipped.get("no_address"), Some(&1), "{r:?}");
+        let d = s.campaigns_deliver(&settings).await.unwrap();
+        assert_eq!((d.sent, d.failed), (1, 0), "{d:?}");
+        let r = s.campaigns_run(&cx(NOW + 60_000)).await.unwrap();
+        assert!(r[0].idle.as_deref().unwrap().contains("done"), "{r:?}");
+        assert_eq!(s.campaigns_deliver(&settings).await.unwrap().sent, 0);
+        let mail = smtp.messages();
+        assert_eq!(mail.len(), 1, "{}: {mail:?}", db.name);
+        let (head, body) = &mail[0];
+        assert_eq!(header(head, "To"), Some("p1@example.com"));
+        assert!(body.contains(&format!("Dear {}", p[0])), "{body}");
+        assert_eq!(
+            header(head, "List-Unsubscribe-Post"),
+            Some("List-Unsubscribe=One-Click")
+        );
+        let link = header(head, "List-Unsubscribe").expect("List-Unsubscribe");
+        let token = link
+            .trim_matches(|c| c == '<' || c == '>')
+            .strip_prefix("http://crm.brand.test/unsubscribe/")
+            .unwrap();
+        assert!(s
+            .may_send_marketing(p[0], "email", "promotions")
+            .await
+            .unwrap());
+        assert!(s.unsubscribe(token, "one-click").await.unwrap().is_some());
+        assert!(!s
+            .may_send_marketing(p[0], "email", "promotions")
+            .await
+            .unwrap());
+        // The report counts what was decided.
+        let rep = s.campaign_report("hello", None).await.unwrap();
+        assert_eq!((rep.sent, rep.control, rep.failed), (1, 0, 0));
+        assert_eq!(rep.skipped.get("no_consent"), Some(&2));
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn caps_hold_across_campaigns_and_control_members_are_recorded_not_sent() {
+    for db in backends().await {
+        let s = &db.store;
+        let p = people(s, 60).await;
+        for m in &p {
+            consent(s, *m, "email").await;
+        }
+        // First campaign: every member with an address (30), 50% control.
+        s.campaign_create(&once(
+            "first",
+            "control_percent = 50\n[cap]\nmessages = 1\ndays = 7",
+        ))
+        .await
+        .unwrap();
+        let r = s.campaigns_run(&cx(NOW)).await.unwrap();
+        let with_address: Vec<i64> = p.iter().step_by(2).map(|m| m.get()).collect();
+        let control: Vec<i64> = with_address
+            .iter()
+            .copied()
+            .filter(|m| is_control("first", *m, 50))
+            .collect();
+        assert!(!control.is_empty() && control.len() < 30, "{control:?}");
+        assert_eq!(r[0].control, control.len() as u64, "{}: {r:?}", db.name);
+        assert_eq!(r[0].queued, 30 - control.len() as u64);
+        // Second campaign, a day later, cap 1 per 7 days: those sent to are
+        // capped; control members got nothing, so they are not.
+        s.campaign_create(&once(
+            "second",
+            "control_percent = 0\n[cap]\nmessages = 1\ndays = 7",
+        ))
+        .await
+        .unwrap();
+        let r = s.campaigns_run(&cx(NOW + DAY)).await.unwrap();
+        let second = r.iter().find(|x| x.campaign == "second").unwrap();
+        assert_eq!(
+            second.skipped.get("capped").copied(),
+            Some(30 - control.len() as u64),
+            "{second:?}"
+        );
+        assert_eq!(second.queued, control.len() as u64);
+        // Control members of the first campaign have no message of it.
+        let queued_control = db
+            .scalar(&format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM campaign_sends WHERE campaign = 'first' \
+                 AND status IN ('queued', 'sent') AND member_id IN ({})",
+                control
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ))
+            .await;
+        assert_eq!(queued_control, 0);
+        // A purchase by one treated member after the send is a conversion.
+        let treated = with_address
+            .iter()
+            .find(|m| !control.contains(m))
+            .copied()
+            .unwrap();
+        let i = p.iter().position(|m| m.get() == treated).unwrap() + 1;
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "later.csv",
+            format!("order_id,ordered_at,channel,status,sku,quantity,unit_price,phone\nL1,2025-12-05 10:00:00,web,paid,SKU-A,1,100.00,1390000{i:04}\n"),
+        );
+        import(s, &path, InputFormat::Canonical, "web").await;
+        let rep = s.campaign_report("first", None).await.unwrap();
+        assert_eq!(rep.control, control.len() as u64);
+        assert_eq!(rep.conversion.treated, 0, "nothing was delivered yet");
+        assert_eq!(rep.queued, 30 - control.len() as u64);
+        // Mark the queued as sent (as delivery does) to read the lift.
+        let mut h = s.acquire().await.unwrap();
+        h.conn()
+            .exec(
+                "UPDATE campaign_sends SET status = 'sent' WHERE campaign = 'first' AND status = 'queued'",
+                &[],
+            )
+            .await
+            .unwrap();
+        drop(h);
+        let rep = s.campaign_report("first", None).await.unwrap();
+        assert_eq!(rep.conversion.treated_converted, 1, "{:?}", rep.conversion);
+        assert_eq!(rep.conversion.control_converted, 0);
+        assert!(rep.conversion.ci95.is_some());
+        db.cleanup().await;
+    }
+}
+
+type Received = Arc<Mutex<Vec<(axum::http::HeaderMap, String)>>>;
+
+/// A receiver that answers 503 to the first request and 200 after, and
+/// keeps every request whose signature verifies.
+async fn receiver(secret: &str) -> (String, Received, Arc<Mutex<u32>>) {
+    use axum::routing::post;
+    let got: Received = Arc::default();
+    let calls = Arc::new(Mutex::new(0u32));
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .unwrap();
+    let (g, c) = (got.clone(), calls.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |headers: axum::http::HeaderMap, body: String| {
+            let (g, c, key) = (g.clone(), c.clone(), key.clone());
+            async move {
+                let n = {
+                    let mut c = c.lock().unwrap();
+                    *c += 1;
+                    *c
+                };
+                let h = |k: &str| headers.get(k).unwrap().to_str().unwrap().to_string();
+                let signed = format!("{}.{}.{}", h("webhook-id"), h("webhook-timestamp"), body);
+                let mut m = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+                m.update(signed.as_bytes());
+                let want = format!(
+                    "v1,{}",
+                    base64::engine::general_purpose::STANDARD.encode(m.finalize().into_bytes())
+                );
+                if h("webhook-signature") != want {
+                    return axum::http::StatusCode::UNAUTHORIZED;
+                }
+                if n == 1 {
+                    return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                }
+                g.lock().unwrap().push((headers.clone(), body));
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/hook"), got, calls)
+}
+
+#[tokio::test]
+async fn webhooks_are_signed_and_retried_after_a_5xx() {
+    for db in backends().await {
+        let s = &db.store;
+        let p = people(s, 2).await;
+        consent(s, p[0], "webhook").await;
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let (url, got, calls) = receiver(secret).await;
+        let file = format!(
+            r#"name = "hook"
+channel = "webhook"
+control_percent = 0
+
+[webhook]
+url = "{url}"
+secret = "{secret}"
+
+[audience]
+expression = 'last_order_days >= 1'
+
+[trigger]
+kind = "segment_entry"
+
+[message]
+subject = "Points"
+body = "{{{{member_id}}}} has {{{{points}}}} points"
+"#
+        );
+        s.campaign_create(&file).await.unwrap();
+        let r = s.campaigns_run(&cx(NOW)).await.unwrap();
+        assert_eq!(r[0].queued, 1, "{r:?}");
+        assert_eq!(r[0].skipped.get("no_consent"), Some(&1));
+        let settings = DeliverySettings {
+            backoff: Duration::from_millis(50),
+            ..DeliverySettings::default()
+        };
+        let d = s.campaigns_deliver(&settings).await.unwrap();
+        assert_eq!((d.sent, d.failed), (1, 0), "{d:?}");
+        assert_eq!(*calls.lock().unwrap(), 2, "one 503, then accepted");
+        // Entered already: a second run decides nothing.
+        let r = s.campaigns_run(&cx(NOW + 3_600_000)).await.unwrap();
+        assert_eq!(r[0].queued + r[0].already_decided, 0, "{r:?}");
+        s.campaigns_deliver(&settings).await.unwrap();
+        let got = got.lock().unwrap().clone();
+        assert_eq!(got.len(), 1);
+        let v: serde_json::Value = serde_json::from_str(&got[0].1).unwrap();
+        assert_eq!(v["type"], "campaign.message");
+        assert_eq!(v["data"]["member_id"], p[0].to_string());
+        assert_eq!(v["data"]["body"], format!("{} has 0 points", p[0]));
+        assert!(got[0]
+            .0
+            .get("webhook-id")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("send_"));
+        db.cleanup().await;
+    }
+}
