@@ -527,7 +527,12 @@ impl Store {
                 if better {
                     first_order.insert(
                         m,
-                        (at, r.text(2)?, r.text(3)?, r.opt_text(4)?.unwrap_or_default()),
+                        (
+                            at,
+                            r.text(2)?,
+                            r.text(3)?,
+                            r.opt_text(4)?.unwrap_or_default(),
+                        ),
                     );
                 }
                 Ok::<(), StoreError>(())
@@ -569,7 +574,10 @@ impl Store {
             &[],
             |r| {
                 let (m, at) = (r.i64(0)?, r.i64(1)?);
-                paying.entry(m).and_modify(|t| *t = (*t).min(at)).or_insert(at);
+                paying
+                    .entry(m)
+                    .and_modify(|t| *t = (*t).min(at))
+                    .or_insert(at);
                 Ok::<(), StoreError>(())
             },
         )
