@@ -505,17 +505,13 @@ fn print(o: &Outcome, connections: usize) {
     line("validate", &o.validate, connections);
     line("redeem", &o.redeem, connections);
     line("contended redeem", &o.contended, connections);
-    if o.violations.is_empty() {
-        println!(
-            "  correct: {} coupons redeemed once each; {} replays answered the same bytes; {} second redeems refused with 409 coupon_already_redeemed; {} contended coupons each won by exactly one of {connections} connections; the store's uses equal its redemptions",
+    super::print_correctness(
+        &format!(
+            "{} coupons redeemed once each; {} replays answered the same bytes; {} second redeems refused with 409 coupon_already_redeemed; {} contended coupons each won by exactly one of {connections} connections; the store's uses equal its redemptions",
             o.redeemed, o.replays, o.second_redeems, o.contended_won
-        );
-    } else {
-        println!("  INCORRECT ({} findings):", o.violations.len());
-        for v in o.violations.iter().take(20) {
-            println!("    {v}");
-        }
-    }
+        ),
+        &o.violations,
+    );
 }
 
 /// Run the benchmark on SQLite, then on PostgreSQL with `--postgres`.
@@ -531,27 +527,10 @@ pub async fn run(args: BenchCouponsArgs) -> Result<()> {
     print(&o, args.connections);
     outcomes.push(o);
     if let Some(base) = &args.postgres {
-        let db = format!("tp_bench_coupons_{}", std::process::id());
-        let (prefix, _) = base
-            .rsplit_once('/')
-            .context("--postgres must end with /DATABASE")?;
-        let admin = Store::connect_without_migrating(base).await?;
-        admin
-            .acquire()
-            .await?
-            .conn()
-            .exec(&format!("CREATE DATABASE {db}"), &[])
-            .await?;
-        let r = run_on(&format!("{prefix}/{db}"), "PostgreSQL", &args).await;
-        let dropped = admin
-            .acquire()
-            .await?
-            .conn()
-            .exec(&format!("DROP DATABASE IF EXISTS {db}"), &[])
-            .await;
-        admin.close().await;
+        let db = super::ScratchDb::create(base, "coupons").await?;
+        let r = run_on(&db.url, "PostgreSQL", &args).await;
+        db.drop().await?;
         let o = r?;
-        dropped?;
         print(&o, args.connections);
         outcomes.push(o);
     }

@@ -703,17 +703,13 @@ fn print(o: &Outcome, connections: usize) {
         o.hot_end,
         h.outcomes_text()
     );
-    if o.violations.is_empty() {
-        println!(
-            "  correct: {} balances equal start + claims - spends as answered; {} codes claimed once each; {} retried spends debited once; ledger invariants hold; the hot member's refusals came only when its balance could not cover a spend",
+    super::print_correctness(
+        &format!(
+            "{} balances equal start + claims - spends as answered; {} codes claimed once each; {} retried spends debited once; ledger invariants hold; the hot member's refusals came only when its balance could not cover a spend",
             o.members_checked, o.codes_claimed, o.retries
-        );
-    } else {
-        println!("  INCORRECT ({} findings):", o.violations.len());
-        for v in o.violations.iter().take(20) {
-            println!("    {v}");
-        }
-    }
+        ),
+        &o.violations,
+    );
 }
 
 /// Run the benchmark on SQLite, then on PostgreSQL with `--postgres`.
@@ -729,27 +725,10 @@ pub async fn run(args: BenchLoyaltyArgs) -> Result<()> {
     print(&o, args.connections);
     outcomes.push(o);
     if let Some(base) = &args.postgres {
-        let db = format!("tp_bench_loyalty_{}", std::process::id());
-        let (prefix, _) = base
-            .rsplit_once('/')
-            .context("--postgres must end with /DATABASE")?;
-        let admin = Store::connect_without_migrating(base).await?;
-        admin
-            .acquire()
-            .await?
-            .conn()
-            .exec(&format!("CREATE DATABASE {db}"), &[])
-            .await?;
-        let r = run_on(&format!("{prefix}/{db}"), "PostgreSQL", &args).await;
-        let dropped = admin
-            .acquire()
-            .await?
-            .conn()
-            .exec(&format!("DROP DATABASE IF EXISTS {db}"), &[])
-            .await;
-        admin.close().await;
+        let db = super::ScratchDb::create(base, "loyalty").await?;
+        let r = run_on(&db.url, "PostgreSQL", &args).await;
+        db.drop().await?;
         let o = r?;
-        dropped?;
         print(&o, args.connections);
         outcomes.push(o);
     }

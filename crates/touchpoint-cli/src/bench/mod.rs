@@ -28,6 +28,65 @@ pub enum BenchCommand {
     Coupons(coupons::BenchCouponsArgs),
 }
 
+/// A scratch PostgreSQL database for one benchmark run, created beside the
+/// database `base` names and dropped after.
+pub(super) struct ScratchDb {
+    admin: touchpoint_store::Store,
+    name: String,
+    /// Its URL.
+    pub url: String,
+}
+
+impl ScratchDb {
+    /// Create `tp_bench_{tag}_{pid}` on the server of `base`.
+    pub async fn create(base: &str, tag: &str) -> Result<Self> {
+        use anyhow::Context;
+        let name = format!("tp_bench_{tag}_{}", std::process::id());
+        let (prefix, _) = base
+            .rsplit_once('/')
+            .context("--postgres must end with /DATABASE")?;
+        let admin = touchpoint_store::Store::connect_without_migrating(base).await?;
+        admin
+            .acquire()
+            .await?
+            .conn()
+            .exec(&format!("CREATE DATABASE {name}"), &[])
+            .await?;
+        Ok(ScratchDb {
+            admin,
+            url: format!("{prefix}/{name}"),
+            name,
+        })
+    }
+
+    /// Drop it.
+    pub async fn drop(self) -> Result<()> {
+        let r = self
+            .admin
+            .acquire()
+            .await?
+            .conn()
+            .exec(&format!("DROP DATABASE IF EXISTS {}", self.name), &[])
+            .await;
+        self.admin.close().await;
+        r?;
+        Ok(())
+    }
+}
+
+/// The correctness line of a load benchmark: `ok` when nothing was found,
+/// else the first findings.
+pub(super) fn print_correctness(ok: &str, violations: &[String]) {
+    if violations.is_empty() {
+        println!("  correct: {ok}");
+    } else {
+        println!("  INCORRECT ({} findings):", violations.len());
+        for v in violations.iter().take(20) {
+            println!("    {v}");
+        }
+    }
+}
+
 /// Run a benchmark.
 pub fn run(cmd: BenchCommand, database: &str) -> Result<()> {
     match cmd {
