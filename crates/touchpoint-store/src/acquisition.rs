@@ -675,7 +675,47 @@ impl Store {
         filter: &AcquisitionFilter,
         tz: &chrono_tz::Tz,
     ) -> Result<AcquisitionReport, StoreError> {
+        let key = format!("{}|{filter:?}|{tz}", self.acquisition_version().await?);
+        if let Some(r) = self.cache.acquisition.get(&key) {
+            return Ok((*r).clone());
+        }
         let data = self.acquisition_data().await?;
-        Ok(compute(&data, filter, tz))
+        let r = compute(&data, filter, tz);
+        self.cache
+            .acquisition
+            .put(key, std::sync::Arc::new(r.clone()));
+        Ok(r)
+    }
+
+    /// A version of everything the acquisition report reads: the data
+    /// version (orders and CLV predictions), the outbox (members, identifiers and tracked events
+    /// are all written with an outbox event), the spend rows and the CLV
+    /// predictions (stored with their model's fit).
+    async fn acquisition_version(&self) -> Result<String, StoreError> {
+        let mut h = self.acquire().await?;
+        let v = h
+            .conn()
+            .fetch_opt(
+                "SELECT (SELECT data_version FROM analytics_state WHERE id = 1), \
+                 (SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM outbox), \
+                 (SELECT CAST(COUNT(*) AS BIGINT) FROM ad_spend), \
+                 (SELECT CAST(COALESCE(MAX(updated_at), 0) AS BIGINT) FROM ad_spend), \
+                 (SELECT CAST(COALESCE(MAX(fitted_at), 0) AS BIGINT) FROM clv_models), \
+                 (SELECT CAST(COUNT(*) AS BIGINT) FROM clv_models)",
+                &[],
+                |r| {
+                    Ok(format!(
+                        "{}.{}.{}.{}.{}.{}",
+                        r.i64(0)?,
+                        r.i64(1)?,
+                        r.i64(2)?,
+                        r.i64(3)?,
+                        r.i64(4)?,
+                        r.i64(5)?
+                    ))
+                },
+            )
+            .await?;
+        Ok(v.unwrap_or_default())
     }
 }

@@ -361,8 +361,24 @@ impl Store {
     /// ABC, retention, cohort and channel reports, computed from the
     /// analytics model (see [`crate::facts`]), members sorted by id.
     pub async fn member_dataset(&self, scope: &Scope) -> Result<Dataset, StoreError> {
-        let (facts, _) = self.order_facts().await?;
-        Ok(facts.dataset(&scope.fact_filter()))
+        Ok((*self.member_dataset_shared(scope).await?).clone())
+    }
+
+    /// [`Store::member_dataset`], shared: the last two scopes read are kept
+    /// in memory until the facts change (the reports of one page read the
+    /// same scope).
+    pub(crate) async fn member_dataset_shared(
+        &self,
+        scope: &Scope,
+    ) -> Result<std::sync::Arc<Dataset>, StoreError> {
+        let (facts, load) = self.order_facts().await?;
+        let key = format!("{}|{scope:?}", load.seq);
+        if let Some(d) = self.cache.datasets.get(&key) {
+            return Ok(d);
+        }
+        let d = std::sync::Arc::new(facts.dataset(&scope.fact_filter()));
+        self.cache.datasets.put(key, d.clone());
+        Ok(d)
     }
 
     /// The per-member purchase summaries of the scope computed by one SQL

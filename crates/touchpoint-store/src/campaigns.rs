@@ -631,7 +631,7 @@ impl Store {
         run: &mut CampaignRun,
     ) -> Result<(), StoreError> {
         let c = &sc.campaign;
-        if matches!(self, Store::Postgres(_)) {
+        if self.backend() == crate::Backend::Postgres {
             // Caps are per member across campaigns: one decider per member.
             uow.conn()
                 .exec("SELECT pg_advisory_xact_lock($1)", &[member.into()])

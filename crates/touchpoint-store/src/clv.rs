@@ -375,8 +375,60 @@ impl Store {
                 &vals,
             )
             .await?;
+        if upserted > 0 || removed > 0 {
+            // Last, so the row lock writers of orders also take is held for
+            // the shortest time: what was computed from predictions (kept in
+            // memory under this version) is computed again.
+            c.exec(
+                "UPDATE analytics_state SET data_version = data_version + 1 WHERE id = 1",
+                &[],
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(PredictionWrite { upserted, removed })
+    }
+
+    /// The value report (CLV distribution, P(alive) bands, the high-value
+    /// members most at risk) of the stored predictions of `model`, with the
+    /// `at_risk_limit` members most at risk. Kept in memory until the model
+    /// is fitted again (its predictions are written with its `fitted_at`).
+    pub async fn value_report(
+        &self,
+        model: &ModelSummary,
+        at_risk_limit: usize,
+    ) -> Result<std::sync::Arc<touchpoint_core::analytics::ValueReport>, StoreError> {
+        let version = self.analytics_state().await?.data_version;
+        let key = format!(
+            "{}|{}|{version}|{at_risk_limit}",
+            model.model.key(),
+            model.fitted_at
+        );
+        if let Some(v) = self.cache.values.get(&key) {
+            return Ok(v);
+        }
+        let mut h = self.acquire().await?;
+        let inputs = h
+            .conn()
+            .fetch(
+                "SELECT member_id, p_alive, clv FROM member_predictions WHERE model = $1 ORDER BY member_id",
+                &[model.model.key().into()],
+                |r| {
+                    Ok(touchpoint_core::analytics::ValueInput {
+                        member_id: r.i64(0)?,
+                        p_alive: r.f64(1)?,
+                        clv: r.opt_f64(2)?,
+                    })
+                },
+            )
+            .await?;
+        drop(h);
+        let v = std::sync::Arc::new(touchpoint_core::analytics::value_report(
+            &inputs,
+            at_risk_limit,
+        ));
+        self.cache.values.put(key, v.clone());
+        Ok(v)
     }
 
     /// The stored predictions of `model`, by member id.

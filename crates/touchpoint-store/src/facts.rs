@@ -21,6 +21,7 @@
 //! brand or cost, the facts of every order with that product are recomputed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use touchpoint_core::analytics::facts::{BrandPart, Fact, OrderFacts};
 use touchpoint_core::OrderStatus;
@@ -505,28 +506,51 @@ fn compaction_threshold(snapshot_rows: usize) -> usize {
 }
 
 impl Store {
-    /// Load the analytics model: the snapshot plus the facts written since,
-    /// with channels in name order. Builds the facts first if this database
-    /// has never had them (a store from before migration 0006), and writes a
-    /// new snapshot when many facts were written since the last one.
-    pub async fn order_facts(&self) -> Result<(OrderFacts, FactsLoad), StoreError> {
+    /// Load the analytics model: the facts kept in memory (see
+    /// [`crate::model_cache`]) brought up to date, or on the first read the
+    /// snapshot plus the facts written since, with channels in name order.
+    /// Builds the facts first if this database has never had them (a store
+    /// from before migration 0006), and writes a new snapshot when a load
+    /// from the snapshot found many facts written since it.
+    pub async fn order_facts(&self) -> Result<(Arc<OrderFacts>, FactsLoad), StoreError> {
         self.ensure_facts().await?;
-        let (facts, load) = self.load_facts().await?;
-        if load.delta_rows > compaction_threshold(load.snapshot_rows) {
+        let seq = self.analytics_state().await?.fact_seq;
+        // One loader at a time: concurrent readers wait for its result
+        // instead of each loading the same facts.
+        let mut slot = self.cache.facts.lock().await;
+        if let Some((cached, facts)) = slot.as_ref() {
+            if *cached == seq {
+                let load = FactsLoad {
+                    snapshot_rows: facts.facts.len(),
+                    delta_rows: 0,
+                    seq,
+                };
+                return Ok((facts.clone(), load));
+            }
+        }
+        let base = slot.take();
+        let (facts, load, from_snapshot) = self.load_facts(base).await?;
+        let facts = Arc::new(facts);
+        *slot = Some((load.seq, facts.clone()));
+        drop(slot);
+        if from_snapshot && load.delta_rows > compaction_threshold(load.snapshot_rows) {
             self.write_snapshot(load.seq, &facts).await?;
         }
         Ok((facts, load))
     }
 
-    async fn load_facts(&self) -> Result<(OrderFacts, FactsLoad), StoreError> {
+    /// Read the facts: on top of `base` (facts already loaded, as of its
+    /// sequence number) when it is still a prefix of the stored history,
+    /// else from the snapshot. The third value says which (true: the
+    /// snapshot).
+    async fn load_facts(
+        &self,
+        base: Option<(i64, Arc<OrderFacts>)>,
+    ) -> Result<(OrderFacts, FactsLoad, bool), StoreError> {
         // One read transaction: the snapshot and the rows after it are of the
         // same state.
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_read().await?;
         let mut c = tx.conn();
-        if let Conn::Pg(_) = c {
-            c.exec("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", &[])
-                .await?;
-        }
         let (snapshot_seq, fact_seq) = c
             .fetch_opt(
                 "SELECT snapshot_seq, fact_seq FROM analytics_state WHERE id = 1",
@@ -535,6 +559,22 @@ impl Store {
             )
             .await?
             .ok_or_else(|| StoreError::Corrupt("analytics_state has no row".into()))?;
+        let mut base_ok = None;
+        if let Some((seq, facts)) = base {
+            // A rebuild rewrites every fact with a new number: then nothing
+            // at or below the cached number is left, and the cache is stale.
+            let kept = facts.facts.is_empty()
+                || c.fetch_opt(
+                    "SELECT CAST(1 AS BIGINT) FROM order_facts WHERE seq <= $1 LIMIT 1",
+                    &[seq.into()],
+                    |r| r.i64(0),
+                )
+                .await?
+                .is_some();
+            if seq <= fact_seq && kept {
+                base_ok = Some((seq, facts));
+            }
+        }
         let mut channels: Vec<String> = c
             .fetch("SELECT name FROM channels", &[], |r| r.text(0))
             .await?;
@@ -545,7 +585,14 @@ impl Store {
         };
         let mut snapshot_rows = 0;
         let mut from_seq = -1;
-        if snapshot_seq >= 0 {
+        let from_snapshot = base_ok.is_none();
+        if let Some((seq, cached)) = base_ok {
+            // Unshared unless a reader still holds it: then it is copied.
+            let cached = Arc::try_unwrap(cached).unwrap_or_else(|shared| (*shared).clone());
+            snapshot_rows = cached.facts.len();
+            from_seq = seq;
+            facts = remap(cached, facts.channels);
+        } else if snapshot_seq >= 0 {
             let mut bytes = Vec::new();
             c.fetch_each("SELECT data FROM fact_snapshot ORDER BY part", &[], |r| {
                 bytes.extend_from_slice(&r.bytes(0)?);
@@ -622,6 +669,7 @@ impl Store {
                 delta_rows,
                 seq: fact_seq,
             },
+            from_snapshot,
         ))
     }
 
@@ -653,7 +701,7 @@ impl Store {
     /// Write a snapshot of the current facts now (the end of an import).
     pub async fn compact_facts(&self) -> Result<FactsLoad, StoreError> {
         self.ensure_facts().await?;
-        let (facts, load) = self.load_facts().await?;
+        let (facts, load, _) = self.load_facts(None).await?;
         if load.delta_rows > 0 {
             self.write_snapshot(load.seq, &facts).await?;
         }
@@ -701,8 +749,9 @@ impl Store {
             )
             .await?;
         uow.commit().await?;
-        let (facts, load) = self.load_facts().await?;
+        let (facts, load, _) = self.load_facts(None).await?;
         self.write_snapshot(load.seq, &facts).await?;
+        *self.cache.facts.lock().await = Some((load.seq, Arc::new(facts)));
         Ok(FactsLoad {
             snapshot_rows: n,
             delta_rows: 0,

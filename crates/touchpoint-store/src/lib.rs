@@ -26,6 +26,7 @@ pub mod import;
 pub mod keys;
 pub mod loyalty;
 pub mod members;
+pub mod model_cache;
 pub mod orders;
 pub mod outbox;
 pub mod predictions;
@@ -146,9 +147,18 @@ pub enum Backend {
     Postgres,
 }
 
-/// The store: a connection pool of one backend.
+/// The store: a connection pool of one backend, and the analytics model
+/// loaded in memory (shared by every clone of the store; see
+/// [`crate::model_cache`]).
 #[derive(Debug, Clone)]
-pub enum Store {
+pub struct Store {
+    pub(crate) db: Db,
+    pub(crate) cache: std::sync::Arc<model_cache::ModelCache>,
+}
+
+/// The connection pools of one backend.
+#[derive(Debug, Clone)]
+pub(crate) enum Db {
     /// SQLite: a pool of readers and the one writer ([`WriteQueue`]).
     Sqlite(SqlitePool, WriteQueue),
     /// PostgreSQL.
@@ -240,7 +250,7 @@ impl Store {
                         .connect_with(opts)
                         .await?
                 };
-                Ok(Store::Sqlite(readers, WriteQueue(writer)))
+                Ok(Store::new(Db::Sqlite(readers, WriteQueue(writer))))
             }
             "postgres" | "postgresql" => {
                 let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl {
@@ -252,7 +262,7 @@ impl Store {
                     .acquire_timeout(Duration::from_secs(30))
                     .connect_with(opts)
                     .await?;
-                Ok(Store::Postgres(pool))
+                Ok(Store::new(Db::Postgres(pool)))
             }
             _ => Err(StoreError::UnsupportedUrl {
                 url: redact_url(url),
@@ -260,47 +270,70 @@ impl Store {
         }
     }
 
+    fn new(db: Db) -> Store {
+        Store {
+            db,
+            cache: Default::default(),
+        }
+    }
+
     /// Apply pending migrations (idempotent).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(_, w) => sqlx::migrate!("./migrations/sqlite").run(&w.0).await?,
-            Store::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
+        match &self.db {
+            Db::Sqlite(_, w) => sqlx::migrate!("./migrations/sqlite").run(&w.0).await?,
+            Db::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
         }
         Ok(())
     }
 
     /// The backend.
     pub fn backend(&self) -> Backend {
-        match self {
-            Store::Sqlite(..) => Backend::Sqlite,
-            Store::Postgres(_) => Backend::Postgres,
+        match &self.db {
+            Db::Sqlite(..) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
         }
     }
 
     /// Start a transaction.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        Ok(match self {
-            Store::Sqlite(_, w) => Tx::Sqlite(w.0.begin().await?),
-            Store::Postgres(p) => Tx::Pg(p.begin().await?),
+        Ok(match &self.db {
+            Db::Sqlite(_, w) => Tx::Sqlite(w.0.begin().await?),
+            Db::Postgres(p) => Tx::Pg(p.begin().await?),
+        })
+    }
+
+    /// Start a read-only transaction that sees one state of the database
+    /// throughout: on SQLite on a reader connection (WAL: it does not hold
+    /// up the writer), on PostgreSQL at REPEATABLE READ.
+    pub async fn begin_read(&self) -> Result<Tx, StoreError> {
+        Ok(match &self.db {
+            Db::Sqlite(p, _) => Tx::Sqlite(p.begin().await?),
+            Db::Postgres(p) => {
+                let mut t = p.begin().await?;
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(&mut *t)
+                    .await?;
+                Tx::Pg(t)
+            }
         })
     }
 
     /// Borrow a pooled connection for reads.
     pub async fn acquire(&self) -> Result<Handle, StoreError> {
-        Ok(match self {
-            Store::Sqlite(p, _) => Handle::Sqlite(p.acquire().await?),
-            Store::Postgres(p) => Handle::Pg(p.acquire().await?),
+        Ok(match &self.db {
+            Db::Sqlite(p, _) => Handle::Sqlite(p.acquire().await?),
+            Db::Postgres(p) => Handle::Pg(p.acquire().await?),
         })
     }
 
     /// Close the pool, waiting for connections to be returned.
     pub async fn close(&self) {
-        match self {
-            Store::Sqlite(p, w) => {
+        match &self.db {
+            Db::Sqlite(p, w) => {
                 p.close().await;
                 w.0.close().await
             }
-            Store::Postgres(p) => p.close().await,
+            Db::Postgres(p) => p.close().await,
         }
     }
 }

@@ -53,11 +53,11 @@ impl Store {
             .await?
             .unwrap_or((i64::MIN, 0));
         let limit = Val::I(limit.clamp(1, 10_000) as i64);
-        let sql = match self {
-            Store::Sqlite(..) => {
+        let sql = match &self.db {
+            crate::Db::Sqlite(..) => {
                 "SELECT id, tx, at, payload FROM outbox WHERE id > $2 AND $1 = $1 ORDER BY id LIMIT $3"
             }
-            Store::Postgres(_) => {
+            crate::Db::Postgres(_) => {
                 "SELECT id, tx, at, payload FROM outbox \
                  WHERE (tx, id) > ($1, $2) AND tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
                  ORDER BY tx, id LIMIT $3"

@@ -510,7 +510,10 @@ pub fn compute(req: &ReportRequest, data: &Dataset, pdata: &ProductData) -> Repo
 }
 
 impl Store {
-    /// Load the inputs of a report and compute it.
+    /// Load the inputs of a report and compute it. A report computed before
+    /// from the same data (the same analytics model version) is answered
+    /// from memory (see [`crate::model_cache`]); reports that list members
+    /// (`members=true`) are always computed.
     pub async fn report(&self, req: &ReportRequest) -> Result<Report, StoreError> {
         if req.kind == ReportKind::Acquisition {
             let r = self
@@ -518,14 +521,27 @@ impl Store {
                 .await?;
             return Ok(Report::Acquisition(Box::new(r)));
         }
+        if req.options.members {
+            return self.compute_report(req).await;
+        }
+        let key = format!("{}|{req:?}", self.analytics_state().await?.fact_seq);
+        if let Some(r) = self.cache.reports.get(&key) {
+            return Ok((*r).clone());
+        }
+        let r = self.compute_report(req).await?;
+        self.cache.reports.put(key, std::sync::Arc::new(r.clone()));
+        Ok(r)
+    }
+
+    async fn compute_report(&self, req: &ReportRequest) -> Result<Report, StoreError> {
         let scope = req.scope();
         if req.kind == ReportKind::Overview {
             return self.overview_report(req, &scope).await;
         }
         let data = if req.needs_members() {
-            self.member_dataset(&scope).await?
+            self.member_dataset_shared(&scope).await?
         } else {
-            Dataset::default()
+            std::sync::Arc::new(Dataset::default())
         };
         let pdata = if req.needs_products() {
             self.product_data(&scope).await?

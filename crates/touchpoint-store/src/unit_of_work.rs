@@ -47,9 +47,9 @@ pub struct Committed {
 impl Store {
     /// Start a unit of work.
     pub async fn unit_of_work(&self) -> Result<UnitOfWork, StoreError> {
-        let tx = match self {
-            Store::Sqlite(_, w) => Tx::Sqlite(w.writer().begin_with("BEGIN IMMEDIATE").await?),
-            Store::Postgres(p) => Tx::Pg(p.begin().await?),
+        let tx = match &self.db {
+            crate::Db::Sqlite(_, w) => Tx::Sqlite(w.writer().begin_with("BEGIN IMMEDIATE").await?),
+            crate::Db::Postgres(p) => Tx::Pg(p.begin().await?),
         };
         Ok(UnitOfWork {
             tx,

@@ -835,20 +835,11 @@ pub(crate) async fn value(
     }
     opts.push_str("</select></label><button type=\"submit\">Show</button></form>");
     b.push_str(&opts);
-    let preds = state
+    let v = state
         .store
-        .member_predictions(model.model.key())
+        .value_report(model, 25)
         .await
         .map_err(|e| server_error(e, &user))?;
-    let inputs: Vec<an::ValueInput> = preds
-        .iter()
-        .map(|x| an::ValueInput {
-            member_id: x.member_id,
-            p_alive: x.p_alive,
-            clv: x.clv,
-        })
-        .collect();
-    let v = an::value_report(&inputs, 25);
     b.push_str("<h2>Model</h2>");
     b.push_str(&api_ref("clv-models", "/api/clv/models"));
     let mut rows = vec![

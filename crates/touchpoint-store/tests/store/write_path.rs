@@ -476,3 +476,123 @@ async fn order_resent_as_paid_after_a_refund_keeps_the_refund() {
         db.cleanup().await;
     }
 }
+
+/// The analytics model kept in memory by a store follows every change:
+/// writes through the same store (applied on top of what it holds, not
+/// reloaded), writes through another connection to the same database (as
+/// the CLI importing while `touchpoint serve` runs), and a rebuild; a
+/// report computed before and kept in memory changes with the data.
+#[tokio::test]
+async fn the_model_in_memory_follows_writes_from_any_connection_and_rebuilds() {
+    use touchpoint_store::reports::{Report, ReportRequest};
+    for db in backends().await {
+        let other = Store::connect(&db.url).await.unwrap();
+        let mut w = Writer::new(IdentityConfig::default());
+        let batch = |from: usize, n: usize| -> Vec<OrderRecord> {
+            (from..from + n)
+                .map(|i| {
+                    order(
+                        ["tmall", "jd", "web"][i % 3],
+                        &format!("O{i}"),
+                        &format!("1390000{:04}", i % 37),
+                        (i % 300) as i64,
+                        // One price per product: its cost stays the same
+                        // (a change of cost would rewrite its orders' facts).
+                        [1_000, 2_500][i % 2],
+                        ["a", "b"][i % 2],
+                    )
+                })
+                .collect()
+        };
+        let scope = Scope {
+            utc_offset_ms: SHANGHAI_MS,
+            ..Scope::default()
+        };
+        let tz = chrono_tz::Asia::Shanghai;
+        let rfm = ReportRequest::parse("rfm", [], tz).unwrap();
+        let buyers = |r: &Report| match r {
+            Report::Rfm(r) => r.members,
+            other => panic!("not RFM: {other:?}"),
+        };
+        w.write_orders(&db.store, &batch(0, 60)).await.unwrap();
+        let (facts, first) = db.store.order_facts().await.unwrap();
+        assert_eq!(facts.facts.len(), 60, "{}", db.name);
+        let (again, load) = db.store.order_facts().await.unwrap();
+        assert!(
+            std::sync::Arc::ptr_eq(&facts, &again),
+            "{}: unchanged data is not loaded again",
+            db.name
+        );
+        assert_eq!(load.seq, first.seq);
+        let before = db.store.report(&rfm).await.unwrap();
+        assert_eq!(buyers(&before), 37, "{}", db.name);
+
+        // This store writes: the 10 new facts are applied on top.
+        w.write_orders(&db.store, &batch(60, 10)).await.unwrap();
+        let (_, load) = db.store.order_facts().await.unwrap();
+        assert_eq!(
+            (load.snapshot_rows, load.delta_rows),
+            (60, 10),
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            db.store.member_dataset(&scope).await.unwrap(),
+            db.store.member_dataset_sql(&scope).await.unwrap(),
+            "{}",
+            db.name
+        );
+
+        // Another connection writes new members and changes an order.
+        let mut w2 = Writer::new(IdentityConfig::default());
+        let mut more: Vec<OrderRecord> = (0..5)
+            .map(|i| {
+                order(
+                    "pos",
+                    &format!("P{i}"),
+                    &format!("1370000{i:04}"),
+                    310,
+                    1_000,
+                    "a",
+                )
+            })
+            .collect();
+        let mut refunded = batch(0, 1).remove(0);
+        refunded.status = OrderStatus::Cancelled;
+        more.push(refunded);
+        w2.write_orders(&other, &more).await.unwrap();
+        let (_, load) = db.store.order_facts().await.unwrap();
+        assert_eq!(
+            (load.snapshot_rows, load.delta_rows),
+            (70, 6),
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            db.store.member_dataset(&scope).await.unwrap(),
+            db.store.member_dataset_sql(&scope).await.unwrap(),
+            "{}: another connection's writes are seen",
+            db.name
+        );
+        let after = db.store.report(&rfm).await.unwrap();
+        assert_eq!(
+            buyers(&after),
+            42,
+            "{}: the kept report is not served",
+            db.name
+        );
+
+        // A rebuild (here by the other connection) rewrites every fact.
+        other.rebuild_facts().await.unwrap();
+        let (facts, load) = db.store.order_facts().await.unwrap();
+        assert_eq!(facts.facts.len(), 75, "{}: {load:?}", db.name);
+        assert_eq!(
+            db.store.member_dataset(&scope).await.unwrap(),
+            db.store.member_dataset_sql(&scope).await.unwrap(),
+            "{}: after a rebuild",
+            db.name
+        );
+        other.close().await;
+        db.cleanup().await;
+    }
+}
