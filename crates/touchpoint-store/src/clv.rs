@@ -392,15 +392,18 @@ impl Store {
     /// The value report (CLV distribution, P(alive) bands, the high-value
     /// members most at risk) of the stored predictions of `model`, with the
     /// `at_risk_limit` members most at risk. Kept in memory until the model
-    /// is fitted again (its predictions are written with its `fitted_at`).
+    /// is fitted again (its predictions are written with its `fitted_at`;
+    /// [`Store::store_predictions`], which writes predictions without a
+    /// model, is not seen by a value report already kept).
     pub async fn value_report(
         &self,
         model: &ModelSummary,
         at_risk_limit: usize,
     ) -> Result<std::sync::Arc<touchpoint_core::analytics::ValueReport>, StoreError> {
-        let version = self.analytics_state().await?.data_version;
+        // Orders do not change stored predictions: only a fit (which
+        // writes them with its `fitted_at`) does.
         let key = format!(
-            "{}|{}|{version}|{at_risk_limit}",
+            "{}|{}|{at_risk_limit}",
             model.model.key(),
             model.fitted_at
         );

@@ -461,6 +461,12 @@ pub async fn run(args: BenchDashboardArgs) -> Result<()> {
             ms(worst)
         );
     }
+    if let Some(kb) = super::reports::peak_rss_kb() {
+        println!(
+            "  peak memory of the process (server and client, VmHWM): {} MB",
+            kb / 1024
+        );
+    }
     let _ = stop_tx.send(());
     let _ = handle.await;
     store.close().await;

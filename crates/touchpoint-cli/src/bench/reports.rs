@@ -48,7 +48,7 @@ pub(super) fn date_range() -> (chrono::NaiveDate, chrono::NaiveDate) {
 }
 
 /// Peak resident memory of this process, kB (Linux).
-fn peak_rss_kb() -> Option<u64> {
+pub(crate) fn peak_rss_kb() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     s.lines()
         .find(|l| l.starts_with("VmHWM:"))?
