@@ -595,6 +595,41 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Members with an e-mail address of their own (not shared), by id.
+    pub async fn members_with_email(&self) -> Result<Vec<MemberId>, StoreError> {
+        let mut h = self.acquire().await?;
+        Ok(h.conn()
+            .fetch(
+                "SELECT DISTINCT i.member_id FROM identifiers i JOIN members m ON m.id = i.member_id \
+                 WHERE i.kind = 'email' AND i.shared = 0 AND m.merged_into IS NULL ORDER BY i.member_id",
+                &[],
+                |r| r.i64(0),
+            )
+            .await?
+            .into_iter()
+            .map(MemberId::from_i64)
+            .collect())
+    }
+
+    /// Record the same profile change for many members through the profile
+    /// door ([`crate::profiles::apply_in`]), 500 per unit of work.
+    pub async fn update_profiles(
+        &self,
+        members: &[MemberId],
+        change: &crate::profiles::ProfileChange,
+    ) -> Result<(), StoreError> {
+        for chunk in members.chunks(500) {
+            let mut uow = self.unit_of_work().await?;
+            for m in chunk {
+                crate::profiles::apply_in(&mut uow, *m, change).await?;
+            }
+            uow.commit().await?;
+        }
+        Ok(())
+    }
+}
+
 /// What a dry run found for one campaign.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct DryRun {
