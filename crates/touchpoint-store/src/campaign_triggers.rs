@@ -476,7 +476,19 @@ impl Store {
     /// `cx.now`, campaign by campaign in priority order, with who, the
     /// occurrence, the decision and why. Nothing is written.
     pub async fn campaigns_dry_run(&self, cx: &RunContext) -> Result<Vec<DryRun>, StoreError> {
-        let campaigns = by_priority(self.campaigns().await?);
+        self.campaigns_dry_run_of(cx, None).await
+    }
+
+    /// [`Store::campaigns_dry_run`] of one campaign only (`only`), or of all.
+    pub async fn campaigns_dry_run_of(
+        &self,
+        cx: &RunContext,
+        only: Option<&str>,
+    ) -> Result<Vec<DryRun>, StoreError> {
+        let mut campaigns = by_priority(self.campaigns().await?);
+        if let Some(n) = only {
+            campaigns.retain(|c| c.name == n);
+        }
         let mut ledger = CapLedger::load(self, cx, &campaigns).await?;
         let mut addresses: Option<HashSet<i64>> = None;
         let mut out = Vec::new();
