@@ -545,3 +545,79 @@ async fn the_dry_run_lists_what_a_run_decides_and_writes_nothing() {
         db.cleanup().await;
     }
 }
+
+fn fixed(amount: i64) -> touchpoint_core::coupons::CouponRules {
+    touchpoint_core::coupons::CouponRules {
+        kind: touchpoint_core::coupons::CouponKind::Fixed,
+        amount,
+        percent: 0,
+        cap: None,
+        free_sku: None,
+        min_spend: 0,
+        channels: vec![],
+        brands: vec![],
+        categories: vec![],
+        skus: vec![],
+        valid_from: None,
+        valid_until: None,
+        valid_days: None,
+        stackable: false,
+        priority: 0,
+        return_on_refund: true,
+    }
+}
+
+#[tokio::test]
+async fn the_order_confirmation_carries_a_coupon_chosen_by_the_order_categories() {
+    for db in backends().await {
+        let s = &db.store;
+        let related = s
+            .coupon_define("remover 20 off", &fixed(2_000))
+            .await
+            .unwrap();
+        let default = s.coupon_define("5 off", &fixed(500)).await.unwrap();
+        s.campaign_create(&format!(
+            "{}\n[[coupon_by_category]]\ncategory = \"skincare\"\ncoupon_definition = {}\n",
+            campaign(
+                "confirm",
+                &format!("transactional = true\ncoupon_definition = {}\n", default.id),
+                "kind = \"order_placed\"",
+                "Order {{order_id}}: your coupon {{coupon}}",
+            ),
+            related.id,
+        ))
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "o.csv",
+            "order_id,ordered_at,channel,status,sku,category,quantity,unit_price,phone,email\n\
+             C1,2025-11-30 10:00:00,web,paid,SKU-S,skincare,1,100.00,13900000001,c1@example.com\n\
+             C2,2025-11-30 10:00:00,web,paid,SKU-H,haircare,1,100.00,13900000002,c2@example.com\n",
+        );
+        import(s, &path, InputFormat::Canonical, "web").await;
+        let r = s
+            .campaigns_run(&cx(touchpoint_store::now_ms()))
+            .await
+            .unwrap();
+        assert_eq!(r[0].queued, 2, "{}: {r:?}", db.name);
+        let got = db
+            .rows(
+                "SELECT s.occurrence, CAST(c.definition_id AS TEXT), s.body, c.code FROM campaign_sends s \
+                 JOIN coupons c ON c.code = s.coupon_code AND c.member_id = s.member_id ORDER BY s.occurrence",
+                4,
+            )
+            .await;
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0][0], "order:web:C1");
+        assert_eq!(
+            got[0][1],
+            related.id.to_string(),
+            "skincare: the related coupon"
+        );
+        assert_eq!(got[1][1], default.id.to_string(), "haircare: the default");
+        assert_eq!(got[0][2], format!("Order C1: your coupon {}", got[0][3]));
+        db.cleanup().await;
+    }
+}
