@@ -29,6 +29,15 @@ use crate::{Store, StoreError};
 
 const DAY_MS: i64 = 86_400_000;
 
+/// With `TOUCHPOINT_PLAN_TIMINGS=1`, print how long each stage of a dry run
+/// took (to standard error), for `touchpoint bench campaigns`.
+fn stage(t: &mut std::time::Instant, what: &str) {
+    if std::env::var_os("TOUCHPOINT_PLAN_TIMINGS").is_some() {
+        eprintln!("    {what}: {:.3} s", t.elapsed().as_secs_f64());
+    }
+    *t = std::time::Instant::now();
+}
+
 /// One member the trigger found, with its occurrence (part of the send's
 /// unique key), the trigger's template fields and why it was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -508,6 +517,7 @@ impl Store {
                 out.push(dr);
                 continue;
             }
+            let mut t = std::time::Instant::now();
             let mut h = self.acquire().await?;
             let mut conn = h.conn();
             let consent: HashSet<i64> = conn
@@ -531,6 +541,7 @@ impl Store {
                     .collect(),
                 );
             }
+            stage(&mut t, "consent and addresses");
             let decided: HashSet<(i64, String)> = conn
                 .fetch(
                     "SELECT member_id, occurrence FROM campaign_sends WHERE campaign = $1",
@@ -573,6 +584,7 @@ impl Store {
                 };
                 dr.push(sc, &cand, d, r);
             }
+            stage(&mut t, "decided and waiting");
             let (cands, _) = match self.candidates(sc, cx, true).await? {
                 Ok(x) => x,
                 Err(idle) => {
@@ -581,6 +593,7 @@ impl Store {
                     continue;
                 }
             };
+            stage(&mut t, "candidates");
             dr.candidates = cands.len() as u64;
             for cand in &cands {
                 let m = cand.member;

@@ -359,6 +359,15 @@ impl Store {
             ""
         };
         let f = fields(id, &m, coupon);
+        // The trigger's fields are known only at a run: shown as <field>.
+        let kind = serde_json::to_value(&c.trigger)
+            .ok()
+            .and_then(|v| v["kind"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        let extra: Vec<(&str, String)> = campaigns::trigger_fields(&kind)
+            .iter()
+            .map(|k| (*k, format!("<{k}>")))
+            .collect();
         Ok(MessagePreview {
             campaign: sc.name.clone(),
             member_id: MemberId::from_i64(id).to_string(),
@@ -366,8 +375,8 @@ impl Store {
             address,
             consent,
             control: c.is_control(id),
-            subject: campaigns::render(&c.subject, &f),
-            body: campaigns::render(&c.body, &f),
+            subject: campaigns::render_with(&c.subject, &f, &extra),
+            body: campaigns::render_with(&c.body, &f, &extra),
         })
     }
 
@@ -393,7 +402,12 @@ impl Store {
             as_of: Some(local(cx.now, &cx.time_zone).date_naive()),
             ..SegmentContext::new(cx.time_zone)
         };
-        self.segment_members(&expr, &seg).await
+        let t = std::time::Instant::now();
+        let r = self.segment_members(&expr, &seg).await;
+        if std::env::var_os("TOUCHPOINT_PLAN_TIMINGS").is_some() {
+            eprintln!("    audience: {:.3} s", t.elapsed().as_secs_f64());
+        }
+        r
     }
 
     /// The scheduler tick (`touchpoint campaigns run`, what a cron runs):
