@@ -80,8 +80,17 @@ pub struct PreviewArgs {
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// The run's time: local "YYYY-MM-DD HH:MM" in the business time zone, or RFC 3339 (default: now).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "as_of")]
     pub now: Option<String>,
+    /// The run's day: YYYY-MM-DD (12:00 local that day), or a time as --now takes.
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// List who would get what and why (member, campaign, occurrence, decision, reason); write nothing, send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run and the table output: at most this many decisions listed per campaign (0: all).
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
     /// The SMTP relay, smtp://HOST:PORT (no TLS, no login).
     #[arg(long, env = "TOUCHPOINT_SMTP_URL")]
     pub smtp_url: Option<String>,
@@ -211,10 +220,77 @@ pub async fn run(cmd: CampaignsCommand, database: &str, settings: &Settings) -> 
             }
         }
         CampaignsCommand::Run(a) => {
-            let now = match &a.now {
-                Some(s) => parse_now(s, &tz)?,
-                None => touchpoint_store::now_ms(),
+            let now = match (&a.now, &a.as_of) {
+                (Some(s), _) => parse_now(s, &tz)?,
+                (None, Some(d)) => match chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d") {
+                    Ok(day) => parse_now(&format!("{day} 12:00"), &tz)?,
+                    Err(_) => parse_now(d, &tz).with_context(|| {
+                        format!("--as-of {d:?}: expected YYYY-MM-DD or a time as --now takes")
+                    })?,
+                },
+                (None, None) => touchpoint_store::now_ms(),
             };
+            if a.dry_run {
+                let plan = store
+                    .campaigns_dry_run(&RunContext { now, time_zone: tz })
+                    .await?;
+                match a.output {
+                    OutputFormat::Json => output::print_json(&serde_json::json!({
+                        "now": now,
+                        "dry_run": true,
+                        "campaigns": plan,
+                    }))?,
+                    OutputFormat::Table => {
+                        println!(
+                            "dry run as of {} (nothing is written or sent)",
+                            output::time(now, &tz)
+                        );
+                        for c in &plan {
+                            if let Some(why) = &c.idle {
+                                println!("{:<24} idle: {why}", c.campaign);
+                                continue;
+                            }
+                            let counts: Vec<String> =
+                                c.counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+                            println!(
+                                "{:<24} priority {}, candidates {}, already decided {}: {}",
+                                c.campaign,
+                                c.priority,
+                                c.candidates,
+                                c.already_decided,
+                                if counts.is_empty() {
+                                    "nothing".into()
+                                } else {
+                                    counts.join(", ")
+                                }
+                            );
+                            let n = if a.limit == 0 {
+                                c.decisions.len()
+                            } else {
+                                a.limit
+                            };
+                            for d in c.decisions.iter().take(n) {
+                                println!(
+                                    "  {:<10} {:<28} {:<8} {:<18} {}",
+                                    d.member_id,
+                                    d.occurrence,
+                                    d.decision,
+                                    d.reason.as_deref().unwrap_or("-"),
+                                    d.why
+                                );
+                            }
+                            if c.decisions.len() > n {
+                                println!(
+                                    "  ... {} more (--limit 0 lists all)",
+                                    c.decisions.len() - n
+                                );
+                            }
+                        }
+                    }
+                }
+                store.close().await;
+                return Ok(ExitCode::SUCCESS);
+            }
             let smtp = a
                 .smtp_url
                 .as_deref()
@@ -256,11 +332,14 @@ pub async fn run(cmd: CampaignsCommand, database: &str, settings: &Settings) -> 
                         let skipped: Vec<String> =
                             c.skipped.iter().map(|(k, v)| format!("{k} {v}")).collect();
                         println!(
-                            "{:<24} candidates {}, queued {}, control {}, already decided {}, skipped: {}",
+                            "{:<24} candidates {}, queued {}, control {}, waiting {}, released {}, lapsed {}, already decided {}, skipped: {}",
                             c.campaign,
                             c.candidates,
                             c.queued,
                             c.control,
+                            c.waiting,
+                            c.released,
+                            c.lapsed,
                             c.already_decided,
                             if skipped.is_empty() { "none".into() } else { skipped.join(", ") }
                         );
@@ -284,8 +363,8 @@ pub async fn run(cmd: CampaignsCommand, database: &str, settings: &Settings) -> 
                 OutputFormat::Table => {
                     println!("campaign {} version {}", r.campaign, r.version);
                     println!(
-                        "sent {}, queued {}, failed {}, control {}",
-                        r.sent, r.queued, r.failed, r.control
+                        "sent {}, queued {}, failed {}, control {}, waiting {}, lapsed {}",
+                        r.sent, r.queued, r.failed, r.control, r.waiting, r.lapsed
                     );
                     for (k, v) in &r.skipped {
                         println!("skipped {k}: {v}");

@@ -149,6 +149,8 @@ pub async fn run(args: DemoArgs, database: &str, settings: &Settings) -> Result<
     println!();
     loyalty_part(&store, settings).await?;
     println!();
+    campaigns_part(&store, settings).await?;
+    println!();
     crate::report_cmd::print_summary(&store, settings).await?;
     println!(
         "\nDone in {:.1} s. Try: touchpoint members list   |   touchpoint members show M-1   |   touchpoint members shared   |   touchpoint report rfm",
@@ -282,6 +284,149 @@ async fn loyalty_part(store: &touchpoint_store::Store, settings: &Settings) -> R
         "  points liability: {} points outstanding, worth {} CNY",
         count(r.outstanding_points),
         money(r.outstanding_value)
+    );
+    Ok(())
+}
+
+/// The demo's birthday campaign (a week before, members with a purchase).
+pub const BIRTHDAY_CAMPAIGN: &str = r#"name = "demo-birthday"
+channel = "email"
+priority = 10
+
+[audience]
+expression = 'orders >= 1'
+
+[trigger]
+kind = "birthday"
+days_before = 7
+
+[window]
+start_hour = 0
+end_hour = 24
+
+[message]
+subject = "Happy birthday, {{name}}"
+body = "Dear {{name}}, your birthday is on {{birthday}}. You have {{points}} points."
+"#;
+
+/// The demo's win-back campaign (90 quiet days, bought in the last 2 years).
+pub const WINBACK_CAMPAIGN: &str = r#"name = "demo-winback"
+channel = "email"
+priority = 5
+
+[audience]
+expression = 'orders >= 1 and last_order_days <= 730'
+
+[trigger]
+kind = "win_back"
+days = 90
+
+[window]
+start_hour = 0
+end_hour = 24
+
+[message]
+subject = "We miss you, {{name}}"
+body = "It has been {{days_since_order}} days since {{last_order_date}}. You have {{points}} points."
+"#;
+
+/// Set up a birthday and a win-back campaign, grant e-mail consent to every
+/// other member with an address (simulated sign-up choices), and print what
+/// the campaigns would send today (a dry run), with the audience sizes.
+async fn campaigns_part(store: &touchpoint_store::Store, settings: &Settings) -> Result<()> {
+    use touchpoint_store::profiles::{ConsentChoice, ProfileChange, ProfileSource};
+    let t = Instant::now();
+    let with_email = store.members_with_email().await?;
+    let opted: Vec<_> = with_email
+        .iter()
+        .copied()
+        .filter(|m| m.get() % 2 == 0)
+        .collect();
+    let mut change = ProfileChange::new(ProfileSource::Cli);
+    change.detail = Some("demo sign-up form".into());
+    change.consent.push(ConsentChoice {
+        channel: "email".into(),
+        topic: Some("promotions".into()),
+        granted: true,
+    });
+    store.update_profiles(&opted, &change).await?;
+    println!("Campaigns (dry run as of now: nothing is written or sent):");
+    println!(
+        "  e-mail consent for promotions: {} of the {} members with an address (demo sign-up choices)",
+        count(opted.len() as i64),
+        count(with_email.len() as i64)
+    );
+    let mut names = Vec::new();
+    for body in [BIRTHDAY_CAMPAIGN, WINBACK_CAMPAIGN] {
+        let c = store.campaign_create(body).await?;
+        if let touchpoint_core::campaigns::Audience::Expression(text, expr) = &c.campaign.audience {
+            let size = store
+                .segment_members(
+                    expr,
+                    &touchpoint_store::segments::SegmentContext::new(settings.timezone),
+                )
+                .await?
+                .len();
+            println!(
+                "  {} (version {}): audience '{text}': {} members",
+                c.name,
+                c.version,
+                count(size as i64)
+            );
+        }
+        names.push(c.name);
+    }
+    let plan = store
+        .campaigns_dry_run(&touchpoint_store::campaigns::RunContext {
+            now: touchpoint_store::now_ms(),
+            time_zone: settings.timezone,
+        })
+        .await?;
+    for c in plan.iter().filter(|c| names.contains(&c.campaign)) {
+        if let Some(why) = &c.idle {
+            println!("  {}: idle: {why}", c.campaign);
+            continue;
+        }
+        let counts: Vec<String> = c
+            .counts
+            .iter()
+            .map(|(k, v)| format!("{k} {}", count(*v as i64)))
+            .collect();
+        println!(
+            "  {} would decide {} candidates today: {}",
+            c.campaign,
+            count(c.candidates as i64),
+            if counts.is_empty() {
+                "nothing".into()
+            } else {
+                counts.join(", ")
+            }
+        );
+        let mut shown = 0;
+        for d in &c.decisions {
+            // Show who would get a message first, then other decisions.
+            if d.decision == "queued" && shown < 3 {
+                println!(
+                    "    {} {} {}: {}",
+                    d.member_id, d.occurrence, d.decision, d.why
+                );
+                shown += 1;
+            }
+        }
+        if let Some(d) = c.decisions.iter().find(|d| d.decision != "queued") {
+            println!(
+                "    {} {} {} ({}): {}",
+                d.member_id,
+                d.occurrence,
+                d.decision,
+                d.reason.as_deref().unwrap_or("-"),
+                d.why
+            );
+        }
+    }
+    println!(
+        "  ({:.1} s) Try: touchpoint campaigns run --dry-run   |   touchpoint campaigns run --as-of 2026-01-01 --dry-run -o json",
+        t.elapsed().as_secs_f64()
     );
     Ok(())
 }

@@ -36,14 +36,30 @@
 //! Every error names the field (and the line of the file, where known) and
 //! the accepted form.
 
-use chrono::NaiveDateTime;
+use std::collections::BTreeMap;
+
+use chrono::{Datelike, NaiveDate, NaiveDateTime, TimeZone};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::calendar::{self, Calendar};
 use crate::segments::{self, Expr};
 
 /// The member fields a template may use.
 pub const TEMPLATE_FIELDS: [&str; 5] = ["name", "member_id", "points", "tier", "coupon"];
+
+/// The fields a trigger adds to [`TEMPLATE_FIELDS`], by trigger kind.
+pub fn trigger_fields(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "birthday" => &["birthday"],
+        "holiday" => &["holiday", "holiday_date"],
+        "order_placed" => &["order_id", "order_net"],
+        "win_back" => &["days_since_order", "last_order_date"],
+        "points_expiring" => &["expiring_points", "expires_on"],
+        "tier_upgrade" => &["previous_tier"],
+        _ => &[],
+    }
+}
 
 /// The consent topics a campaign may name (the profile module's).
 pub const TOPICS: [&str; 2] = ["newsletter", "promotions"];
@@ -90,11 +106,44 @@ pub enum Trigger {
         /// Days before the birthday the message may go.
         days_before: u32,
     },
-    /// Each order placed (read from the outbox), `delay_minutes` after it was
-    /// recorded.
+    /// Each order placed (read from the outbox) with a net amount of at least
+    /// `min_net`, `delay_minutes` after it was recorded.
     OrderPlaced {
         /// The delay in minutes.
         delay_minutes: i64,
+        /// The least net amount (gross less refunds), minor units; 0: any.
+        min_net: i64,
+    },
+    /// Members `days_before` days (or fewer) before a holiday of the
+    /// calendar; once per holiday date.
+    Holiday {
+        /// Holiday names of the calendar.
+        holidays: Vec<String>,
+        /// Days before the holiday the message may go.
+        days_before: u32,
+        /// The calendar: built in, with the file's `[calendar]` applied.
+        #[serde(skip)]
+        calendar: Calendar,
+    },
+    /// Members whose last purchase is `days` or more days ago; once per
+    /// lapse (a purchase after it starts a new one).
+    WinBack {
+        /// Days without a purchase.
+        days: u32,
+    },
+    /// Members with available points in lots expiring within `days` days,
+    /// at least `min_points` of them; once per first expiring lot.
+    PointsExpiring {
+        /// Days ahead.
+        days: u32,
+        /// The least points expiring.
+        min_points: i64,
+    },
+    /// A member moved to a higher tier (the loyalty tier history), from the
+    /// campaign's creation on; optionally only to the named tiers.
+    TierUpgrade {
+        /// Only upgrades to these tiers (empty: any higher tier).
+        to: Vec<String>,
     },
     /// Once, at a local time of the business time zone.
     Once {
@@ -132,6 +181,90 @@ pub struct WebhookTarget {
     pub secret: String,
 }
 
+/// Frequency caps: how many marketing messages a member may get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Cap {
+    /// Per member per channel per local calendar day and ISO week (Monday
+    /// to Sunday) of the business time zone (the default: 1 a day, 3 a week).
+    Calendar {
+        /// Messages per local day.
+        per_day: u32,
+        /// Messages per local week.
+        per_week: u32,
+    },
+    /// The earlier form: at most `messages` per member in the last `days`
+    /// days, across every channel (`[cap] messages = 3, days = 7`).
+    Rolling {
+        /// Messages.
+        messages: u32,
+        /// Days.
+        days: u32,
+    },
+}
+
+impl Default for Cap {
+    fn default() -> Self {
+        Cap::Calendar {
+            per_day: 1,
+            per_week: 3,
+        }
+    }
+}
+
+impl Cap {
+    /// The windows to check at `now` (UTC ms): (start UTC ms, limit, per
+    /// channel). A message fits when, for each window, the member's
+    /// messages counted from its start are fewer than its limit.
+    pub fn windows(&self, now: i64, tz: chrono_tz::Tz) -> Vec<(i64, u32, bool)> {
+        match *self {
+            Cap::Rolling { messages, days } => {
+                vec![(now - i64::from(days) * 86_400_000, messages, false)]
+            }
+            Cap::Calendar { per_day, per_week } => {
+                let local = chrono::DateTime::from_timestamp_millis(now)
+                    .unwrap_or_default()
+                    .with_timezone(&tz);
+                let today = local.date_naive();
+                let monday =
+                    today - chrono::Days::new(u64::from(today.weekday().num_days_from_monday()));
+                let start = |d: NaiveDate| {
+                    tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap_or_default())
+                        .earliest()
+                        .map_or(now, |t| t.timestamp_millis())
+                };
+                vec![
+                    (start(today), per_day, true),
+                    (start(monday), per_week, true),
+                ]
+            }
+        }
+    }
+}
+
+/// What is decided for one candidate, in this order: no consent (marketing
+/// only), no address, over the cap (marketing only: it waits), the control
+/// group, else queued.
+pub fn decide(
+    transactional: bool,
+    consent: bool,
+    has_address: bool,
+    under_cap: bool,
+    control: bool,
+) -> (&'static str, Option<&'static str>) {
+    if !transactional && !consent {
+        ("skipped", Some("no_consent"))
+    } else if !has_address {
+        ("skipped", Some("no_address"))
+    } else if !transactional && !under_cap {
+        ("waiting", Some("capped"))
+    } else if control {
+        ("control", None)
+    } else {
+        ("queued", None)
+    }
+}
+
 /// A validated campaign.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Campaign {
@@ -155,8 +288,21 @@ pub struct Campaign {
     pub topic: String,
     /// A coupon definition issued per send.
     pub coupon_definition: Option<i64>,
-    /// At most `.0` messages per member per `.1` days, across all campaigns.
-    pub cap: (u32, u32),
+    /// The frequency cap (not applied to transactional campaigns).
+    pub cap: Cap,
+    /// Higher first: when a member has room for fewer messages than are
+    /// due, the higher priority is decided first (default 0).
+    pub priority: i32,
+    /// How long a capped message waits for a free slot before it lapses,
+    /// minutes (default 3 days).
+    pub expires_after_minutes: i64,
+    /// A transactional message (an order confirmation): sent without
+    /// marketing consent and not capped, nor counted in caps.
+    pub transactional: bool,
+    /// Coupon definitions chosen by the order's product categories (the
+    /// first rule matching a line), for `order_placed`; else
+    /// `coupon_definition`.
+    pub coupon_by_category: Vec<(String, i64)>,
     /// Percent of eligible members held out as the control group.
     pub control_percent: u32,
     /// Days after a send in which a purchase counts as a conversion.
@@ -185,6 +331,23 @@ struct RawFile {
     message: RawMessage,
     #[serde(default)]
     webhook: Option<RawWebhook>,
+    #[serde(default)]
+    priority: Option<i64>,
+    #[serde(default)]
+    expires_after: Option<String>,
+    #[serde(default)]
+    transactional: Option<bool>,
+    #[serde(default)]
+    calendar: Option<BTreeMap<String, Vec<String>>>,
+    #[serde(default)]
+    coupon_by_category: Option<Vec<RawCategoryCoupon>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCategoryCoupon {
+    category: String,
+    coupon_definition: i64,
 }
 
 #[derive(Deserialize)]
@@ -201,6 +364,11 @@ struct RawTrigger {
     days_before: Option<i64>,
     delay: Option<String>,
     at: Option<String>,
+    min_net: Option<i64>,
+    holidays: Option<Vec<String>>,
+    days: Option<i64>,
+    min_points: Option<i64>,
+    to: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -213,8 +381,10 @@ struct RawWindow {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCap {
-    messages: i64,
-    days: i64,
+    messages: Option<i64>,
+    days: Option<i64>,
+    per_day: Option<i64>,
+    per_week: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -261,6 +431,7 @@ fn check_template(
     field: &str,
     value: &toml::Spanned<String>,
     has_coupon: bool,
+    extra: &[&str],
 ) -> Result<(), CampaignError> {
     let raw = &src[value.span()];
     for (at, name) in placeholders(value.get_ref()) {
@@ -272,8 +443,9 @@ fn check_template(
             .or_else(|| raw.find("{{"))
             .map(|o| line_of(src, value.span().start + o))
             .or_else(|| Some(line_of(src, value.span().start + at)));
-        if !TEMPLATE_FIELDS.contains(&name.as_str()) {
-            let hint = segments::closest(&name, TEMPLATE_FIELDS.iter().copied())
+        if !TEMPLATE_FIELDS.contains(&name.as_str()) && !extra.contains(&name.as_str()) {
+            let all = TEMPLATE_FIELDS.iter().chain(extra.iter()).copied();
+            let hint = segments::closest(&name, all.clone())
                 .map(|s| format!(" (did you mean {{{{{s}}}}}?)"))
                 .unwrap_or_default();
             return Err(err(
@@ -281,9 +453,7 @@ fn check_template(
                 field,
                 format!(
                     "unknown field {{{{{name}}}}}{hint}; accepted: {}",
-                    TEMPLATE_FIELDS
-                        .iter()
-                        .map(|f| format!("{{{{{f}}}}}"))
+                    all.map(|f| format!("{{{{{f}}}}}"))
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
@@ -413,42 +583,73 @@ impl Campaign {
             }
         };
         let t = raw.trigger;
-        let unexpected = |name: &str, present: bool| -> Result<(), CampaignError> {
-            if present {
-                Err(err(
+        let allowed: &[&str] = match t.kind.as_str() {
+            "segment_entry" => &[],
+            "birthday" => &["days_before"],
+            "order_placed" => &["delay", "min_net"],
+            "once" => &["at"],
+            "holiday" => &["holidays", "days_before"],
+            "win_back" => &["days"],
+            "points_expiring" => &["days", "min_points"],
+            "tier_upgrade" => &["to"],
+            other => {
+                return Err(err(
                     None,
-                    &format!("trigger.{name}"),
-                    format!("not a setting of trigger kind {:?}", t.kind),
+                    "trigger.kind",
+                    format!("{other:?}: expected one of \"segment_entry\", \"birthday\", \"order_placed\", \"once\", \"holiday\", \"win_back\", \"points_expiring\", \"tier_upgrade\""),
                 ))
-            } else {
-                Ok(())
             }
         };
+        for (name, present) in [
+            ("days_before", t.days_before.is_some()),
+            ("delay", t.delay.is_some()),
+            ("at", t.at.is_some()),
+            ("min_net", t.min_net.is_some()),
+            ("holidays", t.holidays.is_some()),
+            ("days", t.days.is_some()),
+            ("min_points", t.min_points.is_some()),
+            ("to", t.to.is_some()),
+        ] {
+            if present && !allowed.contains(&name) {
+                return Err(err(
+                    None,
+                    &format!("trigger.{name}"),
+                    format!(
+                        "not a setting of trigger kind {:?} (its settings: {})",
+                        t.kind,
+                        if allowed.is_empty() {
+                            "none".to_string()
+                        } else {
+                            allowed.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+        let days_before = || -> Result<u32, CampaignError> {
+            let d = t.days_before.unwrap_or(0);
+            if !(0..=60).contains(&d) {
+                return Err(err(
+                    None,
+                    "trigger.days_before",
+                    format!("{d}: expected a whole number of days from 0 to 60"),
+                ));
+            }
+            Ok(d as u32)
+        };
+        if raw.calendar.is_some() && t.kind != "holiday" {
+            return Err(err(
+                None,
+                "calendar",
+                "a [calendar] table is only for trigger kind \"holiday\"",
+            ));
+        }
         let trigger = match t.kind.as_str() {
-            "segment_entry" => {
-                unexpected("days_before", t.days_before.is_some())?;
-                unexpected("delay", t.delay.is_some())?;
-                unexpected("at", t.at.is_some())?;
-                Trigger::SegmentEntry
-            }
-            "birthday" => {
-                unexpected("delay", t.delay.is_some())?;
-                unexpected("at", t.at.is_some())?;
-                let d = t.days_before.unwrap_or(0);
-                if !(0..=60).contains(&d) {
-                    return Err(err(
-                        None,
-                        "trigger.days_before",
-                        format!("{d}: expected a whole number of days from 0 to 60"),
-                    ));
-                }
-                Trigger::Birthday {
-                    days_before: d as u32,
-                }
-            }
+            "segment_entry" => Trigger::SegmentEntry,
+            "birthday" => Trigger::Birthday {
+                days_before: days_before()?,
+            },
             "order_placed" => {
-                unexpected("days_before", t.days_before.is_some())?;
-                unexpected("at", t.at.is_some())?;
                 let d = t.delay.as_deref().unwrap_or("0m");
                 let Some(delay_minutes) = parse_delay(d) else {
                     return Err(err(
@@ -457,11 +658,20 @@ impl Campaign {
                         format!("{d:?}: expected minutes, hours or days such as \"30m\", \"2h\" or \"3d\""),
                     ));
                 };
-                Trigger::OrderPlaced { delay_minutes }
+                let min_net = t.min_net.unwrap_or(0);
+                if min_net < 0 {
+                    return Err(err(
+                        None,
+                        "trigger.min_net",
+                        format!("{min_net}: expected the least net amount in minor units (fen, cents), 0 or more"),
+                    ));
+                }
+                Trigger::OrderPlaced {
+                    delay_minutes,
+                    min_net,
+                }
             }
             "once" => {
-                unexpected("days_before", t.days_before.is_some())?;
-                unexpected("delay", t.delay.is_some())?;
                 let Some(a) = t.at else {
                     return Err(err(
                         None,
@@ -478,14 +688,131 @@ impl Campaign {
                 };
                 Trigger::Once { at }
             }
-            other => {
+            "holiday" => {
+                let mut overrides = BTreeMap::new();
+                for (name, dates) in raw.calendar.clone().unwrap_or_default() {
+                    let mut v = Vec::new();
+                    for d in &dates {
+                        let Ok(day) = NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d") else {
+                            return Err(err(
+                                None,
+                                &format!("calendar.{name}"),
+                                format!("{d:?}: expected dates \"YYYY-MM-DD\""),
+                            ));
+                        };
+                        v.push(day);
+                    }
+                    overrides.insert(name, v);
+                }
+                let cal = Calendar::with_overrides(&overrides);
+                let holidays = t.holidays.clone().unwrap_or_default();
+                if holidays.is_empty() {
+                    return Err(err(
+                        None,
+                        "trigger.holidays",
+                        format!(
+                            "kind = \"holiday\" needs holidays = [\"double11\", ...]; built in: {}",
+                            calendar::builtin_names().join(", ")
+                        ),
+                    ));
+                }
+                for h in &holidays {
+                    if !cal.dates.contains_key(h) {
+                        let names: Vec<&str> = cal.dates.keys().map(String::as_str).collect();
+                        let hint = segments::closest(h, names.iter().copied())
+                            .map(|s| format!(" (did you mean {s:?}?)"))
+                            .unwrap_or_default();
+                        return Err(err(
+                            None,
+                            "trigger.holidays",
+                            format!(
+                                "{h:?} is not in the calendar{hint}; known: {} (add dates in a [calendar] table)",
+                                names.join(", ")
+                            ),
+                        ));
+                    }
+                }
+                Trigger::Holiday {
+                    holidays,
+                    days_before: days_before()?,
+                    calendar: cal,
+                }
+            }
+            "win_back" => {
+                let d = t.days.unwrap_or(90);
+                if !(1..=3650).contains(&d) {
+                    return Err(err(
+                        None,
+                        "trigger.days",
+                        format!("{d}: expected days without a purchase, 1 to 3650"),
+                    ));
+                }
+                Trigger::WinBack { days: d as u32 }
+            }
+            "points_expiring" => {
+                let d = t.days.unwrap_or(30);
+                if !(1..=365).contains(&d) {
+                    return Err(err(
+                        None,
+                        "trigger.days",
+                        format!("{d}: expected days ahead, 1 to 365"),
+                    ));
+                }
+                let min_points = t.min_points.unwrap_or(1);
+                if min_points < 1 {
+                    return Err(err(
+                        None,
+                        "trigger.min_points",
+                        format!("{min_points}: expected 1 or more points"),
+                    ));
+                }
+                Trigger::PointsExpiring {
+                    days: d as u32,
+                    min_points,
+                }
+            }
+            _ => Trigger::TierUpgrade {
+                to: t.to.clone().unwrap_or_default(),
+            },
+        };
+        let kind = t.kind.clone();
+        let priority = raw.priority.unwrap_or(0);
+        if !(-1000..=1000).contains(&priority) {
+            return Err(err(
+                None,
+                "priority",
+                format!(
+                    "{priority}: expected a whole number from -1000 to 1000 (higher goes first)"
+                ),
+            ));
+        }
+        let ea = raw.expires_after.as_deref().unwrap_or("3d");
+        let Some(expires_after_minutes) = parse_delay(ea).filter(|m| *m >= 1) else {
+            return Err(err(
+                None,
+                "expires_after",
+                format!("{ea:?}: expected how long a capped message may wait, such as \"12h\" or \"3d\""),
+            ));
+        };
+        let transactional = raw.transactional.unwrap_or(false);
+        let mut coupon_by_category = Vec::new();
+        for r in raw.coupon_by_category.unwrap_or_default() {
+            if r.coupon_definition < 1 || r.category.trim().is_empty() {
                 return Err(err(
                     None,
-                    "trigger.kind",
-                    format!("{other:?}: expected \"segment_entry\", \"birthday\", \"order_placed\" or \"once\""),
-                ))
+                    "coupon_by_category",
+                    "expected category = \"TEXT\" and coupon_definition = ID (a coupon definition)",
+                ));
             }
-        };
+            coupon_by_category.push((r.category, r.coupon_definition));
+        }
+        if !coupon_by_category.is_empty() && kind != "order_placed" {
+            return Err(err(
+                None,
+                "coupon_by_category",
+                "only for trigger kind \"order_placed\" (the order's categories choose the coupon)",
+            ));
+        }
         let window = match raw.window {
             None => (0, 24),
             Some(w) => {
@@ -506,19 +833,53 @@ impl Campaign {
             }
         };
         let cap = match raw.cap {
-            None => (3, 7),
-            Some(c) => {
-                if !(1..=100).contains(&c.messages) || !(1..=365).contains(&c.days) {
+            None => Cap::default(),
+            Some(RawCap {
+                messages: None,
+                days: None,
+                per_day,
+                per_week,
+            }) => {
+                let d = per_day.unwrap_or(1);
+                let w = per_week.unwrap_or(3);
+                if !(1..=100).contains(&d) || !(1..=700).contains(&w) {
+                    return Err(err(
+                        None,
+                        "cap",
+                        format!("per_day = {d}, per_week = {w}: expected 1 to 100 a day and 1 to 700 a week"),
+                    ));
+                }
+                Cap::Calendar {
+                    per_day: d as u32,
+                    per_week: w as u32,
+                }
+            }
+            Some(RawCap {
+                messages: Some(m),
+                days: Some(dd),
+                per_day: None,
+                per_week: None,
+            }) => {
+                if !(1..=100).contains(&m) || !(1..=365).contains(&dd) {
                     return Err(err(
                         None,
                         "cap",
                         format!(
-                            "messages = {}, days = {}: expected 1 to 100 messages per 1 to 365 days",
-                            c.messages, c.days
+                            "messages = {m}, days = {dd}: expected 1 to 100 messages per 1 to 365 days"
                         ),
                     ));
                 }
-                (c.messages as u32, c.days as u32)
+                Cap::Rolling {
+                    messages: m as u32,
+                    days: dd as u32,
+                }
+            }
+            Some(_) => {
+                return Err(err(
+                    None,
+                    "cap",
+                    "expected per_day and/or per_week (per local day and week, per channel), or both messages and days (rolling, across channels)",
+                ))
             }
         };
         let control_percent = raw.control_percent.unwrap_or(10);
@@ -546,9 +907,16 @@ impl Campaign {
                 ));
             }
         }
-        let has_coupon = raw.coupon_definition.is_some();
-        check_template(src, "message.subject", &raw.message.subject, has_coupon)?;
-        check_template(src, "message.body", &raw.message.body, has_coupon)?;
+        let has_coupon = raw.coupon_definition.is_some() || !coupon_by_category.is_empty();
+        let extra = trigger_fields(&kind);
+        check_template(
+            src,
+            "message.subject",
+            &raw.message.subject,
+            has_coupon,
+            extra,
+        )?;
+        check_template(src, "message.body", &raw.message.body, has_coupon, extra)?;
         if raw.message.subject.get_ref().trim().is_empty() && channel == Channel::Email {
             return Err(err(
                 Some(line_of(src, raw.message.subject.span().start)),
@@ -568,6 +936,10 @@ impl Campaign {
             topic,
             coupon_definition: raw.coupon_definition,
             cap,
+            priority: priority as i32,
+            expires_after_minutes,
+            transactional,
+            coupon_by_category,
             control_percent: control_percent as u32,
             conversion_days: conversion_days as u32,
         })
@@ -611,6 +983,11 @@ pub struct MessageFields {
 
 /// Fill a template checked by [`Campaign::parse`].
 pub fn render(template: &str, f: &MessageFields) -> String {
+    render_with(template, f, &[])
+}
+
+/// [`render`] with the trigger's fields ([`trigger_fields`]) as well.
+pub fn render_with(template: &str, f: &MessageFields, extra: &[(&str, String)]) -> String {
     let mut out = String::with_capacity(template.len() + 32);
     let mut rest = template;
     while let Some(s) = rest.find("{{") {
@@ -626,6 +1003,11 @@ pub fn render(template: &str, f: &MessageFields) -> String {
             "points" => out.push_str(&f.points.to_string()),
             "tier" => out.push_str(&f.tier),
             "coupon" => out.push_str(&f.coupon),
+            other if extra.iter().any(|(k, _)| *k == other) => {
+                if let Some((_, v)) = extra.iter().find(|(k, _)| *k == other) {
+                    out.push_str(v);
+                }
+            }
             other => {
                 out.push_str("{{");
                 out.push_str(other);
@@ -719,7 +1101,14 @@ your gift: {{coupon}}; you have {{points}} points ({{tier}}).
         let c = Campaign::parse(GOOD).unwrap();
         assert_eq!(c.trigger, Trigger::Birthday { days_before: 3 });
         assert_eq!(c.window, (9, 21));
-        assert_eq!(c.cap, (3, 7));
+        assert_eq!(
+            c.cap,
+            Cap::Calendar {
+                per_day: 1,
+                per_week: 3
+            }
+        );
+        assert_eq!((c.priority, c.expires_after_minutes), (0, 3 * 1440));
         assert_eq!(c.control_percent, 10);
         assert_eq!(c.topic, "promotions");
         assert!(matches!(c.audience, Audience::Expression(..)));
@@ -782,7 +1171,10 @@ your gift: {{coupon}}; you have {{points}} points ({{tier}}).
         );
         assert_eq!(
             Campaign::parse(&order).unwrap().trigger,
-            Trigger::OrderPlaced { delay_minutes: 120 }
+            Trigger::OrderPlaced {
+                delay_minutes: 120,
+                min_net: 0
+            }
         );
     }
 
@@ -804,5 +1196,98 @@ your gift: {{coupon}}; you have {{points}} points ({{tier}}).
         assert!((lo - (0.2 - 1.96 * 0.003f64.sqrt())).abs() < 1e-12, "{lo}");
         assert!((hi - 0.307354).abs() < 1e-6, "{hi}");
         assert_eq!(lift(10, 1, 0, 0).lift, None);
+    }
+
+    fn with_trigger(t: &str) -> String {
+        GOOD.replace("kind = \"birthday\"\ndays_before = 3", t)
+    }
+
+    #[test]
+    fn the_new_triggers_parse_with_their_defaults_and_fields() {
+        let c = Campaign::parse(&with_trigger("kind = \"win_back\"")).unwrap();
+        assert_eq!(c.trigger, Trigger::WinBack { days: 90 });
+        let c = Campaign::parse(
+            &with_trigger("kind = \"points_expiring\"\ndays = 14").replace(
+                "{{points}} points",
+                "{{expiring_points}} points on {{expires_on}}",
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            c.trigger,
+            Trigger::PointsExpiring {
+                days: 14,
+                min_points: 1
+            }
+        );
+        // A trigger field of another kind is refused.
+        let e = Campaign::parse(
+            &with_trigger("kind = \"win_back\"").replace("{{points}}", "{{expiring_points}}"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("{{days_since_order}}"), "{e}");
+        let c = Campaign::parse(&format!(
+            "{}\n[calendar]\nanniversary = [\"2026-09-01\"]\n",
+            with_trigger(
+                "kind = \"holiday\"\nholidays = [\"double11\", \"anniversary\"]\ndays_before = 2"
+            )
+        ))
+        .unwrap();
+        let Trigger::Holiday { calendar, .. } = &c.trigger else {
+            panic!("{:?}", c.trigger)
+        };
+        assert_eq!(calendar.dates["anniversary"].len(), 1);
+        let e = Campaign::parse(&with_trigger(
+            "kind = \"holiday\"\nholidays = [\"doubel11\"]",
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("did you mean \"double11\""), "{e}");
+        let c = Campaign::parse(&with_trigger(
+            "kind = \"order_placed\"\ndelay = \"1d\"\nmin_net = 100000",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.trigger,
+            Trigger::OrderPlaced {
+                delay_minutes: 1440,
+                min_net: 100_000
+            }
+        );
+        let e = Campaign::parse(&with_trigger("kind = \"win_back\"\ndays_before = 3")).unwrap_err();
+        assert_eq!(e.field, "trigger.days_before");
+        let c = Campaign::parse(&format!(
+            "priority = 5\nexpires_after = \"12h\"\n{}",
+            with_trigger("kind = \"tier_upgrade\"\nto = [\"Gold\"]")
+        ))
+        .unwrap();
+        assert_eq!((c.priority, c.expires_after_minutes), (5, 720));
+        let legacy = GOOD.replace("[window]", "[cap]\nmessages = 2\ndays = 5\n\n[window]");
+        assert_eq!(
+            Campaign::parse(&legacy).unwrap().cap,
+            Cap::Rolling {
+                messages: 2,
+                days: 5
+            }
+        );
+    }
+
+    #[test]
+    fn caps_count_from_the_local_day_and_monday() {
+        // 2025-12-03 (a Wednesday) 10:00 in Shanghai = 02:00 UTC.
+        let now = 1_764_727_200_000;
+        let w = Cap::default().windows(now, chrono_tz::Asia::Shanghai);
+        // Local midnight of the 3rd is 2025-12-02 16:00 UTC; Monday the 1st
+        // is 2025-11-30 16:00 UTC.
+        assert_eq!(w[0], (1_764_691_200_000, 1, true));
+        assert_eq!(w[1], (1_764_518_400_000, 3, true));
+        assert_eq!(
+            decide(false, true, true, false, false),
+            ("waiting", Some("capped"))
+        );
+        assert_eq!(decide(true, false, true, false, false), ("queued", None));
+        assert_eq!(
+            decide(false, false, true, true, false),
+            ("skipped", Some("no_consent"))
+        );
     }
 }

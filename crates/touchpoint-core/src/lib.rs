@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod analytics;
+pub mod calendar;
 pub mod campaigns;
 pub mod clv;
 pub mod coupons;

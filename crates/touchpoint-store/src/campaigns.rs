@@ -29,6 +29,7 @@ use touchpoint_core::domain::DomainEvent;
 use touchpoint_core::segments::{parse, Expr};
 use touchpoint_core::MemberId;
 
+use crate::campaign_triggers::Candidate;
 use crate::db::Val;
 use crate::segments::SegmentContext;
 use crate::{Store, StoreError, UnitOfWork};
@@ -78,6 +79,12 @@ pub struct CampaignRun {
     pub already_decided: u64,
     /// Queued for delivery.
     pub queued: u64,
+    /// Over the frequency cap: waiting for a free slot (new or still).
+    pub waiting: u64,
+    /// Waiting messages released by this run (queued or control now).
+    pub released: u64,
+    /// Waiting messages that lapsed after their `expires_after`.
+    pub lapsed: u64,
     /// In the control group: recorded, not sent.
     pub control: u64,
     /// Skipped, by reason.
@@ -121,6 +128,10 @@ pub struct CampaignReport {
     pub failed: u64,
     /// Control group members (recorded, not sent).
     pub control: u64,
+    /// Over the cap, waiting for a free slot.
+    pub waiting: u64,
+    /// Waited past `expires_after` and lapsed (reason `cap_wait_expired`).
+    pub lapsed: u64,
     /// Skipped, by reason.
     pub skipped: BTreeMap<String, u64>,
     /// Days after the decision in which a purchase counts.
@@ -129,7 +140,7 @@ pub struct CampaignReport {
     pub conversion: Lift,
 }
 
-fn local(ms: i64, tz: &chrono_tz::Tz) -> DateTime<chrono_tz::Tz> {
+pub(crate) fn local(ms: i64, tz: &chrono_tz::Tz) -> DateTime<chrono_tz::Tz> {
     DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
         .with_timezone(tz)
@@ -156,13 +167,13 @@ const CURRENT: &str = "SELECT c.name, c.version, c.created_at, c.body, \
      FROM campaigns c WHERE c.version = (SELECT MAX(v.version) FROM campaigns v WHERE v.name = c.name)";
 
 /// What a send needs from the member.
-struct Member {
+pub(crate) struct Member {
     name: Option<String>,
     points: i64,
     tier: Option<String>,
 }
 
-async fn member_fields(c: &mut crate::Conn<'_>, id: i64) -> Result<Member, StoreError> {
+pub(crate) async fn member_fields(c: &mut crate::Conn<'_>, id: i64) -> Result<Member, StoreError> {
     let name = c
         .fetch_opt(
             "SELECT name FROM members WHERE id = $1",
@@ -182,7 +193,10 @@ async fn member_fields(c: &mut crate::Conn<'_>, id: i64) -> Result<Member, Store
     Ok(Member { name, points, tier })
 }
 
-async fn email_of(c: &mut crate::Conn<'_>, id: i64) -> Result<Option<String>, StoreError> {
+pub(crate) async fn email_of(
+    c: &mut crate::Conn<'_>,
+    id: i64,
+) -> Result<Option<String>, StoreError> {
     c.fetch_opt(
         "SELECT value FROM identifiers WHERE member_id = $1 AND kind = 'email' AND shared = 0 \
          ORDER BY created_at DESC, id DESC LIMIT 1",
@@ -192,7 +206,7 @@ async fn email_of(c: &mut crate::Conn<'_>, id: i64) -> Result<Option<String>, St
     .await
 }
 
-async fn consented(
+pub(crate) async fn consented(
     c: &mut crate::Conn<'_>,
     id: i64,
     channel: &str,
@@ -207,7 +221,7 @@ async fn consented(
         == Some(1))
 }
 
-fn fields(member: i64, m: &Member, coupon: &str) -> MessageFields {
+pub(crate) fn fields(member: i64, m: &Member, coupon: &str) -> MessageFields {
     MessageFields {
         name: m.name.clone().unwrap_or_default(),
         member_id: MemberId::from_i64(member).to_string(),
@@ -219,7 +233,7 @@ fn fields(member: i64, m: &Member, coupon: &str) -> MessageFields {
 
 /// This year's (and next year's) birthday for a date of birth; 29 February
 /// is the 28th in other years.
-fn birthday_in(born: NaiveDate, year: i32) -> Option<NaiveDate> {
+pub(crate) fn birthday_in(born: NaiveDate, year: i32) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(year, born.month(), born.day())
         .or_else(|| NaiveDate::from_ymd_opt(year, born.month(), 28))
 }
@@ -345,6 +359,15 @@ impl Store {
             ""
         };
         let f = fields(id, &m, coupon);
+        // The trigger's fields are known only at a run: shown as <field>.
+        let kind = serde_json::to_value(&c.trigger)
+            .ok()
+            .and_then(|v| v["kind"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        let extra: Vec<(&str, String)> = campaigns::trigger_fields(&kind)
+            .iter()
+            .map(|k| (*k, format!("<{k}>")))
+            .collect();
         Ok(MessagePreview {
             campaign: sc.name.clone(),
             member_id: MemberId::from_i64(id).to_string(),
@@ -352,12 +375,16 @@ impl Store {
             address,
             consent,
             control: c.is_control(id),
-            subject: campaigns::render(&c.subject, &f),
-            body: campaigns::render(&c.body, &f),
+            subject: campaigns::render_with(&c.subject, &f, &extra),
+            body: campaigns::render_with(&c.body, &f, &extra),
         })
     }
 
-    async fn audience(&self, c: &Campaign, cx: &RunContext) -> Result<Vec<MemberId>, StoreError> {
+    pub(crate) async fn audience(
+        &self,
+        c: &Campaign,
+        cx: &RunContext,
+    ) -> Result<Vec<MemberId>, StoreError> {
         let expr: Expr = match &c.audience {
             Audience::Expression(_, e) => e.clone(),
             Audience::Segment(s) => {
@@ -375,7 +402,12 @@ impl Store {
             as_of: Some(local(cx.now, &cx.time_zone).date_naive()),
             ..SegmentContext::new(cx.time_zone)
         };
-        self.segment_members(&expr, &seg).await
+        let t = std::time::Instant::now();
+        let r = self.segment_members(&expr, &seg).await;
+        if std::env::var_os("TOUCHPOINT_PLAN_TIMINGS").is_some() {
+            eprintln!("    audience: {:.3} s", t.elapsed().as_secs_f64());
+        }
+        r
     }
 
     /// The scheduler tick (`touchpoint campaigns run`, what a cron runs):
@@ -384,7 +416,7 @@ impl Store {
     /// ([`Store::campaigns_deliver`]), after these units of work commit.
     pub async fn campaigns_run(&self, cx: &RunContext) -> Result<Vec<CampaignRun>, StoreError> {
         let mut out = Vec::new();
-        for sc in self.campaigns().await? {
+        for sc in crate::campaign_triggers::by_priority(self.campaigns().await?) {
             out.push(self.campaign_run(&sc, cx).await?);
         }
         Ok(out)
@@ -402,8 +434,12 @@ impl Store {
         };
         // Orders are read from the outbox whatever the hour, so none is
         // missed; they wait in campaign_pending for their delay and window.
-        if let Trigger::OrderPlaced { delay_minutes } = c.trigger {
-            self.collect_orders(sc, delay_minutes).await?;
+        if let Trigger::OrderPlaced {
+            delay_minutes,
+            min_net,
+        } = c.trigger
+        {
+            self.collect_orders(sc, delay_minutes, min_net).await?;
         }
         let now_local = local(cx.now, &cx.time_zone);
         if !c.in_window(now_local.hour()) {
@@ -413,7 +449,56 @@ impl Store {
             ));
             return Ok(run);
         }
-        let today = now_local.date_naive();
+        // Messages that waited for a cap slot go before new ones.
+        self.retry_waiting(sc, cx, &mut run).await?;
+        let (candidates, after) = match self.candidates(sc, cx, false).await? {
+            Ok(x) => x,
+            Err(idle) => {
+                run.idle = Some(idle);
+                return Ok(run);
+            }
+        };
+        run.candidates = candidates.len() as u64;
+        let chunks: Vec<&[Candidate]> = if candidates.is_empty() {
+            vec![&[]]
+        } else {
+            candidates.chunks(DECIDE_CHUNK).collect()
+        };
+        let last = chunks.len() - 1;
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let mut uow = self.unit_of_work().await?;
+            for cand in chunk {
+                self.decide(&mut uow, sc, cx, cand, &mut run).await?;
+            }
+            if i == last {
+                uow.conn()
+                    .exec(
+                        "INSERT INTO campaign_state (name, last_run_at) VALUES ($1, $2) \
+                         ON CONFLICT (name) DO UPDATE SET last_run_at = excluded.last_run_at",
+                        &[sc.name.as_str().into(), cx.now.into()],
+                    )
+                    .await?;
+                for (sql, vals) in &after {
+                    uow.conn().exec(sql, vals).await?;
+                }
+            }
+            uow.commit().await?;
+        }
+        Ok(run)
+    }
+
+    /// A campaign's candidates as of `cx.now` and the writes that move its
+    /// trigger state once they are decided, or why it has none (a `once`
+    /// campaign done or not yet due). With `dry`, nothing is read that a
+    /// run would write first: orders still in the outbox are read from it.
+    pub(crate) async fn candidates(
+        &self,
+        sc: &StoredCampaign,
+        cx: &RunContext,
+        dry: bool,
+    ) -> Result<Result<(Vec<Candidate>, Vec<(String, Vec<Val>)>), String>, StoreError> {
+        let c = &sc.campaign;
+        let today = local(cx.now, &cx.time_zone).date_naive();
         let state_done = {
             let mut h = self.acquire().await?;
             h.conn()
@@ -426,7 +511,12 @@ impl Store {
                 .flatten()
         };
         let mut after: Vec<(String, Vec<Val>)> = Vec::new();
-        let candidates: Vec<(i64, String)> = match &c.trigger {
+        let simple = |v: Vec<(i64, String)>, why: &str| -> Vec<Candidate> {
+            v.into_iter()
+                .map(|(member, occurrence)| Candidate::new(member, occurrence, why))
+                .collect()
+        };
+        let candidates: Vec<Candidate> = match &c.trigger {
             Trigger::SegmentEntry => {
                 let now_in = self.audience(c, cx).await?;
                 let mut h = self.acquire().await?;
@@ -452,11 +542,14 @@ impl Store {
                         vec![sc.name.as_str().into(), m.get().into()],
                     ));
                 }
-                now_in
-                    .iter()
-                    .filter(|m| !before.contains(&m.get()))
-                    .map(|m| (m.get(), occ.clone()))
-                    .collect()
+                simple(
+                    now_in
+                        .iter()
+                        .filter(|m| !before.contains(&m.get()))
+                        .map(|m| (m.get(), occ.clone()))
+                        .collect(),
+                    "entered the audience",
+                )
             }
             Trigger::Birthday { days_before } => {
                 let now_in: HashSet<i64> = self
@@ -486,14 +579,24 @@ impl Store {
                         if let Some(d) = birthday_in(b, y) {
                             let from = d - chrono::Days::new(u64::from(*days_before));
                             if from <= today && today <= d {
-                                v.push((id, format!("birthday:{y}")));
+                                let mut cand = Candidate::new(
+                                    id,
+                                    format!("birthday:{y}"),
+                                    &format!("birthday on {d}"),
+                                );
+                                cand.fields
+                                    .push(("birthday", d.format("%m-%d").to_string()));
+                                v.push(cand);
                             }
                         }
                     }
                 }
                 v
             }
-            Trigger::OrderPlaced { .. } => {
+            Trigger::OrderPlaced {
+                delay_minutes,
+                min_net,
+            } => {
                 let now_in: HashSet<i64> = self
                     .audience(c, cx)
                     .await?
@@ -501,7 +604,7 @@ impl Store {
                     .map(|m| m.get())
                     .collect();
                 let mut h = self.acquire().await?;
-                let due = h
+                let mut due = h
                     .conn()
                     .fetch(
                         "SELECT occurrence, member_id FROM campaign_pending WHERE name = $1 AND due_at <= $2 ORDER BY due_at, occurrence",
@@ -509,6 +612,18 @@ impl Store {
                         |r| Ok((r.text(0)?, r.i64(1)?)),
                     )
                     .await?;
+                drop(h);
+                if dry {
+                    for (occ, m, due_at) in self
+                        .uncollected_orders(sc, *delay_minutes, *min_net)
+                        .await?
+                    {
+                        if due_at <= cx.now && !due.iter().any(|(o, _)| *o == occ) {
+                            due.push((occ, m));
+                        }
+                    }
+                }
+                let mut h = self.acquire().await?;
                 let mut v = Vec::new();
                 for (occ, m) in due {
                     let id = crate::profiles::current_member(&mut h.conn(), MemberId::from_i64(m))
@@ -520,7 +635,9 @@ impl Store {
                         vec![sc.name.as_str().into(), occ.as_str().into()],
                     ));
                     if now_in.contains(&id) {
-                        v.push((id, occ));
+                        let mut cand = Candidate::new(id, occ.clone(), "");
+                        crate::campaign_triggers::order_details(&mut h.conn(), &mut cand).await?;
+                        v.push(cand);
                     }
                 }
                 v
@@ -533,57 +650,40 @@ impl Store {
                     .map(|t| t.timestamp_millis())
                     .unwrap_or(i64::MAX);
                 if state_done.is_some() {
-                    run.idle = Some("done (a one-off campaign that has run)".into());
-                    return Ok(run);
+                    return Ok(Err("done (a one-off campaign that has run)".into()));
                 }
                 if cx.now < at_ms {
-                    run.idle = Some(format!("scheduled for {at} local"));
-                    return Ok(run);
+                    return Ok(Err(format!("scheduled for {at} local")));
                 }
                 after.push((
                     "UPDATE campaign_state SET done_at = $2 WHERE name = $1".into(),
                     vec![sc.name.as_str().into(), cx.now.into()],
                 ));
-                self.audience(c, cx)
-                    .await?
-                    .into_iter()
-                    .map(|m| (m.get(), "once".to_string()))
-                    .collect()
+                simple(
+                    self.audience(c, cx)
+                        .await?
+                        .into_iter()
+                        .map(|m| (m.get(), "once".to_string()))
+                        .collect(),
+                    "one-off broadcast",
+                )
             }
+            Trigger::Holiday { .. }
+            | Trigger::WinBack { .. }
+            | Trigger::PointsExpiring { .. }
+            | Trigger::TierUpgrade { .. } => self.trigger_candidates(sc, cx, today).await?,
         };
-        run.candidates = candidates.len() as u64;
-        let chunks: Vec<&[(i64, String)]> = if candidates.is_empty() {
-            vec![&[]]
-        } else {
-            candidates.chunks(DECIDE_CHUNK).collect()
-        };
-        let last = chunks.len() - 1;
-        for (i, chunk) in chunks.into_iter().enumerate() {
-            let mut uow = self.unit_of_work().await?;
-            for (member, occ) in chunk {
-                self.decide(&mut uow, sc, cx, *member, occ, &mut run)
-                    .await?;
-            }
-            if i == last {
-                uow.conn()
-                    .exec(
-                        "INSERT INTO campaign_state (name, last_run_at) VALUES ($1, $2) \
-                         ON CONFLICT (name) DO UPDATE SET last_run_at = excluded.last_run_at",
-                        &[sc.name.as_str().into(), cx.now.into()],
-                    )
-                    .await?;
-                for (sql, vals) in &after {
-                    uow.conn().exec(sql, vals).await?;
-                }
-            }
-            uow.commit().await?;
-        }
-        Ok(run)
+        Ok(Ok((candidates, after)))
     }
 
     /// Read new orders of the outbox into `campaign_pending` (idempotent:
     /// keyed by order), then move the campaign's cursor.
-    async fn collect_orders(&self, sc: &StoredCampaign, delay: i64) -> Result<(), StoreError> {
+    async fn collect_orders(
+        &self,
+        sc: &StoredCampaign,
+        delay: i64,
+        min_net: i64,
+    ) -> Result<(), StoreError> {
         let consumer = format!("campaign:{}", sc.name);
         loop {
             let events = self.outbox_poll(&consumer, 1_000).await?;
@@ -599,9 +699,13 @@ impl Store {
                     channel,
                     order_id,
                     member_id,
+                    net_amount,
                     ..
                 } = &e.event
                 {
+                    if *net_amount < min_net {
+                        continue;
+                    }
                     uow.conn()
                         .exec(
                             "INSERT INTO campaign_pending (name, occurrence, member_id, due_at) VALUES ($1, $2, $3, $4) \
@@ -626,11 +730,12 @@ impl Store {
         uow: &mut UnitOfWork,
         sc: &StoredCampaign,
         cx: &RunContext,
-        member: i64,
-        occ: &str,
+        cand: &Candidate,
         run: &mut CampaignRun,
     ) -> Result<(), StoreError> {
         let c = &sc.campaign;
+        let member = cand.member;
+        let occ = cand.occurrence.as_str();
         if self.backend() == crate::Backend::Postgres {
             // Caps are per member across campaigns: one decider per member.
             uow.conn()
@@ -651,60 +756,37 @@ impl Store {
         }
         let mut conn = uow.conn();
         let address = email_of(&mut conn, member).await?;
-        let (status, reason) = if !consented(&mut conn, member, c.channel.name(), &c.topic).await? {
-            ("skipped", Some("no_consent"))
-        } else if c.channel == campaigns::Channel::Email && address.is_none() {
-            ("skipped", Some("no_address"))
-        } else {
-            let since = cx.now - i64::from(c.cap.1) * DAY_MS;
-            let recent = conn
-                .fetch_opt(
-                    "SELECT CAST(COUNT(*) AS BIGINT) FROM campaign_sends WHERE member_id = $1 \
-                     AND status IN ('queued', 'sent') AND decided_at > $2",
-                    &[member.into(), since.into()],
-                    |r| r.i64(0),
-                )
-                .await?
-                .unwrap_or(0);
-            if recent >= i64::from(c.cap.0) {
-                ("skipped", Some("capped"))
-            } else if c.is_control(member) {
-                ("control", None)
-            } else {
-                ("queued", None)
-            }
-        };
+        let consent = consented(&mut conn, member, c.channel.name(), &c.topic).await?;
+        let has_address = c.channel != campaigns::Channel::Email || address.is_some();
+        let under_cap =
+            c.transactional || crate::campaign_triggers::cap_fits(&mut conn, c, member, cx).await?;
+        let (status, reason) = campaigns::decide(
+            c.transactional,
+            consent,
+            has_address,
+            under_cap,
+            c.is_control(member),
+        );
         let (subject, body, coupon) = if status == "queued" {
-            let coupon = match c.coupon_definition {
-                Some(def) => Some(
-                    crate::coupons::issue_in(
-                        uow,
-                        def,
-                        member,
-                        &format!("campaign {}", sc.name),
-                        &format!("campaign:{}:{member}:{occ}", sc.name),
-                    )
-                    .await?
-                    .code,
-                ),
-                None => None,
-            };
-            let m = member_fields(&mut uow.conn(), member).await?;
-            let f = fields(member, &m, coupon.as_deref().unwrap_or(""));
-            (
-                Some(campaigns::render(&c.subject, &f)),
-                Some(campaigns::render(&c.body, &f)),
-                coupon,
-            )
+            let (s, b, k) = self.render_send(uow, sc, member, cand).await?;
+            (Some(s), Some(b), k)
         } else {
             (None, None, None)
+        };
+        let (expires_at, fields_json) = if status == "waiting" {
+            (
+                Some(cx.now + c.expires_after_minutes * 60_000),
+                Some(crate::campaign_triggers::fields_json(cand)),
+            )
+        } else {
+            (None, None)
         };
         let inserted = uow
             .conn()
             .exec(
                 "INSERT INTO campaign_sends (campaign, version, member_id, occurrence, channel, status, reason, \
-                 address, subject, body, coupon_code, decided_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                 address, subject, body, coupon_code, decided_at, expires_at, fields, transactional) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
                  ON CONFLICT (campaign, member_id, occurrence) DO NOTHING",
                 &[
                     sc.name.as_str().into(),
@@ -719,6 +801,9 @@ impl Store {
                     body.into(),
                     coupon.into(),
                     cx.now.into(),
+                    expires_at.into(),
+                    fields_json.into(),
+                    i64::from(c.transactional).into(),
                 ],
             )
             .await?;
@@ -729,10 +814,48 @@ impl Store {
         match (status, reason) {
             ("queued", _) => run.queued += 1,
             ("control", _) => run.control += 1,
+            ("waiting", _) => run.waiting += 1,
             (_, Some(r)) => *run.skipped.entry(r.to_string()).or_default() += 1,
             _ => {}
         }
         Ok(())
+    }
+
+    /// Issue the send's coupon (the first `coupon_by_category` rule matching
+    /// the order's categories, else `coupon_definition`) and render the
+    /// message with the trigger's fields.
+    pub(crate) async fn render_send(
+        &self,
+        uow: &mut UnitOfWork,
+        sc: &StoredCampaign,
+        member: i64,
+        cand: &Candidate,
+    ) -> Result<(String, String, Option<String>), StoreError> {
+        let c = &sc.campaign;
+        let occ = cand.occurrence.as_str();
+        let def = crate::campaign_triggers::coupon_for(c, &cand.categories);
+        let coupon = match def {
+            Some(def) => Some(
+                crate::coupons::issue_in(
+                    uow,
+                    def,
+                    member,
+                    &format!("campaign {}", sc.name),
+                    &format!("campaign:{}:{member}:{occ}", sc.name),
+                )
+                .await?
+                .code,
+            ),
+            None => None,
+        };
+        let m = member_fields(&mut uow.conn(), member).await?;
+        let f = fields(member, &m, coupon.as_deref().unwrap_or(""));
+        let extra: Vec<(&str, String)> = cand.fields.iter().map(|(k, v)| (*k, v.clone())).collect();
+        Ok((
+            campaigns::render_with(&c.subject, &f, &extra),
+            campaigns::render_with(&c.body, &f, &extra),
+            coupon,
+        ))
     }
 
     /// A campaign's report: sends by status and skip reason, and the share
@@ -763,6 +886,8 @@ impl Store {
             sent: 0,
             failed: 0,
             control: 0,
+            waiting: 0,
+            lapsed: 0,
             skipped: BTreeMap::new(),
             conversion_days: days,
             conversion: campaigns::lift(0, 0, 0, 0),
@@ -773,6 +898,8 @@ impl Store {
                 "sent" => report.sent += n,
                 "failed" => report.failed += n,
                 "control" => report.control += n,
+                "waiting" => report.waiting += n,
+                "lapsed" => report.lapsed += n,
                 _ => *report.skipped.entry(reason).or_default() += n,
             }
         }

@@ -15,6 +15,7 @@
 
 pub mod acquisition;
 pub mod analytics;
+pub mod campaign_triggers;
 pub mod campaigns;
 pub mod clv;
 pub mod coupons;

@@ -1,6 +1,7 @@
 //! `touchpoint bench ...`
 use anyhow::Result;
 
+mod campaigns;
 mod clv;
 mod coupons;
 mod dashboard;
@@ -24,6 +25,8 @@ pub enum BenchCommand {
     Dashboard(dashboard::BenchDashboardArgs),
     /// Points spends and code claims over HTTP (64 connections), then one hot member; checks the ledger.
     Loyalty(loyalty::BenchLoyaltyArgs),
+    /// Planning a birthday and a win-back campaign run (the dry run) over the 1M-member bench brand.
+    Campaigns(campaigns::BenchCampaignsArgs),
     /// Coupon validate and redeem over HTTP (64 connections), then every connection on one coupon; checks each coupon is redeemed once.
     Coupons(coupons::BenchCouponsArgs),
 }
@@ -97,6 +100,7 @@ pub fn run(cmd: BenchCommand, database: &str) -> Result<()> {
             .build()?
             .block_on(ingest::run(args, database)),
         BenchCommand::Reports(args) => reports::run(args),
+        BenchCommand::Campaigns(args) => campaigns::run(args),
         BenchCommand::Dashboard(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

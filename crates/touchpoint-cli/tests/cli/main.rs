@@ -40,6 +40,13 @@ fn demo_builds_a_brand_and_members_can_be_looked_up() {
         t.contains("became") && t.contains("unified under one id"),
         "{t}"
     );
+    // The birthday and win-back campaigns, their audiences and a dry run.
+    assert!(
+        t.contains("demo-birthday (version 1): audience")
+            && t.contains("demo-winback would decide")
+            && t.contains("win_back:"),
+        "{t}"
+    );
     for channel in ["tmall", "jd", "shopify", "pos", "wechat"] {
         assert!(t.contains(channel), "{channel} missing: {t}");
         assert!(dir.path().join("files").read_dir().unwrap().count() >= 5);
@@ -964,4 +971,105 @@ fn campaigns_are_created_previewed_run_twice_and_reported() {
         "{}",
         text(&out)
     );
+}
+
+#[test]
+fn campaigns_run_dry_run_lists_who_would_get_what_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let orders = dir.path().join("o.csv");
+    // M-1 last bought 2025-08-01 (122 days before 2025-12-01), M-2 on
+    // 2025-11-01 (30 days).
+    std::fs::write(
+        &orders,
+        "order_id,ordered_at,sku,quantity,unit_price,phone,email\n\
+         P1,2025-08-01 10:00:00,S1,1,10.00,13800000001,a@example.com\n\
+         P2,2025-11-01 10:00:00,S1,2,10.00,13800000002,b@example.com\n",
+    )
+    .unwrap();
+    let f = orders.display().to_string();
+    let out = touchpoint(
+        &db,
+        &[
+            "import",
+            "orders",
+            &f,
+            "--format",
+            "canonical",
+            "--channel",
+            "pos",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    for m in ["M-1", "M-2"] {
+        let out = touchpoint(
+            &db,
+            &["members", "consent", m, "--channel", "email", "--grant"],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let path = dir.path().join("winback.toml");
+    std::fs::write(
+        &path,
+        "name = \"winback\"\nchannel = \"email\"\ncontrol_percent = 0\n\n\
+         [audience]\nexpression = 'orders >= 1'\n\n\
+         [trigger]\nkind = \"win_back\"\n\n\
+         [message]\nsubject = \"We miss you\"\nbody = \"{{days_since_order}} days\"\n",
+    )
+    .unwrap();
+    let out = touchpoint(&db, &["campaigns", "create", &path.display().to_string()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let dry = || {
+        let out = touchpoint(
+            &db,
+            &[
+                "campaigns",
+                "run",
+                "--as-of",
+                "2025-12-01",
+                "--dry-run",
+                "-o",
+                "json",
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let r = dry();
+    let d = &r["campaigns"][0]["decisions"];
+    assert_eq!(d.as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(d[0]["member_id"], "M-1");
+    assert_eq!(d[0]["occurrence"], "win_back:2025-08-01");
+    assert_eq!(d[0]["decision"], "queued");
+    assert_eq!(d[0]["why"], "last purchase 2025-08-01, 122 days ago");
+    // The database file and its write-ahead log are byte for byte the same.
+    let wal = dir.path().join("t.db-wal");
+    let files = || (std::fs::read(&db).unwrap(), std::fs::read(&wal).ok());
+    let before = files();
+    assert_eq!(dry(), r, "a dry run twice gives the same");
+    assert_eq!(files(), before, "the dry run wrote");
+    let out = touchpoint(
+        &db,
+        &["campaigns", "run", "--as-of", "2025-12-01", "--dry-run"],
+    );
+    let t = text(&out);
+    assert!(
+        t.contains("nothing is written or sent") && t.contains("M-1") && t.contains("122 days ago"),
+        "{t}"
+    );
+    // The real run decides what the dry run listed.
+    let out = touchpoint(
+        &db,
+        &[
+            "campaigns",
+            "run",
+            "--as-of",
+            "2025-12-01",
+            "--no-deliver",
+            "-o",
+            "json",
+        ],
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["campaigns"][0]["queued"], 1, "{r}");
 }

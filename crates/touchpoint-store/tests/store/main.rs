@@ -4,6 +4,7 @@
 mod acquisition;
 mod analytics;
 mod bad_input;
+mod campaign_triggers;
 mod campaigns;
 mod clv;
 mod common;
