@@ -227,6 +227,35 @@ impl Store {
             .collect();
         let mut sorted: Vec<i64> = audience.iter().copied().collect();
         sorted.sort_unstable();
+        // Win-back reads each member's last purchase from the analytics
+        // model in memory (one pass over the facts, no GROUP BY over them).
+        let last_purchases = match &c.trigger {
+            Trigger::WinBack { .. } => {
+                let end = cx
+                    .time_zone
+                    .from_local_datetime(
+                        &(today + chrono::Days::new(1))
+                            .and_hms_opt(0, 0, 0)
+                            .unwrap_or_default(),
+                    )
+                    .earliest()
+                    .map_or(cx.now, |t| t.timestamp_millis());
+                let (facts, _) = self.order_facts().await?;
+                let mut last: Vec<(i64, i64)> = Vec::new();
+                for f in facts
+                    .facts
+                    .iter()
+                    .filter(|f| f.purchase && f.ordered_at < end)
+                {
+                    match last.last_mut() {
+                        Some((m, at)) if *m == f.member_id => *at = (*at).max(f.ordered_at),
+                        _ => last.push((f.member_id, f.ordered_at)),
+                    }
+                }
+                last
+            }
+            _ => Vec::new(),
+        };
         let mut h = self.acquire().await?;
         let mut conn = h.conn();
         let mut out = Vec::new();
@@ -250,23 +279,7 @@ impl Store {
                 }
             }
             Trigger::WinBack { days } => {
-                let end_of_today = cx.time_zone.from_local_datetime(
-                    &(today + chrono::Days::new(1))
-                        .and_hms_opt(0, 0, 0)
-                        .unwrap_or_default(),
-                );
-                let end = end_of_today
-                    .earliest()
-                    .map_or(cx.now, |t| t.timestamp_millis());
-                let last = conn
-                    .fetch(
-                        "SELECT member_id, MAX(ordered_at) FROM order_facts WHERE purchase = 1 AND ordered_at < $1 \
-                         GROUP BY member_id ORDER BY member_id",
-                        &[end.into()],
-                        |r| Ok((r.i64(0)?, r.i64(1)?)),
-                    )
-                    .await?;
-                for (m, at) in last {
+                for &(m, at) in &last_purchases {
                     if !audience.contains(&m) {
                         continue;
                     }

@@ -402,11 +402,7 @@ impl Store {
     ) -> Result<std::sync::Arc<touchpoint_core::analytics::ValueReport>, StoreError> {
         // Orders do not change stored predictions: only a fit (which
         // writes them with its `fitted_at`) does.
-        let key = format!(
-            "{}|{}|{at_risk_limit}",
-            model.model.key(),
-            model.fitted_at
-        );
+        let key = format!("{}|{}|{at_risk_limit}", model.model.key(), model.fitted_at);
         if let Some(v) = self.cache.values.get(&key) {
             return Ok(v);
         }
