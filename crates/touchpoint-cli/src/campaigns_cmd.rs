@@ -1,7 +1,9 @@
-//! `touchpoint campaigns create|list|show|preview|run|report`
+//! `touchpoint campaigns create|list|show|preview|run|report|dead-letters|retry`
 //! (docs/campaigns.md). Thin: the core parses campaign files, the store
 //! decides, delivers and reports ([`Store::campaigns_run`],
-//! [`Store::campaigns_deliver`], [`Store::campaign_report`]).
+//! [`Store::campaigns_deliver`], [`Store::campaign_report`],
+//! [`Store::campaign_dead_letters`], [`Store::campaign_retry`]). [`tick`] is
+//! the one scheduler tick, shared by `campaigns run` and `touchpoint serve`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +14,7 @@ use chrono::{NaiveDateTime, TimeZone};
 use serde::Serialize;
 use touchpoint_core::MemberId;
 use touchpoint_store::campaigns::{CampaignRun, RunContext};
-use touchpoint_store::delivery::{DeliveryReport, DeliverySettings, SmtpServer};
+use touchpoint_store::delivery::{DeliveryReport, DeliverySettings, RetrySelection, SmtpServer};
 use touchpoint_store::Store;
 
 use crate::output::{self, OutputFormat};
@@ -33,6 +35,96 @@ pub enum CampaignsCommand {
     Run(RunArgs),
     /// Sent, control, skipped by reason, and conversion of treated against control.
     Report(ReportArgs),
+    /// Sends that failed for good or kept failing for 24 h.
+    DeadLetters(OutArgs),
+    /// Queue dead letters again (due at once, with a fresh 24 h of retries).
+    Retry(RetryArgs),
+}
+
+/// `campaigns retry` arguments.
+#[derive(Debug, clap::Args)]
+pub struct RetryArgs {
+    /// Send ids (from `campaigns dead-letters`).
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub ids: Vec<i64>,
+    /// Every dead letter.
+    #[arg(long)]
+    pub all: bool,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+/// How campaign messages leave (`campaigns run` and `serve`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DeliveryArgs {
+    /// The SMTP relay: smtp://[USER:PASS@]HOST[:PORT][?tls=none|opportunistic|required] or smtps://... (docs/campaigns.md).
+    #[arg(long = "smtp", visible_alias = "smtp-url", env = "TOUCHPOINT_SMTP_URL")]
+    pub smtp: Option<String>,
+    /// Extra trusted root certificates (PEM) for the SMTP server, e.g. a private CA.
+    #[arg(long, env = "TOUCHPOINT_SMTP_CA_FILE")]
+    pub smtp_ca_file: Option<PathBuf>,
+    /// The From address of e-mails, e.g. "Brand <crm@brand.example>".
+    #[arg(long, env = "TOUCHPOINT_MAIL_FROM")]
+    pub mail_from: Option<String>,
+    /// Where `touchpoint serve` is reached, for the unsubscribe link (https://crm.brand.example).
+    #[arg(long, env = "TOUCHPOINT_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Sends delivered at once (SMTP connections, webhook requests in flight).
+    #[arg(long, default_value_t = 4)]
+    pub delivery_concurrency: usize,
+}
+
+impl DeliveryArgs {
+    /// The store's delivery settings (reads the CA file), for a pass as of `now`.
+    pub fn settings(&self, now: Option<i64>) -> Result<DeliverySettings> {
+        let mut smtp = self
+            .smtp
+            .as_deref()
+            .map(SmtpServer::parse)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--smtp (TOUCHPOINT_SMTP_URL) {e}"))?;
+        if let Some(path) = &self.smtp_ca_file {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("--smtp-ca-file: cannot read {}", path.display()))?;
+            match smtp.as_mut() {
+                Some(s) => s.ca_pem = Some(pem),
+                None => bail!("--smtp-ca-file needs --smtp"),
+            }
+        }
+        Ok(DeliverySettings {
+            smtp,
+            mail_from: self.mail_from.clone(),
+            public_url: self.public_url.clone(),
+            backoff: Duration::from_secs(1),
+            now,
+            concurrency: self.delivery_concurrency.max(1),
+            ..DeliverySettings::default()
+        })
+    }
+}
+
+/// One scheduler tick: decide every campaign as of `now`, then (unless
+/// `delivery` is `None`) deliver what is due. `campaigns run` and the
+/// scheduler of `touchpoint serve` both run this.
+pub async fn tick(
+    store: &Store,
+    tz: chrono_tz::Tz,
+    now: i64,
+    delivery: Option<&DeliverySettings>,
+) -> Result<RunOutput> {
+    let campaigns = store
+        .campaigns_run(&RunContext { now, time_zone: tz })
+        .await?;
+    let delivery = match delivery {
+        Some(d) => Some(store.campaigns_deliver(d).await?),
+        None => None,
+    };
+    Ok(RunOutput {
+        now,
+        campaigns,
+        delivery,
+    })
 }
 
 /// `campaigns create` arguments.
@@ -91,15 +183,9 @@ pub struct RunArgs {
     /// With --dry-run and the table output: at most this many decisions listed per campaign (0: all).
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
-    /// The SMTP relay, smtp://HOST:PORT (no TLS, no login).
-    #[arg(long, env = "TOUCHPOINT_SMTP_URL")]
-    pub smtp_url: Option<String>,
-    /// The From address of e-mails, e.g. "Brand <crm@brand.example>".
-    #[arg(long, env = "TOUCHPOINT_MAIL_FROM")]
-    pub mail_from: Option<String>,
-    /// Where `touchpoint serve` is reached, for the unsubscribe link (https://crm.brand.example).
-    #[arg(long, env = "TOUCHPOINT_PUBLIC_URL")]
-    pub public_url: Option<String>,
+    /// Delivery settings.
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
     /// Decide only; deliver on a later run.
     #[arg(long)]
     pub no_deliver: bool,
@@ -121,11 +207,15 @@ pub struct ReportArgs {
     pub output: OutputFormat,
 }
 
-#[derive(Serialize)]
-struct RunOutput {
-    now: i64,
-    campaigns: Vec<CampaignRun>,
-    delivery: Option<DeliveryReport>,
+/// What one scheduler tick did.
+#[derive(Debug, Serialize)]
+pub struct RunOutput {
+    /// The tick's time (ms since the epoch).
+    pub now: i64,
+    /// Per campaign, what was decided.
+    pub campaigns: Vec<CampaignRun>,
+    /// What delivery did, unless it was off.
+    pub delivery: Option<DeliveryReport>,
 }
 
 fn parse_now(s: &str, tz: &chrono_tz::Tz) -> Result<i64> {
@@ -291,35 +381,15 @@ pub async fn run(cmd: CampaignsCommand, database: &str, settings: &Settings) -> 
                 store.close().await;
                 return Ok(ExitCode::SUCCESS);
             }
-            let smtp = a
-                .smtp_url
-                .as_deref()
-                .map(SmtpServer::parse)
-                .transpose()
-                .map_err(|e| anyhow::anyhow!("--smtp-url (TOUCHPOINT_SMTP_URL) {e}"))?;
-            let campaigns = store
-                .campaigns_run(&RunContext { now, time_zone: tz })
-                .await?;
             let delivery = if a.no_deliver {
                 None
             } else {
                 Some(
-                    store
-                        .campaigns_deliver(&DeliverySettings {
-                            smtp,
-                            mail_from: a.mail_from.clone(),
-                            public_url: a.public_url.clone(),
-                            backoff: Duration::from_secs(1),
-                            ..DeliverySettings::default()
-                        })
-                        .await?,
+                    a.delivery
+                        .settings((a.now.is_some() || a.as_of.is_some()).then_some(now))?,
                 )
             };
-            let out = RunOutput {
-                now,
-                campaigns,
-                delivery,
-            };
+            let out = tick(&store, tz, now, delivery.as_ref()).await?;
             match a.output {
                 OutputFormat::Json => output::print_json(&out)?,
                 OutputFormat::Table => {
@@ -346,8 +416,8 @@ pub async fn run(cmd: CampaignsCommand, database: &str, settings: &Settings) -> 
                     }
                     if let Some(d) = &out.delivery {
                         println!(
-                            "delivered {}, failed {}, waiting {}",
-                            d.sent, d.failed, d.waiting
+                            "delivered {}, to retry {}, dead letters {}, waiting {}",
+                            d.sent, d.retrying, d.failed, d.waiting
                         );
                         if let Some(w) = &d.waiting_reason {
                             println!("waiting: {w}");
@@ -391,6 +461,46 @@ pub async fn run(cmd: CampaignsCommand, database: &str, settings: &Settings) -> 
                         ),
                         _ => println!("lift: needs sent and control members"),
                     }
+                }
+            }
+        }
+        CampaignsCommand::DeadLetters(a) => {
+            let list = store.campaign_dead_letters().await?;
+            match a.output {
+                OutputFormat::Json => output::print_json(&list)?,
+                OutputFormat::Table => {
+                    println!(
+                        "{:>8} {:<20} {:<10} {:<8} {:>8} {:<17} reason",
+                        "id", "campaign", "member", "channel", "attempts", "last try"
+                    );
+                    for d in &list {
+                        println!(
+                            "{:>8} {:<20} {:<10} {:<8} {:>8} {:<17} {}",
+                            d.id,
+                            d.campaign,
+                            d.member_id,
+                            d.channel,
+                            d.attempts,
+                            d.last_attempt_at
+                                .map_or("-".into(), |t| output::time(t, &tz)),
+                            d.reason.as_deref().unwrap_or("")
+                        );
+                    }
+                    println!("{} dead letters", list.len());
+                }
+            }
+        }
+        CampaignsCommand::Retry(a) => {
+            let which = if a.all {
+                RetrySelection::All
+            } else {
+                RetrySelection::Ids(a.ids.clone())
+            };
+            let n = store.campaign_retry(&which).await?;
+            match a.output {
+                OutputFormat::Json => output::print_json(&serde_json::json!({ "queued": n }))?,
+                OutputFormat::Table => {
+                    println!("queued {n} dead letters again; the next campaigns run delivers them")
                 }
             }
         }

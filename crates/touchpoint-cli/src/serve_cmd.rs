@@ -1,4 +1,7 @@
-//! `touchpoint serve`: the HTTP server (JSON API and Segment-compatible ingest).
+//! `touchpoint serve`: the HTTP server (JSON API and Segment-compatible
+//! ingest), the loyalty jobs, and the campaign scheduler: every
+//! `--campaigns-interval` seconds the same tick as `touchpoint campaigns run`
+//! ([`crate::campaigns_cmd::tick`]).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -30,6 +33,48 @@ pub struct ServeArgs {
     /// Ingest requests in flight before the server answers 429 with Retry-After.
     #[arg(long, default_value_t = 512)]
     pub max_inflight: usize,
+    /// Seconds between campaign scheduler ticks (decide and deliver, as `campaigns run`); 0 turns it off.
+    #[arg(long, env = "TOUCHPOINT_CAMPAIGNS_INTERVAL", default_value_t = 60)]
+    pub campaigns_interval: u64,
+    /// Delivery settings of the campaign scheduler.
+    #[command(flatten)]
+    pub delivery: crate::campaigns_cmd::DeliveryArgs,
+}
+
+/// The campaign scheduler: a tick every `every`, the first at once. Ticks
+/// never overlap within a process; across processes the store's unique
+/// send keys and claims keep each message to one delivery.
+pub fn spawn_campaign_scheduler(
+    store: touchpoint_store::Store,
+    tz: chrono_tz::Tz,
+    every: Duration,
+    delivery: touchpoint_store::delivery::DeliverySettings,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut timer = tokio::time::interval(every);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            timer.tick().await;
+            let now = touchpoint_store::now_ms();
+            match crate::campaigns_cmd::tick(&store, tz, now, Some(&delivery)).await {
+                Ok(out) => {
+                    let queued: u64 = out.campaigns.iter().map(|c| c.queued).sum();
+                    let d = out.delivery.unwrap_or_default();
+                    tracing::info!(
+                        queued,
+                        sent = d.sent,
+                        retrying = d.retrying,
+                        dead_letters = d.failed,
+                        waiting = d.waiting,
+                        "campaign scheduler tick"
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "campaign scheduler tick failed")
+                }
+            }
+        }
+    })
 }
 
 /// Build the server configuration from arguments and settings.
@@ -64,11 +109,29 @@ pub async fn run(args: ServeArgs, database: &str, settings: &Settings) -> Result
     );
     let expiry = crate::loyalty_cmd::spawn_expiry_job(store.clone());
     let sweep = crate::rewards_cmd::spawn_sweep_job(store.clone());
+    let scheduler = if args.campaigns_interval > 0 {
+        let delivery = args.delivery.settings(None)?;
+        eprintln!(
+            "campaign scheduler: a tick every {} s (--campaigns-interval; 0 turns it off)",
+            args.campaigns_interval
+        );
+        Some(spawn_campaign_scheduler(
+            store.clone(),
+            settings.timezone,
+            Duration::from_secs(args.campaigns_interval),
+            delivery,
+        ))
+    } else {
+        None
+    };
     server
         .run(listener, touchpoint_server::shutdown_signal())
         .await?;
     expiry.abort();
     sweep.abort();
+    if let Some(s) = scheduler {
+        s.abort();
+    }
     store.close().await;
     eprintln!("touchpoint stopped");
     Ok(ExitCode::SUCCESS)

@@ -16,6 +16,7 @@
 pub mod acquisition_api;
 pub mod api;
 pub mod auth;
+pub mod campaigns_api;
 pub mod dashboard;
 pub mod error;
 pub mod ingest;

@@ -111,6 +111,7 @@ pub fn all() -> Vec<Route> {
     v.extend(crate::promotions_api::routes());
     v.extend(crate::acquisition_api::routes());
     v.extend(crate::segments_api::routes());
+    v.extend(crate::campaigns_api::routes());
     v.extend(crate::unsubscribe::routes());
     v
 }

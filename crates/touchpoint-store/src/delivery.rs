@@ -1,39 +1,55 @@
 //! Delivery of decided campaign sends, after the deciding units of work
-//! commit: e-mail over SMTP and webhooks signed per Standard Webhooks.
+//! commit: e-mail over SMTP (lettre, STARTTLS or implicit TLS, AUTH) and
+//! webhooks signed per Standard Webhooks (http or https, rustls).
 //!
-//! **Each send once.** A sender claims a queued send with one conditional
-//! `UPDATE` (`claimed_at`, only when unclaimed or its claim is older than
-//! [`CLAIM_LEASE_MS`]) before talking to the outside world, then marks it
-//! `sent` or `failed`. Two senders never both claim it. A sender killed
-//! after the receiver accepted but before marking leaves the claim, and the
-//! send is retried when the lease ends: delivery is at least once there,
-//! and the receiver can drop the repeat by its stable id (the e-mail's
-//! `Message-ID: <campaign-send-ID@touchpoint>`, the webhook's `webhook-id:
-//! send_ID`).
+//! **Each send once.** A sender claims a due queued send with one
+//! conditional `UPDATE` (`claimed_at`, only when unclaimed or its claim is
+//! older than [`CLAIM_LEASE_MS`]) before talking to the outside world, then
+//! marks it `sent`, schedules its next try, or makes it a dead letter. Two
+//! senders never both claim it. A sender killed after the receiver accepted
+//! but before marking leaves the claim, and the send is retried when the
+//! lease ends: delivery is at least once there, and the receiver can drop
+//! the repeat by its stable id (the e-mail's `Message-ID:
+//! <campaign-send-ID@touchpoint>`, the webhook's `webhook-id: send_ID`).
 //!
-//! **SMTP** is a small hand-written client (EHLO, MAIL FROM, RCPT TO, DATA,
-//! QUIT; no TLS, no AUTH): the workspace has no TLS stack and the relay is
-//! expected on the local network. The body is UTF-8 text, base64-encoded;
-//! the subject an RFC 2047 encoded word when it is not ASCII. Every e-mail
-//! carries `List-Unsubscribe` and `List-Unsubscribe-Post:
-//! List-Unsubscribe=One-Click` (RFC 8058) from
+//! **Retries** are durable: a try that fails for a reason that may pass (a
+//! refused connection, a timeout, an SMTP 4xx, an HTTP 5xx) leaves the send
+//! `queued` with `next_attempt_at` = now + [`retry_delay`] (1 min, doubling,
+//! at most 4 h between tries) and the error in `reason`. A send still
+//! failing [`DeliverySettings::retry_for`] (24 h) after its first try, or
+//! failing for good (an SMTP 5xx, an HTTP 4xx, an address that does not
+//! parse), becomes a dead letter: status `failed`. Dead letters are listed
+//! by [`Store::campaign_dead_letters`] and queued again by
+//! [`Store::campaign_retry`].
+//!
+//! **SMTP** is lettre's pooled async transport, built inside the runtime
+//! at each delivery pass. The body is UTF-8 text; the subject an RFC 2047
+//! encoded word when it is not ASCII. Every e-mail carries `List-Unsubscribe`
+//! and `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058) from
 //! [`Store::list_unsubscribe_headers`].
 //!
 //! **Webhooks** POST JSON (docs/API.md, Campaign webhooks) with
 //! `webhook-id`, `webhook-timestamp` and `webhook-signature: v1,BASE64`
 //! (HMAC-SHA256 of `id.timestamp.body` with the base64-decoded part of the
 //! `whsec_` secret). A 5xx answer, a timeout or a refused connection is
-//! retried with exponential backoff; a 4xx fails at once.
+//! tried again within the pass ([`DeliverySettings::webhook_attempts`]) and
+//! then on later passes; a 4xx is a dead letter at once.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::time::Duration;
 
 use base64::Engine;
+use futures_util::StreamExt;
 use hmac::{Hmac, Mac};
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
+use lettre::transport::smtp::PoolConfig;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Serialize;
 use sha2::Sha256;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 use touchpoint_core::campaigns::{Campaign, WebhookTarget};
 use touchpoint_core::MemberId;
 
@@ -42,62 +58,234 @@ use crate::{now_ms, Store, StoreError};
 /// A claim older than this is taken to be of a sender that died.
 pub const CLAIM_LEASE_MS: i64 = 10 * 60 * 1000;
 
-/// Where the SMTP relay is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The longest wait between two tries of a send.
+pub const MAX_RETRY_DELAY_MS: i64 = 4 * 3_600_000;
+
+/// The wait after the `attempts`-th failed try: `base` doubled for each
+/// earlier try, at most [`MAX_RETRY_DELAY_MS`].
+pub fn retry_delay(attempts: i64, base: Duration) -> i64 {
+    let base = base.as_millis().min(i64::MAX as u128) as i64;
+    let shift = (attempts.max(1) - 1).min(30) as u32;
+    base.saturating_mul(1i64 << shift).min(MAX_RETRY_DELAY_MS)
+}
+
+/// How the SMTP connection is protected (docs/campaigns.md, Delivery settings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain text (`?tls=none`): a relay on the local network only.
+    None,
+    /// STARTTLS when the server offers it (`smtp://` without a login).
+    Opportunistic,
+    /// STARTTLS or fail (`?tls=required`, and `smtp://` with a login).
+    Required,
+    /// TLS from the first byte (`smtps://`, port 465).
+    Implicit,
+}
+
+/// Where the SMTP relay is and how to talk to it.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SmtpServer {
-    /// Host name or address.
+    /// Host name or address (also the name the TLS certificate must carry).
     pub host: String,
     /// Port.
     pub port: u16,
+    /// Protection of the connection.
+    pub tls: SmtpTls,
+    /// AUTH user name and password, when the URL has them.
+    pub credentials: Option<(String, String)>,
+    /// Extra trusted root certificates (PEM), for a private CA
+    /// (`--smtp-ca-file`); the Mozilla roots are trusted as well.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for SmtpServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpServer")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("user", &self.credentials.as_ref().map(|c| &c.0))
+            .field("ca_pem", &self.ca_pem.as_ref().map(|p| p.len()))
+            .finish()
+    }
+}
+
+fn percent_decode(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("bad percent escape in {s:?}"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("{s:?} is not UTF-8 once decoded"))
 }
 
 impl SmtpServer {
-    /// Parse `smtp://HOST:PORT` (port 25 when left out).
+    /// Parse `smtp://[USER:PASS@]HOST[:PORT][?tls=none|opportunistic|required]`
+    /// (port 25; STARTTLS when offered, required with a login) or
+    /// `smtps://[USER:PASS@]HOST[:PORT]` (implicit TLS, port 465). The user
+    /// and password are percent-decoded (`%40` for `@`).
     pub fn parse(url: &str) -> Result<SmtpServer, String> {
-        let rest = url.strip_prefix("smtp://").ok_or_else(|| {
-            format!("{url:?}: expected smtp://HOST:PORT (such as smtp://127.0.0.1:2525)")
-        })?;
+        let form = "expected smtp://[USER:PASS@]HOST[:PORT][?tls=none|opportunistic|required] or smtps://[USER:PASS@]HOST[:PORT]";
+        let (implicit, rest) = if let Some(r) = url.strip_prefix("smtps://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("smtp://") {
+            (false, r)
+        } else {
+            return Err(format!("{url:?}: {form}"));
+        };
+        let (rest, query) = match rest.split_once('?') {
+            Some((r, q)) => (r, Some(q)),
+            None => (rest, None),
+        };
         let rest = rest.trim_end_matches('/');
-        if rest.contains('@') {
-            return Err(format!(
-                "{url:?}: SMTP user names and passwords are not supported yet; use a relay that accepts the host"
-            ));
-        }
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) => (
+        let (userinfo, hostport) = match rest.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, rest),
+        };
+        let credentials = match userinfo {
+            None => None,
+            Some(u) => {
+                let (user, pass) = u.split_once(':').ok_or_else(|| {
+                    format!("{url:?}: a login is USER:PASS@ (percent-encode : and @ in them)")
+                })?;
+                Some((
+                    percent_decode(user).map_err(|e| format!("{url:?}: user: {e}"))?,
+                    percent_decode(pass).map_err(|e| format!("{url:?}: password: {e}"))?,
+                ))
+            }
+        };
+        let default_port = if implicit { 465 } else { 25 };
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
                 h,
                 p.parse::<u16>().map_err(|_| {
                     format!("{url:?}: the port {p:?} is not a number from 1 to 65535")
                 })?,
             ),
-            None => (rest, 25),
+            _ => (hostport, default_port),
         };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
-            return Err(format!("{url:?}: expected smtp://HOST:PORT"));
+            return Err(format!("{url:?}: {form}"));
+        }
+        let mut tls = match (implicit, &credentials) {
+            (true, _) => SmtpTls::Implicit,
+            (false, Some(_)) => SmtpTls::Required,
+            (false, None) => SmtpTls::Opportunistic,
+        };
+        if let Some(q) = query {
+            for kv in q.split('&').filter(|kv| !kv.is_empty()) {
+                match kv.split_once('=') {
+                    Some(("tls", v)) if !implicit => {
+                        tls = match v {
+                            "none" => SmtpTls::None,
+                            "opportunistic" => SmtpTls::Opportunistic,
+                            "required" => SmtpTls::Required,
+                            _ => {
+                                return Err(format!(
+                                    "{url:?}: tls={v}: accepted: none, opportunistic, required"
+                                ))
+                            }
+                        }
+                    }
+                    _ => {
+                        return Err(format!(
+                            "{url:?}: unknown setting {kv:?}; accepted: tls=none|opportunistic|required (smtp:// only)"
+                        ))
+                    }
+                }
+            }
+        }
+        if tls == SmtpTls::None && credentials.is_some() {
+            return Err(format!(
+                "{url:?}: a password over plain text (tls=none) is refused; use tls=required or smtps://"
+            ));
         }
         Ok(SmtpServer {
             host: host.to_string(),
             port,
+            tls,
+            credentials,
+            ca_pem: None,
         })
+    }
+
+    /// The lettre transport (call inside the Tokio runtime: the pool spawns).
+    fn transport(
+        &self,
+        timeout: Duration,
+        connections: u32,
+    ) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+        let params = || -> Result<TlsParameters, String> {
+            let mut b = TlsParameters::builder(self.host.clone())
+                .certificate_store(CertificateStore::WebpkiRoots);
+            if let Some(pem) = &self.ca_pem {
+                b = b.add_root_certificate(
+                    Certificate::from_pem(pem)
+                        .map_err(|e| format!("--smtp-ca-file: not PEM certificates: {e}"))?,
+                );
+            }
+            b.build_rustls()
+                .map_err(|e| format!("SMTP TLS settings for {}: {e}", self.host))
+        };
+        let tls = match self.tls {
+            SmtpTls::None => Tls::None,
+            SmtpTls::Opportunistic => Tls::Opportunistic(params()?),
+            SmtpTls::Required => Tls::Required(params()?),
+            SmtpTls::Implicit => Tls::Wrapper(params()?),
+        };
+        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(self.host.as_str())
+            .port(self.port)
+            .tls(tls)
+            .timeout(Some(timeout))
+            .pool_config(PoolConfig::new().max_size(connections.max(1)));
+        if let Some((u, p)) = &self.credentials {
+            b = b.credentials(Credentials::new(u.clone(), p.clone()));
+        }
+        Ok(b.build())
     }
 }
 
 /// How to deliver.
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {
-    /// The SMTP relay (`--smtp-url`); without it e-mails stay queued.
+    /// The SMTP relay (`--smtp`); without it e-mails stay queued.
     pub smtp: Option<SmtpServer>,
     /// The From address (`--mail-from`).
     pub mail_from: Option<String>,
     /// Where `touchpoint serve` is reached, for the unsubscribe link
     /// (`--public-url`); e-mails need it.
     pub public_url: Option<String>,
-    /// Tries per webhook send (first included).
+    /// Tries per webhook send within one pass (first included).
     pub webhook_attempts: u32,
-    /// The wait before the second try; doubled for each further one.
+    /// The wait before the second try within a pass; doubled for each further one.
     pub backoff: Duration,
     /// Per connection or request.
     pub timeout: Duration,
+    /// The pass's time, for due retries and claims (`campaigns run --now`);
+    /// `None` is the clock.
+    pub now: Option<i64>,
+    /// The wait after the first failed pass (doubled per further try, at
+    /// most [`MAX_RETRY_DELAY_MS`]).
+    pub retry_base: Duration,
+    /// How long after its first try a failing send is tried before it
+    /// becomes a dead letter.
+    pub retry_for: Duration,
+    /// Sends delivered at once (SMTP connections in the pool, webhook
+    /// requests in flight).
+    pub concurrency: usize,
 }
 
 impl Default for DeliverySettings {
@@ -109,6 +297,10 @@ impl Default for DeliverySettings {
             webhook_attempts: 5,
             backoff: Duration::from_secs(1),
             timeout: Duration::from_secs(10),
+            now: None,
+            retry_base: Duration::from_secs(60),
+            retry_for: Duration::from_secs(24 * 3600),
+            concurrency: 4,
         }
     }
 }
@@ -118,15 +310,51 @@ impl Default for DeliverySettings {
 pub struct DeliveryReport {
     /// Delivered.
     pub sent: u64,
-    /// Failed (after retries for webhooks); the reason is kept on the send.
+    /// Failed tries to be tried again later (`next_attempt_at`).
+    pub retrying: u64,
+    /// Became dead letters in this pass (for good, or after `retry_for`);
+    /// the reason is kept on the send.
     pub failed: u64,
-    /// Left queued: e-mails without `--smtp-url`, `--mail-from` and
+    /// Left queued: e-mails without `--smtp`, `--mail-from` and
     /// `--public-url`, or sends another sender holds.
     pub waiting: u64,
     /// Why sends wait, when they do.
     pub waiting_reason: Option<String>,
 }
 
+/// A send that will not be tried again by itself (`campaigns dead-letters`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// The send's id (`campaigns retry ID`).
+    pub id: i64,
+    /// Its campaign.
+    pub campaign: String,
+    /// Its member.
+    pub member_id: String,
+    /// `email` or `webhook`.
+    pub channel: String,
+    /// The e-mail address, for e-mails.
+    pub address: Option<String>,
+    /// Tries made.
+    pub attempts: i64,
+    /// The last error.
+    pub reason: Option<String>,
+    /// When it was decided (ms since the epoch).
+    pub decided_at: i64,
+    /// When it was last tried (ms since the epoch).
+    pub last_attempt_at: Option<i64>,
+}
+
+/// Which dead letters to queue again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetrySelection {
+    /// Every dead letter.
+    All,
+    /// These send ids (ids that are not dead letters are left alone).
+    Ids(Vec<i64>),
+}
+
+#[derive(Clone)]
 struct Queued {
     id: i64,
     campaign: String,
@@ -140,14 +368,69 @@ struct Queued {
     coupon: Option<String>,
 }
 
+/// The end of one try.
+enum TryResult {
+    Sent,
+    /// May pass: try again later.
+    Transient(String),
+    /// Will not pass: a dead letter now.
+    Permanent(String),
+}
+
+enum Outcome {
+    Sent,
+    Retrying,
+    Failed,
+    Waiting,
+}
+
+type HttpsClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
+struct Pass<'a> {
+    s: &'a DeliverySettings,
+    now: i64,
+    smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
+    http: HttpsClient,
+    targets: HashMap<(String, i64), WebhookTarget>,
+}
+
 impl Store {
-    /// Deliver every queued send (see the module doc).
+    /// Deliver every due queued send (see the module doc).
     pub async fn campaigns_deliver(
         &self,
         s: &DeliverySettings,
     ) -> Result<DeliveryReport, StoreError> {
+        let now = s.now.unwrap_or_else(now_ms);
         let mut report = DeliveryReport::default();
-        let mut bodies: HashMap<(String, i64), Campaign> = HashMap::new();
+        let email_ready = s.smtp.is_some() && s.mail_from.is_some() && s.public_url.is_some();
+        let smtp = match (&s.smtp, email_ready) {
+            (Some(server), true) => Some(
+                server
+                    .transport(s.timeout, s.concurrency as u32)
+                    .map_err(StoreError::InvalidInput)?,
+            ),
+            _ => None,
+        };
+        let provider = rustls::crypto::ring::default_provider();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(provider)
+            .map_err(|e| StoreError::InvalidInput(format!("webhook TLS settings: {e}")))?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let http =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(connector);
+        let mut pass = Pass {
+            s,
+            now,
+            smtp,
+            http,
+            targets: HashMap::new(),
+        };
         let mut after = 0i64;
         loop {
             let batch = {
@@ -155,8 +438,9 @@ impl Store {
                 h.conn()
                     .fetch(
                         "SELECT id, campaign, version, member_id, occurrence, channel, address, subject, body, coupon_code \
-                         FROM campaign_sends WHERE status = 'queued' AND id > $1 ORDER BY id LIMIT 200",
-                        &[after.into()],
+                         FROM campaign_sends WHERE status = 'queued' AND id > $1 \
+                         AND (next_attempt_at IS NULL OR next_attempt_at <= $2) ORDER BY id LIMIT 500",
+                        &[after.into(), now.into()],
                         |r| {
                             Ok(Queued {
                                 id: r.i64(0)?,
@@ -178,103 +462,149 @@ impl Store {
                 return Ok(report);
             };
             after = last.id;
-            for q in batch {
-                if q.channel == "email" {
-                    let (Some(smtp), Some(from), Some(base)) =
-                        (&s.smtp, &s.mail_from, &s.public_url)
-                    else {
-                        report.waiting += 1;
-                        report.waiting_reason =
-                            Some("e-mails need --smtp-url, --mail-from and --public-url".into());
-                        continue;
-                    };
-                    if !self.claim(q.id).await? {
-                        report.waiting += 1;
-                        continue;
-                    }
-                    let (lu, lup) = self
-                        .list_unsubscribe_headers(MemberId::from_i64(q.member), base)
-                        .await?;
-                    let to = q.address.clone().unwrap_or_default();
-                    let msg = email_message(q.id, from, &to, &q.subject, &q.body, &lu, &lup);
-                    let r = smtp_send(smtp, from, &to, &msg, s.timeout).await;
-                    self.mark(q.id, r, &mut report).await?;
-                } else {
-                    let key = (q.campaign.clone(), q.version);
-                    if !bodies.contains_key(&key) {
-                        let body = {
-                            let mut h = self.acquire().await?;
-                            h.conn()
-                                .fetch_opt(
-                                    "SELECT body FROM campaigns WHERE name = $1 AND version = $2",
-                                    &[q.campaign.as_str().into(), q.version.into()],
-                                    |r| r.text(0),
-                                )
-                                .await?
-                                .ok_or_else(|| {
-                                    StoreError::Corrupt(format!(
-                                        "campaign {} version {} is missing",
-                                        q.campaign, q.version
-                                    ))
-                                })?
-                        };
-                        let c = Campaign::parse(&body).map_err(|e| {
-                            StoreError::Corrupt(format!("campaign {}: {e}", q.campaign))
-                        })?;
-                        bodies.insert(key.clone(), c);
-                    }
-                    let Some(target) = bodies[&key].webhook.clone() else {
-                        return Err(StoreError::Corrupt(format!(
-                            "campaign {} sends by webhook without a [webhook] table",
-                            q.campaign
-                        )));
-                    };
-                    if !self.claim(q.id).await? {
-                        report.waiting += 1;
-                        continue;
-                    }
-                    let unsubscribe_url = match &s.public_url {
-                        Some(base) => Some(
-                            crate::profiles::list_unsubscribe_values(
-                                base,
-                                &self.unsubscribe_token(MemberId::from_i64(q.member)).await?,
-                            )
-                            .0
-                            .trim_matches(|c| c == '<' || c == '>')
-                            .to_string(),
-                        ),
-                        None => None,
-                    };
-                    let payload = serde_json::json!({
-                        "type": "campaign.message",
-                        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                        "data": {
-                            "send_id": q.id,
-                            "campaign": q.campaign,
-                            "occurrence": q.occurrence,
-                            "member_id": MemberId::from_i64(q.member).to_string(),
-                            "email": q.address,
-                            "subject": q.subject,
-                            "body": q.body,
-                            "coupon": q.coupon,
-                            "unsubscribe_url": unsubscribe_url,
-                        }
-                    });
-                    let r =
-                        webhook_send(&target, &format!("send_{}", q.id), &payload.to_string(), s)
-                            .await;
-                    self.mark(q.id, r, &mut report).await?;
+            for q in &batch {
+                if q.channel != "email" {
+                    self.load_target(&mut pass.targets, q).await?;
+                }
+            }
+            if !email_ready && batch.iter().any(|q| q.channel == "email") {
+                report.waiting_reason =
+                    Some("e-mails need --smtp, --mail-from and --public-url".into());
+            }
+            let pass_ref = &pass;
+            let mut results = futures_util::stream::iter(batch)
+                .map(|q| async move { self.deliver_one(pass_ref, q).await })
+                .buffer_unordered(s.concurrency.max(1));
+            while let Some(r) = results.next().await {
+                match r? {
+                    Outcome::Sent => report.sent += 1,
+                    Outcome::Retrying => report.retrying += 1,
+                    Outcome::Failed => report.failed += 1,
+                    Outcome::Waiting => report.waiting += 1,
                 }
             }
         }
     }
 
-    async fn claim(&self, id: i64) -> Result<bool, StoreError> {
-        let now = now_ms();
+    async fn load_target(
+        &self,
+        targets: &mut HashMap<(String, i64), WebhookTarget>,
+        q: &Queued,
+    ) -> Result<(), StoreError> {
+        let key = (q.campaign.clone(), q.version);
+        if targets.contains_key(&key) {
+            return Ok(());
+        }
+        let body = {
+            let mut h = self.acquire().await?;
+            h.conn()
+                .fetch_opt(
+                    "SELECT body FROM campaigns WHERE name = $1 AND version = $2",
+                    &[q.campaign.as_str().into(), q.version.into()],
+                    |r| r.text(0),
+                )
+                .await?
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "campaign {} version {} is missing",
+                        q.campaign, q.version
+                    ))
+                })?
+        };
+        let c = Campaign::parse(&body)
+            .map_err(|e| StoreError::Corrupt(format!("campaign {}: {e}", q.campaign)))?;
+        let Some(target) = c.webhook else {
+            return Err(StoreError::Corrupt(format!(
+                "campaign {} sends by webhook without a [webhook] table",
+                q.campaign
+            )));
+        };
+        targets.insert(key, target);
+        Ok(())
+    }
+
+    async fn deliver_one(&self, p: &Pass<'_>, q: Queued) -> Result<Outcome, StoreError> {
+        let s = p.s;
+        if q.channel == "email" {
+            let (Some(smtp), Some(from), Some(base)) = (&p.smtp, &s.mail_from, &s.public_url)
+            else {
+                return Ok(Outcome::Waiting);
+            };
+            if !self.claim(q.id, p.now).await? {
+                return Ok(Outcome::Waiting);
+            }
+            let (lu, lup) = self
+                .list_unsubscribe_headers(MemberId::from_i64(q.member), base)
+                .await?;
+            let to = q.address.clone().unwrap_or_default();
+            let r = match email_message(q.id, from, &to, &q.subject, &q.body, &lu, &lup) {
+                Err(e) => TryResult::Permanent(e),
+                // lettre's timeout bounds the connection; this bounds the whole
+                // session, so a server that stops answering cannot hold a pass.
+                Ok(msg) => match tokio::time::timeout(s.timeout * 3, smtp.send(msg)).await {
+                    Err(_) => TryResult::Transient(format!(
+                        "SMTP {}: no answer within {} s",
+                        smtp_name(s),
+                        (s.timeout * 3).as_secs()
+                    )),
+                    Ok(Ok(_)) => TryResult::Sent,
+                    Ok(Err(e)) if e.is_permanent() => {
+                        TryResult::Permanent(format!("SMTP {}: {e}", smtp_name(s)))
+                    }
+                    Ok(Err(e)) => TryResult::Transient(format!("SMTP {}: {e}", smtp_name(s))),
+                },
+            };
+            self.mark(q.id, r, p).await
+        } else {
+            let target = p.targets[&(q.campaign.clone(), q.version)].clone();
+            if !self.claim(q.id, p.now).await? {
+                return Ok(Outcome::Waiting);
+            }
+            let unsubscribe_url = match &s.public_url {
+                Some(base) => Some(
+                    crate::profiles::list_unsubscribe_values(
+                        base,
+                        &self.unsubscribe_token(MemberId::from_i64(q.member)).await?,
+                    )
+                    .0
+                    .trim_matches(|c| c == '<' || c == '>')
+                    .to_string(),
+                ),
+                None => None,
+            };
+            let payload = serde_json::json!({
+                "type": "campaign.message",
+                "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "data": {
+                    "send_id": q.id,
+                    "campaign": q.campaign,
+                    "occurrence": q.occurrence,
+                    "member_id": MemberId::from_i64(q.member).to_string(),
+                    "email": q.address,
+                    "subject": q.subject,
+                    "body": q.body,
+                    "coupon": q.coupon,
+                    "unsubscribe_url": unsubscribe_url,
+                }
+            });
+            let r = webhook_send(
+                &p.http,
+                &target,
+                &format!("send_{}", q.id),
+                &payload.to_string(),
+                s,
+            )
+            .await;
+            self.mark(q.id, r, p).await
+        }
+    }
+
+    async fn claim(&self, id: i64, now: i64) -> Result<bool, StoreError> {
         let mut h = self.acquire().await?;
         Ok(h.conn()
             .exec(
-                "UPDATE campaign_sends SET claimed_at = $2, attempts = attempts + 1 \
+                "UPDATE campaign_sends SET claimed_at = $2, attempts = attempts + 1, \
+                 first_attempt_at = COALESCE(first_attempt_at, $2), last_attempt_at = $2 \
                  WHERE id = $1 AND status = 'queued' AND (claimed_at IS NULL OR claimed_at < $3)",
                 &[id.into(), now.into(), (now - CLAIM_LEASE_MS).into()],
             )
@@ -282,61 +612,131 @@ impl Store {
             == 1)
     }
 
-    async fn mark(
-        &self,
-        id: i64,
-        r: Result<(), String>,
-        report: &mut DeliveryReport,
-    ) -> Result<(), StoreError> {
+    async fn mark(&self, id: i64, r: TryResult, p: &Pass<'_>) -> Result<Outcome, StoreError> {
         let mut h = self.acquire().await?;
         match r {
-            Ok(()) => {
-                report.sent += 1;
+            TryResult::Sent => {
                 h.conn()
                     .exec(
-                        "UPDATE campaign_sends SET status = 'sent', sent_at = $2, reason = NULL WHERE id = $1",
+                        "UPDATE campaign_sends SET status = 'sent', sent_at = $2, reason = NULL, next_attempt_at = NULL WHERE id = $1",
                         &[id.into(), now_ms().into()],
                     )
                     .await?;
+                Ok(Outcome::Sent)
             }
-            Err(e) => {
-                report.failed += 1;
-                tracing::warn!(send = id, error = %e, "campaign send failed");
+            TryResult::Transient(e) => {
+                let (attempts, first) = h
+                    .conn()
+                    .fetch_opt(
+                        "SELECT attempts, first_attempt_at FROM campaign_sends WHERE id = $1",
+                        &[id.into()],
+                        |r| Ok((r.i64(0)?, r.opt_i64(1)?)),
+                    )
+                    .await?
+                    .unwrap_or((1, None));
+                let first = first.unwrap_or(p.now);
+                let give_up_at = first + p.s.retry_for.as_millis() as i64;
+                if p.now >= give_up_at {
+                    let reason = format!(
+                        "{e} (dead letter: still failing after {attempts} tries over {} h)",
+                        p.s.retry_for.as_secs() / 3600
+                    );
+                    tracing::warn!(send = id, error = %reason, "campaign send is a dead letter");
+                    h.conn()
+                        .exec(
+                            "UPDATE campaign_sends SET status = 'failed', reason = $2, next_attempt_at = NULL, claimed_at = NULL WHERE id = $1",
+                            &[id.into(), reason.into()],
+                        )
+                        .await?;
+                    return Ok(Outcome::Failed);
+                }
+                let next = (p.now + retry_delay(attempts, p.s.retry_base)).min(give_up_at);
+                tracing::info!(send = id, error = %e, next_attempt_at = next, "campaign send will be tried again");
                 h.conn()
                     .exec(
-                        "UPDATE campaign_sends SET status = 'failed', reason = $2 WHERE id = $1",
+                        "UPDATE campaign_sends SET reason = $2, next_attempt_at = $3, claimed_at = NULL WHERE id = $1",
+                        &[id.into(), e.into(), next.into()],
+                    )
+                    .await?;
+                Ok(Outcome::Retrying)
+            }
+            TryResult::Permanent(e) => {
+                tracing::warn!(send = id, error = %e, "campaign send failed for good: a dead letter");
+                h.conn()
+                    .exec(
+                        "UPDATE campaign_sends SET status = 'failed', reason = $2, next_attempt_at = NULL, claimed_at = NULL WHERE id = $1",
                         &[id.into(), e.into()],
                     )
                     .await?;
+                Ok(Outcome::Failed)
             }
         }
-        Ok(())
     }
-}
 
-fn encode_subject(s: &str) -> String {
-    let clean: String = s.chars().filter(|c| *c != '\r' && *c != '\n').collect();
-    if clean.is_ascii() && clean.len() <= 900 {
-        return clean;
+    /// The dead letters (sends with status `failed`), oldest first.
+    pub async fn campaign_dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        let mut h = self.acquire().await?;
+        h.conn()
+            .fetch(
+                "SELECT id, campaign, member_id, channel, address, attempts, reason, decided_at, last_attempt_at \
+                 FROM campaign_sends WHERE status = 'failed' ORDER BY id",
+                &[],
+                |r| {
+                    Ok(DeadLetter {
+                        id: r.i64(0)?,
+                        campaign: r.text(1)?,
+                        member_id: MemberId::from_i64(r.i64(2)?).to_string(),
+                        channel: r.text(3)?,
+                        address: r.opt_text(4)?,
+                        attempts: r.i64(5)?,
+                        reason: r.opt_text(6)?,
+                        decided_at: r.i64(7)?,
+                        last_attempt_at: r.opt_i64(8)?,
+                    })
+                },
+            )
+            .await
     }
-    // Encoded words of at most 45 bytes of text each (75 characters encoded).
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    for ch in clean.chars() {
-        if cur.len() + ch.len_utf8() > 45 {
-            words.push(format!("=?UTF-8?B?{}?=", b64.encode(&cur)));
-            cur.clear();
+
+    /// Queue dead letters again, due at once, with a fresh 24 h of retries;
+    /// returns how many were queued. The send keeps its id, so its
+    /// `Message-ID` / `webhook-id` stays the same.
+    pub async fn campaign_retry(&self, which: &RetrySelection) -> Result<u64, StoreError> {
+        let sql = "UPDATE campaign_sends SET status = 'queued', claimed_at = NULL, next_attempt_at = NULL, \
+                   first_attempt_at = NULL, reason = NULL WHERE status = 'failed'";
+        let mut h = self.acquire().await?;
+        match which {
+            RetrySelection::All => h.conn().exec(sql, &[]).await,
+            RetrySelection::Ids(ids) => {
+                let mut n = 0;
+                for id in ids {
+                    n += h
+                        .conn()
+                        .exec(&format!("{sql} AND id = $1"), &[(*id).into()])
+                        .await?;
+                }
+                Ok(n)
+            }
         }
-        cur.push(ch);
     }
-    if !cur.is_empty() {
-        words.push(format!("=?UTF-8?B?{}?=", b64.encode(&cur)));
-    }
-    words.join("\r\n ")
 }
 
-/// The message text (headers and base64 body, CRLF line ends).
+fn smtp_name(s: &DeliverySettings) -> String {
+    s.smtp
+        .as_ref()
+        .map(|m| format!("{}:{}", m.host, m.port))
+        .unwrap_or_default()
+}
+
+fn raw_header(name: &'static str, value: &str) -> Result<HeaderValue, String> {
+    let n = HeaderName::new_from_ascii_str(name);
+    let clean: String = value.chars().filter(|c| *c != '\r' && *c != '\n').collect();
+    Ok(HeaderValue::new(n, clean))
+}
+
+/// The message: From, To, Subject (RFC 2047 when not ASCII), Date,
+/// `Message-ID: <campaign-send-ID@touchpoint>`, a UTF-8 text body, and the
+/// RFC 8058 unsubscribe headers. An address that does not parse is an error.
 pub fn email_message(
     id: i64,
     from: &str,
@@ -345,119 +745,29 @@ pub fn email_message(
     body: &str,
     list_unsubscribe: &str,
     list_unsubscribe_post: &str,
-) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(body.replace('\n', "\r\n"));
-    let mut m = String::new();
-    m.push_str(&format!("From: {from}\r\nTo: {to}\r\n"));
-    m.push_str(&format!("Subject: {}\r\n", encode_subject(subject)));
-    m.push_str(&format!("Date: {}\r\n", chrono::Utc::now().to_rfc2822()));
-    m.push_str(&format!("Message-ID: <campaign-send-{id}@touchpoint>\r\n"));
-    m.push_str("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n");
-    m.push_str(&format!("List-Unsubscribe: {list_unsubscribe}\r\n"));
-    m.push_str(&format!(
-        "List-Unsubscribe-Post: {list_unsubscribe_post}\r\n\r\n"
-    ));
-    for chunk in b64.as_bytes().chunks(76) {
-        m.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-        m.push_str("\r\n");
-    }
-    m
-}
-
-async fn reply<R: AsyncBufReadExt + Unpin>(r: &mut R) -> Result<(u16, String), String> {
-    let mut text = String::new();
-    loop {
-        let mut line = String::new();
-        let n = r
-            .read_line(&mut line)
-            .await
-            .map_err(|e| format!("SMTP read: {e}"))?;
-        if n == 0 {
-            return Err("SMTP server closed the connection".into());
-        }
-        text.push_str(&line);
-        if line.len() < 4 || line.as_bytes()[3] != b'-' {
-            let code = line
-                .get(..3)
-                .and_then(|c| c.parse().ok())
-                .ok_or_else(|| format!("SMTP: unexpected reply {line:?}"))?;
-            return Ok((code, text.trim_end().to_string()));
-        }
-    }
-}
-
-async fn smtp_send(
-    server: &SmtpServer,
-    from: &str,
-    to: &str,
-    message: &str,
-    timeout: Duration,
-) -> Result<(), String> {
-    tokio::time::timeout(timeout, smtp_session(server, from, to, message))
-        .await
-        .map_err(|_| format!("SMTP {}:{}: timed out", server.host, server.port))?
-}
-
-async fn smtp_session(
-    server: &SmtpServer,
-    from: &str,
-    to: &str,
-    message: &str,
-) -> Result<(), String> {
-    let stream = TcpStream::connect((server.host.as_str(), server.port))
-        .await
-        .map_err(|e| format!("SMTP connect {}:{}: {e}", server.host, server.port))?;
-    let (rd, mut wr) = stream.into_split();
-    let mut rd = BufReader::new(rd);
-    let expect = |got: (u16, String), want: u16, what: &str| -> Result<(), String> {
-        if got.0 / 100 == want / 100 {
-            Ok(())
-        } else {
-            Err(format!("SMTP {what}: {}", got.1))
-        }
-    };
-    expect(reply(&mut rd).await?, 220, "greeting")?;
-    write(&mut wr, "EHLO touchpoint\r\n").await?;
-    expect(reply(&mut rd).await?, 250, "EHLO")?;
-    write(&mut wr, format!("MAIL FROM:<{}>\r\n", bare(from))).await?;
-    expect(reply(&mut rd).await?, 250, "MAIL FROM")?;
-    write(&mut wr, format!("RCPT TO:<{}>\r\n", bare(to))).await?;
-    expect(reply(&mut rd).await?, 250, "RCPT TO")?;
-    write(&mut wr, "DATA\r\n").await?;
-    expect(reply(&mut rd).await?, 354, "DATA")?;
-    let mut data = String::with_capacity(message.len() + 8);
-    for line in message.split("\r\n") {
-        if line.starts_with('.') {
-            data.push('.');
-        }
-        data.push_str(line);
-        data.push_str("\r\n");
-    }
-    // `message` ends with CRLF, so the split's last piece is empty.
-    data.truncate(data.len() - 2);
-    data.push_str(".\r\n");
-    write(&mut wr, data).await?;
-    expect(reply(&mut rd).await?, 250, "message")?;
-    write(&mut wr, "QUIT\r\n").await?;
-    let _ = reply(&mut rd).await;
-    Ok(())
-}
-
-async fn write(
-    w: &mut tokio::net::tcp::OwnedWriteHalf,
-    cmd: impl AsRef<str>,
-) -> Result<(), String> {
-    w.write_all(cmd.as_ref().as_bytes())
-        .await
-        .map_err(|e| format!("SMTP write: {e}"))
-}
-
-/// `Name <a@b>` -> `a@b`.
-fn bare(addr: &str) -> &str {
-    match (addr.rfind('<'), addr.rfind('>')) {
-        (Some(a), Some(b)) if a < b => &addr[a + 1..b],
-        _ => addr.trim(),
-    }
+) -> Result<Message, String> {
+    let from: Mailbox = from
+        .parse()
+        .map_err(|e| format!("--mail-from {from:?}: {e}"))?;
+    let to: Mailbox = to
+        .parse()
+        .map_err(|e| format!("the address {to:?} does not parse: {e}"))?;
+    let subject: String = subject
+        .chars()
+        .filter(|c| *c != '\r' && *c != '\n')
+        .collect();
+    Message::builder()
+        .from(from)
+        .to(to)
+        .subject(subject)
+        .date_now()
+        .message_id(Some(format!("<campaign-send-{id}@touchpoint>")))
+        .raw_header(raw_header("List-Unsubscribe", list_unsubscribe)?)
+        .raw_header(raw_header("List-Unsubscribe-Post", list_unsubscribe_post)?)
+        .header(ContentType::TEXT_PLAIN)
+        .header(ContentTransferEncoding::Base64)
+        .body(body.replace('\n', "\r\n"))
+        .map_err(|e| format!("message {id}: {e}"))
 }
 
 /// The Standard Webhooks signature header value for a message.
@@ -477,29 +787,33 @@ pub fn webhook_signature(
 }
 
 async fn webhook_send(
+    client: &HttpsClient,
     target: &WebhookTarget,
     id: &str,
     body: &str,
     s: &DeliverySettings,
-) -> Result<(), String> {
+) -> TryResult {
     use http_body_util::{BodyExt, Full};
-    use hyper_util::client::legacy::Client;
-    use hyper_util::rt::TokioExecutor;
-    let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let mut last_error = String::new();
     for attempt in 0..s.webhook_attempts.max(1) {
         if attempt > 0 {
             tokio::time::sleep(s.backoff * 2u32.saturating_pow(attempt - 1)).await;
         }
         let ts = chrono::Utc::now().timestamp();
-        let sig = webhook_signature(&target.secret, id, ts, body)?;
-        let req = hyper::Request::post(target.url.as_str())
+        let sig = match webhook_signature(&target.secret, id, ts, body) {
+            Ok(sig) => sig,
+            Err(e) => return TryResult::Permanent(e),
+        };
+        let req = match hyper::Request::post(target.url.as_str())
             .header("content-type", "application/json")
             .header("webhook-id", id)
             .header("webhook-timestamp", ts.to_string())
             .header("webhook-signature", sig)
             .body(Full::new(bytes::Bytes::from(body.to_string())))
-            .map_err(|e| format!("webhook {}: {e}", target.url))?;
+        {
+            Ok(r) => r,
+            Err(e) => return TryResult::Permanent(format!("webhook {}: {e}", target.url)),
+        };
         match tokio::time::timeout(s.timeout, client.request(req)).await {
             Err(_) => last_error = format!("webhook {}: timed out", target.url),
             Ok(Err(e)) => last_error = format!("webhook {}: {e}", target.url),
@@ -507,17 +821,17 @@ async fn webhook_send(
                 let status = resp.status();
                 let _ = resp.into_body().collect().await;
                 if status.is_success() {
-                    return Ok(());
+                    return TryResult::Sent;
                 }
                 last_error = format!("webhook {}: HTTP {status}", target.url);
                 if !status.is_server_error() {
-                    return Err(last_error);
+                    return TryResult::Permanent(last_error);
                 }
             }
         }
     }
-    Err(format!(
-        "{last_error} (after {} tries)",
+    TryResult::Transient(format!(
+        "{last_error} (after {} tries in this pass)",
         s.webhook_attempts.max(1)
     ))
 }
@@ -532,13 +846,44 @@ mod tests {
             SmtpServer::parse("smtp://127.0.0.1:2525").unwrap(),
             SmtpServer {
                 host: "127.0.0.1".into(),
-                port: 2525
+                port: 2525,
+                tls: SmtpTls::Opportunistic,
+                credentials: None,
+                ca_pem: None,
             }
         );
         assert_eq!(SmtpServer::parse("smtp://mail").unwrap().port, 25);
+        let s = SmtpServer::parse("smtp://crm%40brand.test:p%3Ass@mail.brand.test:587").unwrap();
+        assert_eq!(
+            s.credentials,
+            Some(("crm@brand.test".into(), "p:ss".into()))
+        );
+        assert_eq!(
+            (s.tls, s.port),
+            (SmtpTls::Required, 587),
+            "a login requires STARTTLS"
+        );
+        assert!(
+            !format!("{s:?}").contains("p:ss"),
+            "Debug hides the password"
+        );
+        let s = SmtpServer::parse("smtp://mail:2525?tls=required").unwrap();
+        assert_eq!(s.tls, SmtpTls::Required);
+        assert_eq!(
+            SmtpServer::parse("smtp://mail?tls=none").unwrap().tls,
+            SmtpTls::None
+        );
+        let s = SmtpServer::parse("smtps://u:p@mail").unwrap();
+        assert_eq!((s.tls, s.port), (SmtpTls::Implicit, 465));
+        assert!(SmtpServer::parse("smtp://u:p@mail?tls=none")
+            .unwrap_err()
+            .contains("plain text"));
+        assert!(SmtpServer::parse("smtp://mail?tls=maybe")
+            .unwrap_err()
+            .contains("accepted: none, opportunistic, required"));
         assert!(SmtpServer::parse("http://x")
             .unwrap_err()
-            .contains("smtp://HOST:PORT"));
+            .contains("smtp://[USER:PASS@]HOST[:PORT]"));
     }
 
     #[test]
@@ -555,9 +900,54 @@ mod tests {
     }
 
     #[test]
-    fn non_ascii_subjects_are_encoded_words() {
-        let s = encode_subject("生日快乐");
-        assert!(s.starts_with("=?UTF-8?B?"), "{s}");
-        assert_eq!(encode_subject("Hi\r\nBcc: x"), "HiBcc: x");
+    fn retries_double_from_the_base_up_to_four_hours() {
+        let base = Duration::from_secs(60);
+        assert_eq!(retry_delay(1, base), 60_000);
+        assert_eq!(retry_delay(2, base), 120_000);
+        assert_eq!(retry_delay(4, base), 480_000);
+        assert_eq!(retry_delay(9, base), MAX_RETRY_DELAY_MS);
+        assert_eq!(retry_delay(100, base), MAX_RETRY_DELAY_MS);
+    }
+
+    #[test]
+    fn messages_keep_the_headers_and_encode_a_chinese_subject() {
+        let m = email_message(
+            7,
+            "Brand <crm@brand.test>",
+            "p1@example.com",
+            "生日快乐\r\nBcc: x@y",
+            "Hi",
+            "<http://crm/unsubscribe/T>",
+            "List-Unsubscribe=One-Click",
+        )
+        .unwrap();
+        let text = String::from_utf8(m.formatted()).unwrap();
+        assert!(
+            text.contains("Message-ID: <campaign-send-7@touchpoint>"),
+            "{text}"
+        );
+        assert!(
+            text.contains("List-Unsubscribe: <http://crm/unsubscribe/T>"),
+            "{text}"
+        );
+        assert!(
+            text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Subject: =?utf-8?b?") || text.contains("Subject: =?UTF-8?B?"),
+            "{text}"
+        );
+        assert!(!text.contains("\r\nBcc:"), "no header injection: {text}");
+        assert!(email_message(
+            1,
+            "Brand <crm@brand.test>",
+            "not an address",
+            "s",
+            "b",
+            "<x>",
+            "y"
+        )
+        .is_err());
     }
 }

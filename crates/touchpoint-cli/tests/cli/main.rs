@@ -1073,3 +1073,177 @@ fn campaigns_run_dry_run_lists_who_would_get_what_and_writes_nothing() {
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["campaigns"][0]["queued"], 1, "{r}");
 }
+
+/// A webhook receiver on a thread: answers each request 200 after `delay`,
+/// and records each request's `webhook-id` when it has read the request.
+fn slow_receiver(
+    delay: std::time::Duration,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let g = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let g = g.clone();
+            std::thread::spawn(move || loop {
+                let mut r = BufReader::new(stream.try_clone().unwrap());
+                let (mut id, mut len) = (None, 0usize);
+                let mut first = true;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let l = line.trim_end();
+                    if l.is_empty() && !first {
+                        break;
+                    }
+                    first = false;
+                    let lower = l.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("webhook-id:") {
+                        id = Some(v.trim().to_string());
+                    }
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; len];
+                if r.read_exact(&mut body).is_err() {
+                    return;
+                }
+                g.lock().unwrap().push(id.unwrap_or_default());
+                std::thread::sleep(delay);
+                if stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                    .is_err()
+                {
+                    return;
+                }
+            });
+        }
+    });
+    (url, got)
+}
+
+#[test]
+fn a_sender_killed_mid_delivery_and_restarted_delivers_each_message_once_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let n = 12;
+    let mut csv = String::from("order_id,ordered_at,sku,quantity,unit_price,phone\n");
+    for i in 1..=n {
+        csv.push_str(&format!(
+            "P{i},2025-03-01 10:00:00,S1,1,10.00,138000000{i:02}\n"
+        ));
+    }
+    let orders = dir.path().join("o.csv");
+    std::fs::write(&orders, csv).unwrap();
+    let f = orders.display().to_string();
+    let out = touchpoint(
+        &db,
+        &[
+            "import",
+            "orders",
+            &f,
+            "--format",
+            "canonical",
+            "--channel",
+            "pos",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    for i in 1..=n {
+        let m = format!("M-{i}");
+        let out = touchpoint(
+            &db,
+            &[
+                "members",
+                "consent",
+                &m,
+                "--channel",
+                "webhook",
+                "--topic",
+                "promotions",
+                "--grant",
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let (url, got) = slow_receiver(std::time::Duration::from_millis(300));
+    let file = format!(
+        "name = \"slow\"\nchannel = \"webhook\"\ncontrol_percent = 0\n\n\
+         [webhook]\nurl = \"{url}\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n\n\
+         [audience]\nexpression = 'last_order_days >= 90'\n\n\
+         [trigger]\nkind = \"segment_entry\"\n\n\
+         [message]\nsubject = \"Hi\"\nbody = \"{{{{member_id}}}}\"\n"
+    );
+    let path = dir.path().join("slow.toml");
+    std::fs::write(&path, file).unwrap();
+    let out = touchpoint(&db, &["campaigns", "create", &path.display().to_string()]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The sender, one message at a time, killed after the receiver has 3.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_touchpoint"))
+        .arg("--database")
+        .arg(format!("sqlite://{}", db.display()))
+        .args([
+            "campaigns",
+            "run",
+            "--now",
+            "2025-12-01 10:00",
+            "--delivery-concurrency",
+            "1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    while got.lock().unwrap().len() < 3 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = got.lock().unwrap().len();
+    assert!(before < n, "killed mid-way: {before}");
+    // Restarted within the claim's lease: the message in flight waits.
+    let run = |now: &str| {
+        let out = touchpoint(&db, &["campaigns", "run", "--now", now, "-o", "json"]);
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    run("2025-12-01 10:05");
+    // After the lease (10 min), the claimed one is delivered again, with its id.
+    run("2025-12-01 10:20");
+    let ids = got.lock().unwrap().clone();
+    let mut distinct = ids.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), n, "every message arrived: {ids:?}");
+    assert!(
+        ids.len() <= n + 1,
+        "at most the one in flight at the kill is repeated, with the same webhook-id: {ids:?}"
+    );
+    assert!(distinct.iter().all(|i| i.starts_with("send_")), "{ids:?}");
+    let out = touchpoint(&db, &["campaigns", "report", "slow", "-o", "json"]);
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (rep["sent"].as_u64(), rep["queued"].as_u64()),
+        (Some(n as u64), Some(0)),
+        "{rep}"
+    );
+    let out = touchpoint(&db, &["campaigns", "dead-letters", "-o", "json"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "[]",
+        "{}",
+        text(&out)
+    );
+    let out = touchpoint(&db, &["campaigns", "retry", "--all"]);
+    assert!(
+        text(&out).contains("queued 0 dead letters"),
+        "{}",
+        text(&out)
+    );
+}

@@ -5,6 +5,7 @@
 
 mod acquisition;
 mod api;
+mod campaigns;
 mod clients;
 mod dashboard;
 mod doors;

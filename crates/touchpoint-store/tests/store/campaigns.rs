@@ -16,7 +16,7 @@ use touchpoint_core::campaigns::is_control;
 use touchpoint_core::ingest::InputFormat;
 use touchpoint_core::{Identifier, MemberId, Phone};
 use touchpoint_store::campaigns::RunContext;
-use touchpoint_store::delivery::{DeliverySettings, SmtpServer};
+use touchpoint_store::delivery::{DeliveryReport, DeliverySettings, RetrySelection, SmtpServer};
 use touchpoint_store::profiles::{ConsentChoice, ProfileChange, ProfileSource};
 use touchpoint_store::Store;
 
@@ -112,29 +112,39 @@ impl Drop for Smtp {
     }
 }
 
+fn aiosmtpd_importable() -> bool {
+    let importable = std::process::Command::new("python3")
+        .args(["-c", "import aiosmtpd"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !importable {
+        if std::env::var("TOUCHPOINT_TEST_SMTP").as_deref() == Ok("1") {
+            panic!("TOUCHPOINT_TEST_SMTP=1 but aiosmtpd is not importable (python3 -m pip install aiosmtpd)");
+        }
+        eprintln!("skipped: aiosmtpd is not importable (python3 -m pip install aiosmtpd)");
+    }
+    importable
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 impl Smtp {
     /// aiosmtpd on a free loopback port, or `None` (with the reason printed)
     /// when it is not installed and the test is not required.
     // The child is killed and waited for in `Drop`, which the lint cannot see.
     #[allow(clippy::zombie_processes)]
     async fn start() -> Option<Smtp> {
-        let importable = std::process::Command::new("python3")
-            .args(["-c", "import aiosmtpd"])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !importable {
-            if std::env::var("TOUCHPOINT_TEST_SMTP").as_deref() == Ok("1") {
-                panic!("TOUCHPOINT_TEST_SMTP=1 but aiosmtpd is not importable (python3 -m pip install aiosmtpd)");
-            }
-            eprintln!("skipped: aiosmtpd is not importable (python3 -m pip install aiosmtpd)");
+        if !aiosmtpd_importable() {
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
         let child = std::process::Command::new("python3")
             .args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{port}"))
@@ -143,12 +153,119 @@ impl Smtp {
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
+        Some(Smtp::wait(child, dir, port).await)
+    }
+
+    /// aiosmtpd requiring STARTTLS and AUTH (`smtp_tls_server.py`), with a
+    /// certificate for 127.0.0.1 signed by a CA made here with the openssl
+    /// CLI; returns the server and the CA's PEM.
+    #[allow(clippy::zombie_processes)]
+    async fn start_tls(user: &str, password: &str) -> Option<(Smtp, Vec<u8>)> {
+        if !aiosmtpd_importable() {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let openssl = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .output()
+                .expect("the openssl CLI");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &ec[..],
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=Touchpoint test CA",
+                ][..],
+            ]
+            .concat(),
+        );
+        openssl(
+            &[
+                &["req"][..],
+                &ec[..],
+                &[
+                    "-keyout",
+                    "leaf.key",
+                    "-out",
+                    "leaf.csr",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                ][..],
+            ]
+            .concat(),
+        );
+        std::fs::write(
+            d.join("leaf.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "leaf.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+        ]);
+        let port = free_port();
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/store/smtp_tls_server.py"
+        );
+        let child = std::process::Command::new("python3")
+            .arg(script)
+            .args(["127.0.0.1", &port.to_string()])
+            .arg(d.join("mail"))
+            .arg(d.join("leaf.pem"))
+            .arg(d.join("leaf.key"))
+            .args([user, password])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let ca = std::fs::read(d.join("ca.pem")).unwrap();
+        Some((Smtp::wait(child, dir, port).await, ca))
+    }
+
+    async fn wait(child: std::process::Child, dir: tempfile::TempDir, port: u16) -> Smtp {
+        let smtp = Smtp { child, dir, port };
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .is_ok()
             {
-                return Some(Smtp { child, dir, port });
+                return smtp;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -439,6 +556,332 @@ body = "{{{{member_id}}}} has {{{{points}}}} points"
             .to_str()
             .unwrap()
             .starts_with("send_"));
+        db.cleanup().await;
+    }
+}
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// A webhook receiver that checks signatures, answers 503 while `fail` is
+/// above 0 (counting it down; `u32::MAX` stays), and keeps every request
+/// it accepted.
+struct Hook {
+    url: String,
+    got: Received,
+    calls: Arc<Mutex<u32>>,
+    fail: Arc<Mutex<u32>>,
+}
+
+async fn hook(fail: u32) -> Hook {
+    use axum::routing::post;
+    let got: Received = Arc::default();
+    let calls = Arc::new(Mutex::new(0u32));
+    let fail = Arc::new(Mutex::new(fail));
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(SECRET.trim_start_matches("whsec_"))
+        .unwrap();
+    let (g, c, f) = (got.clone(), calls.clone(), fail.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |headers: axum::http::HeaderMap, body: String| {
+            let (g, c, f, key) = (g.clone(), c.clone(), f.clone(), key.clone());
+            async move {
+                *c.lock().unwrap() += 1;
+                let h = |k: &str| headers.get(k).unwrap().to_str().unwrap().to_string();
+                let signed = format!("{}.{}.{}", h("webhook-id"), h("webhook-timestamp"), body);
+                let mut m = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+                m.update(signed.as_bytes());
+                let want = format!(
+                    "v1,{}",
+                    base64::engine::general_purpose::STANDARD.encode(m.finalize().into_bytes())
+                );
+                if h("webhook-signature") != want {
+                    return axum::http::StatusCode::UNAUTHORIZED;
+                }
+                {
+                    let mut f = f.lock().unwrap();
+                    if *f > 0 {
+                        if *f != u32::MAX {
+                            *f -= 1;
+                        }
+                        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                }
+                g.lock().unwrap().push((headers.clone(), body));
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Hook {
+        url: format!("http://{addr}/hook"),
+        got,
+        calls,
+        fail,
+    }
+}
+
+fn hook_campaign(name: &str, url: &str) -> String {
+    format!(
+        r#"name = "{name}"
+channel = "webhook"
+control_percent = 0
+
+[webhook]
+url = "{url}"
+secret = "{SECRET}"
+
+[audience]
+expression = 'last_order_days >= 1'
+
+[trigger]
+kind = "segment_entry"
+
+[message]
+subject = "Points"
+body = "{{{{member_id}}}} has {{{{points}}}} points"
+"#
+    )
+}
+
+/// One try per pass, as of `now`.
+fn pass_at(now: i64) -> DeliverySettings {
+    DeliverySettings {
+        webhook_attempts: 1,
+        now: Some(now),
+        ..DeliverySettings::default()
+    }
+}
+
+const MINUTE: i64 = 60_000;
+
+#[tokio::test]
+async fn a_failing_webhook_is_tried_again_later_with_backoff_then_delivered_once() {
+    for db in backends().await {
+        let s = &db.store;
+        let p = people(s, 1).await;
+        consent(s, p[0], "webhook").await;
+        let h = hook(3).await;
+        s.campaign_create(&hook_campaign("retry", &h.url))
+            .await
+            .unwrap();
+        assert_eq!(s.campaigns_run(&cx(NOW)).await.unwrap()[0].queued, 1);
+        let d = s.campaigns_deliver(&pass_at(NOW)).await.unwrap();
+        assert_eq!(
+            (d.sent, d.retrying, d.failed),
+            (0, 1, 0),
+            "{}: {d:?}",
+            db.name
+        );
+        // Not due before 1 minute: nothing is tried.
+        let d = s
+            .campaigns_deliver(&pass_at(NOW + MINUTE - 1))
+            .await
+            .unwrap();
+        assert_eq!(d, DeliveryReport::default(), "{d:?}");
+        assert_eq!(*h.calls.lock().unwrap(), 1);
+        // Due after 1 minute (fails), then 2 more (fails), then 4 more: accepted.
+        let d = s.campaigns_deliver(&pass_at(NOW + MINUTE)).await.unwrap();
+        assert_eq!(d.retrying, 1, "{d:?}");
+        let d = s
+            .campaigns_deliver(&pass_at(NOW + 3 * MINUTE - 1))
+            .await
+            .unwrap();
+        assert_eq!(d, DeliveryReport::default(), "the wait doubled: {d:?}");
+        let d = s
+            .campaigns_deliver(&pass_at(NOW + 3 * MINUTE))
+            .await
+            .unwrap();
+        assert_eq!(d.retrying, 1, "{d:?}");
+        let d = s
+            .campaigns_deliver(&pass_at(NOW + 7 * MINUTE))
+            .await
+            .unwrap();
+        assert_eq!((d.sent, d.retrying), (1, 0), "{d:?}");
+        assert_eq!(*h.calls.lock().unwrap(), 4);
+        let d = s.campaigns_deliver(&pass_at(NOW + DAY)).await.unwrap();
+        assert_eq!(d, DeliveryReport::default());
+        assert_eq!(h.got.lock().unwrap().len(), 1);
+        let rep = s.campaign_report("retry", None).await.unwrap();
+        assert_eq!((rep.sent, rep.failed, rep.queued), (1, 0, 0));
+        assert!(s.campaign_dead_letters().await.unwrap().is_empty());
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_webhook_that_always_fails_becomes_a_dead_letter_after_24_hours_and_can_be_retried() {
+    for db in backends().await {
+        let s = &db.store;
+        let p = people(s, 1).await;
+        consent(s, p[0], "webhook").await;
+        let h = hook(u32::MAX).await;
+        s.campaign_create(&hook_campaign("down", &h.url))
+            .await
+            .unwrap();
+        s.campaigns_run(&cx(NOW)).await.unwrap();
+        // Passes every 30 minutes for 25 hours.
+        let (mut retrying, mut failed) = (0, 0);
+        for step in 0..=50 {
+            let d = s
+                .campaigns_deliver(&pass_at(NOW + step * 30 * MINUTE))
+                .await
+                .unwrap();
+            assert_eq!(d.sent, 0);
+            retrying += d.retrying;
+            failed += d.failed;
+        }
+        assert_eq!(failed, 1, "{}", db.name);
+        let calls = *h.calls.lock().unwrap();
+        assert_eq!(u64::from(calls), retrying + 1);
+        // 1, 2, 4 ... 128 min, then every 4 h, the last at 24 h: backoff, not every pass.
+        assert!((10..=20).contains(&calls), "{calls} tries");
+        let dead = s.campaign_dead_letters().await.unwrap();
+        assert_eq!(dead.len(), 1, "{dead:?}");
+        assert_eq!(dead[0].campaign, "down");
+        assert_eq!(dead[0].member_id, p[0].to_string());
+        assert_eq!(dead[0].attempts, i64::from(calls));
+        assert_eq!(dead[0].last_attempt_at, Some(NOW + DAY));
+        let reason = dead[0].reason.clone().unwrap();
+        assert!(
+            reason.contains("503") && reason.contains("dead letter"),
+            "{reason}"
+        );
+        let rep = s.campaign_report("down", None).await.unwrap();
+        assert_eq!((rep.sent, rep.failed), (0, 1));
+        // A dead letter is not tried by itself.
+        s.campaigns_deliver(&pass_at(NOW + 2 * DAY)).await.unwrap();
+        assert_eq!(*h.calls.lock().unwrap(), calls);
+        // The gateway recovers; the dead letter is queued again and sent once.
+        *h.fail.lock().unwrap() = 0;
+        assert_eq!(
+            s.campaign_retry(&RetrySelection::Ids(vec![dead[0].id + 1000]))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            s.campaign_retry(&RetrySelection::Ids(vec![dead[0].id]))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(s.campaign_retry(&RetrySelection::All).await.unwrap(), 0);
+        let d = s.campaigns_deliver(&pass_at(NOW + 2 * DAY)).await.unwrap();
+        assert_eq!(d.sent, 1, "{d:?}");
+        let got = h.got.lock().unwrap().clone();
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            got[0].0.get("webhook-id").unwrap().to_str().unwrap(),
+            format!("send_{}", dead[0].id),
+            "the same id as before, so a receiver can drop a repeat"
+        );
+        assert!(s.campaign_dead_letters().await.unwrap().is_empty());
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_schedulers_at_once_deliver_each_message_once() {
+    for db in backends().await {
+        let s = db.store.clone();
+        let p = people(&s, 30).await;
+        for m in &p {
+            consent(&s, *m, "webhook").await;
+        }
+        let h = hook(0).await;
+        s.campaign_create(&hook_campaign("both", &h.url))
+            .await
+            .unwrap();
+        let tick = |s: Store| async move {
+            let run = s.campaigns_run(&cx(NOW)).await.unwrap();
+            let d = s.campaigns_deliver(&pass_at(NOW)).await.unwrap();
+            (run[0].queued, d.sent)
+        };
+        let (a, b) = tokio::join!(tokio::spawn(tick(s.clone())), tokio::spawn(tick(s.clone())));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.0 + b.0, 30, "{}: each decided once: {a:?} {b:?}", db.name);
+        assert_eq!(a.1 + b.1, 30, "each delivered once: {a:?} {b:?}");
+        let got = h.got.lock().unwrap().clone();
+        let mut ids: Vec<String> = got
+            .iter()
+            .map(|(hd, _)| hd.get("webhook-id").unwrap().to_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!((got.len(), ids.len()), (30, 30));
+        assert_eq!(*h.calls.lock().unwrap(), 30);
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn email_goes_over_required_starttls_with_auth_trusting_a_private_ca() {
+    for db in backends().await {
+        let Some((smtp, ca)) = Smtp::start_tls("crm", "s3cret").await else {
+            db.cleanup().await;
+            return;
+        };
+        let s = &db.store;
+        let p = people(s, 1).await;
+        consent(s, p[0], "email").await;
+        s.campaign_create(&once("tls", "control_percent = 0"))
+            .await
+            .unwrap();
+        assert_eq!(s.campaigns_run(&cx(NOW)).await.unwrap()[0].queued, 1);
+        let with = |url: &str, ca: Option<&Vec<u8>>, now: i64| {
+            let mut server = SmtpServer::parse(url).unwrap();
+            server.ca_pem = ca.cloned();
+            DeliverySettings {
+                smtp: Some(server),
+                mail_from: Some("Brand <crm@brand.test>".into()),
+                public_url: Some("http://crm.brand.test".into()),
+                now: Some(now),
+                ..DeliverySettings::default()
+            }
+        };
+        let good = format!("smtp://crm:s3cret@127.0.0.1:{}", smtp.port);
+        // The private CA is not trusted without --smtp-ca-file: tried again later.
+        let d = s.campaigns_deliver(&with(&good, None, NOW)).await.unwrap();
+        assert_eq!((d.sent, d.retrying), (0, 1), "{}: {d:?}", db.name);
+        // A wrong password is refused for good (535): a dead letter.
+        let bad = format!("smtp://crm:wrong@127.0.0.1:{}", smtp.port);
+        let d = s
+            .campaigns_deliver(&with(&bad, Some(&ca), NOW + MINUTE))
+            .await
+            .unwrap();
+        assert_eq!(d.failed, 1, "{d:?}");
+        let dead = s.campaign_dead_letters().await.unwrap();
+        assert!(
+            dead[0].reason.as_deref().unwrap().contains("535"),
+            "{dead:?}"
+        );
+        assert!(smtp.messages().is_empty());
+        assert_eq!(s.campaign_retry(&RetrySelection::All).await.unwrap(), 1);
+        let d = s
+            .campaigns_deliver(&with(&good, Some(&ca), NOW + 2 * MINUTE))
+            .await
+            .unwrap();
+        assert_eq!(d.sent, 1, "{d:?}");
+        let mail = smtp.messages();
+        assert_eq!(mail.len(), 1, "{mail:?}");
+        let (head, body) = &mail[0];
+        assert_eq!(header(head, "To"), Some("p1@example.com"));
+        let id = s.campaign_dead_letters().await.unwrap();
+        assert!(id.is_empty());
+        assert!(header(head, "Message-ID")
+            .unwrap()
+            .starts_with("<campaign-send-"));
+        assert_eq!(
+            header(head, "List-Unsubscribe-Post"),
+            Some("List-Unsubscribe=One-Click")
+        );
+        assert!(header(head, "List-Unsubscribe")
+            .unwrap()
+            .starts_with("<http://crm.brand.test/unsubscribe/"));
+        assert!(body.contains(&format!("Dear {}", p[0])), "{body}");
         db.cleanup().await;
     }
 }
