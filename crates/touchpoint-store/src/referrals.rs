@@ -253,7 +253,7 @@ pub async fn attribute_in(
         .unwrap_or(advocate);
     let self_ref = advocate == friend
         || c.fetch_opt(
-            "SELECT 1 FROM identifier_links l \
+            "SELECT CAST(1 AS BIGINT) FROM identifier_links l \
              JOIN identifiers a ON a.id = l.a_id JOIN identifiers b ON b.id = l.b_id \
              WHERE (a.member_id = $1 AND b.member_id = $2) OR (a.member_id = $2 AND b.member_id = $1) \
                 OR (a.origin_member_id = $1 AND b.origin_member_id = $2) OR (a.origin_member_id = $2 AND b.origin_member_id = $1) \
@@ -264,7 +264,7 @@ pub async fn attribute_in(
         .await?
         .is_some()
         || c.fetch_opt(
-            "SELECT 1 FROM identifiers WHERE (member_id = $1 AND origin_member_id = $2) \
+            "SELECT CAST(1 AS BIGINT) FROM identifiers WHERE (member_id = $1 AND origin_member_id = $2) \
              OR (member_id = $2 AND origin_member_id = $1) LIMIT 1",
             &[friend.into(), advocate.into()],
             |r| r.i64(0),
@@ -273,8 +273,8 @@ pub async fn attribute_in(
         .is_some();
     let not_new = !self_ref
         && c.fetch_opt(
-            "SELECT 1 FROM identifiers WHERE member_id = $1 AND created_at < $2 \
-             UNION ALL SELECT 1 FROM orders WHERE member_id = $1 AND ordered_at < $2 LIMIT 1",
+            "SELECT CAST(1 AS BIGINT) FROM identifiers WHERE member_id = $1 AND created_at < $2 \
+             UNION ALL SELECT CAST(1 AS BIGINT) FROM orders WHERE member_id = $1 AND ordered_at < $2 LIMIT 1",
             &[friend.into(), issued_at.into()],
             |r| r.i64(0),
         )
@@ -458,7 +458,7 @@ impl Store {
                 .fetch(
                     "SELECT a.friend_id, a.advocate_id FROM referral_attributions a \
                      WHERE a.state = 'attributed' AND EXISTS (SELECT 1 FROM orders o \
-                       WHERE o.member_id = a.friend_id AND o.paid_at IS NOT NULL AND o.paid_at <= $1) \
+                       WHERE o.member_id = a.friend_id AND (o.paid_at IS NOT NULL OR o.status <> 'pending') AND COALESCE(o.paid_at, o.ordered_at) <= $1) \
                      ORDER BY a.friend_id",
                     &[cutoff.into()],
                     |r| Ok((r.i64(0)?, r.i64(1)?)),
@@ -471,8 +471,8 @@ impl Store {
             let first = uow
                 .conn()
                 .fetch_opt(
-                    "SELECT paid_at, refunded_amount, status FROM orders WHERE member_id = $1 \
-                     AND paid_at IS NOT NULL ORDER BY paid_at, order_id LIMIT 1",
+                    "SELECT COALESCE(paid_at, ordered_at), refunded_amount, status FROM orders WHERE member_id = $1 \
+                     AND (paid_at IS NOT NULL OR status <> 'pending') ORDER BY COALESCE(paid_at, ordered_at), order_id LIMIT 1",
                     &[friend.into()],
                     |r| Ok((r.i64(0)?, r.i64(1)?, r.text(2)?)),
                 )
@@ -554,7 +554,7 @@ impl Store {
                  (SELECT COUNT(*) FROM referral_attributions WHERE reason = 'self_referral'), \
                  (SELECT COUNT(*) FROM referral_attributions WHERE reason = 'not_new'), \
                  (SELECT COUNT(*) FROM referral_attributions WHERE capped = 1), \
-                 (SELECT COALESCE(SUM(points), 0) FROM referral_rewards), \
+                 (SELECT CAST(COALESCE(SUM(points), 0) AS BIGINT) FROM referral_rewards), \
                  (SELECT COUNT(coupon_id) FROM referral_rewards)"),
                 &[],
                 |x| {
@@ -584,9 +584,9 @@ impl Store {
         r.coupons_granted = counts[8];
         let groups = c
             .fetch(
-                "SELECT CASE WHEN a.friend_id IS NULL THEN 0 ELSE 1 END AS referred, COUNT(*), \
-                   COALESCE(SUM((SELECT COALESCE(SUM(o.gross_amount - o.order_discount - o.refunded_amount), 0) \
-                     FROM orders o WHERE o.member_id = m.id AND o.paid_at IS NOT NULL)), 0), \
+                "SELECT CAST(CASE WHEN a.friend_id IS NULL THEN 0 ELSE 1 END AS BIGINT) AS referred, COUNT(*), \
+                   CAST(COALESCE(SUM((SELECT COALESCE(SUM(o.gross_amount - o.order_discount - o.refunded_amount), 0) \
+                     FROM orders o WHERE o.member_id = m.id AND (o.paid_at IS NOT NULL OR o.status <> 'pending'))), 0) AS BIGINT), \
                    AVG((SELECT AVG(p.clv) FROM member_predictions p WHERE p.member_id = m.id AND p.clv IS NOT NULL)) \
                  FROM members m LEFT JOIN referral_attributions a \
                    ON a.friend_id = m.id AND a.state IN ('attributed', 'qualified') \
