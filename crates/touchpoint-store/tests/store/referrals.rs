@@ -93,3 +93,67 @@ async fn attribution_rules_cap_and_report() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_grants_never_pass_the_cap_and_refunds_do_not_qualify() {
+    for db in backends().await {
+        let s = &db.store;
+        let adv = members(&db, &[("ADV", "2024-06-01")]).await[0];
+        let code = s.referral_code(adv).await.unwrap();
+        let rows: Vec<(String, &str)> = (0..6).map(|i| (format!("F{i}"), "2030-01-01")).collect();
+        let refs: Vec<(&str, &str)> = rows.iter().map(|(m, d)| (m.as_str(), *d)).collect();
+        let f = members(&db, &refs).await;
+        // A friend whose first order was refunded.
+        let dir = tempfile::tempdir().unwrap();
+        let csv = "channel,order_id,ordered_at,status,sku,quantity,unit_price,member_no\n\
+                   pos,o-R,2030-01-01,refunded,S1,1,10.00,R\n";
+        import(
+            &db.store,
+            &write(dir.path(), "r.csv", csv),
+            InputFormat::Canonical,
+            "pos",
+        )
+        .await;
+        let refunded = member_of(&db, "R").await;
+        s.referral_set_program("advocate_points = 100\nfriend_points = 10\nmonthly_cap = 2\n")
+            .await
+            .unwrap();
+        for m in f.iter().chain([&refunded]) {
+            let a = s.referral_attribute(*m, &code, "manual").await.unwrap();
+            assert_eq!(a.state, "attributed");
+        }
+        let mut runs = Vec::new();
+        for _ in 0..8 {
+            let st = s.clone();
+            runs.push(tokio::spawn(async move {
+                st.referrals_grant(ms(2030, 2, 1)).await.unwrap()
+            }));
+        }
+        let mut qualified = 0;
+        let mut advocate = 0;
+        for r in runs {
+            let g = r.await.unwrap();
+            qualified += g.qualified;
+            advocate += g.advocate_rewards;
+        }
+        assert_eq!((qualified, advocate), (6, 2));
+        assert_eq!(
+            db.scalar("SELECT COUNT(*) FROM referral_rewards WHERE role = 'advocate'")
+                .await,
+            2
+        );
+        assert_eq!(
+            db.scalar("SELECT COUNT(*) FROM referral_rewards WHERE role = 'friend'")
+                .await,
+            6
+        );
+        assert_eq!(
+            db.scalar(&format!(
+                "SELECT COUNT(*) FROM referral_rewards WHERE friend_id = {refunded}"
+            ))
+            .await,
+            0
+        );
+        db.cleanup().await;
+    }
+}
