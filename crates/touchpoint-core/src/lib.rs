@@ -15,6 +15,7 @@ pub mod identity;
 pub mod ingest;
 pub mod loyalty;
 pub mod promotions;
+pub mod referrals;
 pub mod segments;
 pub mod types;
 

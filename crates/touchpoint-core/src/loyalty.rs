@@ -688,7 +688,7 @@ pub enum CodeError {
     BadCheck,
 }
 
-fn value_of(c: u8) -> Option<u32> {
+pub(crate) fn value_of(c: u8) -> Option<u32> {
     let c = c.to_ascii_uppercase();
     let c = match c {
         b'I' | b'L' => b'1',
@@ -700,7 +700,7 @@ fn value_of(c: u8) -> Option<u32> {
 
 /// The check character of `symbols` (values 0..32): Luhn mod 32, which
 /// catches every single wrong character and most swaps of neighbours.
-fn check_value(symbols: &[u32]) -> u32 {
+pub(crate) fn check_value(symbols: &[u32]) -> u32 {
     let n = 32;
     let mut factor = 2;
     let mut sum = 0;

@@ -33,6 +33,7 @@ pub mod outbox;
 pub mod predictions;
 pub mod profiles;
 pub mod promotions;
+pub mod referrals;
 pub mod reports;
 pub mod rewards;
 pub mod segments;

@@ -11,6 +11,7 @@ mod common;
 mod import;
 mod loyalty;
 mod members;
+mod referrals;
 mod rewards;
 mod segments;
 mod tiers;
