@@ -17,6 +17,7 @@ mod loyalty_cmd;
 mod members_cmd;
 mod output;
 mod promotions_cmd;
+mod referrals_cmd;
 mod report_cmd;
 mod rewards_cmd;
 mod segments_cmd;
@@ -103,6 +104,9 @@ pub enum Command {
     /// Discount rules: `set FILE` stores a new version, `show` prints the current one.
     #[command(subcommand)]
     Promotions(promotions_cmd::PromotionsCommand),
+    /// Member-gets-member referrals: settings, invite codes, attribution, the grant step, the report.
+    #[command(subcommand)]
+    Referrals(referrals_cmd::ReferralsCommand),
 }
 
 /// Connect to the store named by `--database`, applying migrations.
@@ -155,6 +159,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Coupons(cmd) => {
             runtime()?.block_on(rewards_cmd::run_coupons(cmd, &database, &settings))
+        }
+        Command::Referrals(cmd) => {
+            runtime()?.block_on(referrals_cmd::run(cmd, &database, &settings))
         }
         Command::Promotions(cmd) => {
             runtime()?.block_on(promotions_cmd::run(cmd, &database, &settings))

@@ -1247,3 +1247,114 @@ fn a_sender_killed_mid_delivery_and_restarted_delivers_each_message_once_by_id()
         text(&out)
     );
 }
+
+#[test]
+fn referrals_from_the_command_line_code_attribute_grant_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let import = |name: &str, csv: String| {
+        let f = dir.path().join(name);
+        std::fs::write(&f, csv).unwrap();
+        let out = touchpoint(
+            &db,
+            &[
+                "import",
+                "orders",
+                &f.display().to_string(),
+                "--format",
+                "canonical",
+                "--channel",
+                "pos",
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    import(
+        "a.csv",
+        "order_id,ordered_at,sku,quantity,unit_price,phone\n\
+         A1,2025-03-01 10:00:00,S1,1,10.00,13800000001\n"
+            .into(),
+    );
+    let settings = dir.path().join("referrals.toml");
+    std::fs::write(&settings, "advocate_points = 500\nfriend_points = 200\n").unwrap();
+    let out = touchpoint(
+        &db,
+        &[
+            "referrals",
+            "program",
+            "set",
+            &settings.display().to_string(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = touchpoint(&db, &["referrals", "code", "M-1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let code = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(code.len(), 9, "8 characters and a check character: {code}");
+    // A friend first seen after the code, with a first order tomorrow.
+    let tomorrow = chrono::Utc::now().date_naive() + chrono::Days::new(1);
+    import(
+        "f.csv",
+        format!(
+            "order_id,ordered_at,sku,quantity,unit_price,phone\n\
+             F1,{tomorrow} 10:00:00,S1,2,10.00,13800000002\n"
+        ),
+    );
+    let out = touchpoint(
+        &db,
+        &["referrals", "attribute", "--member", "M-2", "--code", &code],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("referred by M-1"), "{}", text(&out));
+    // The advocate cannot refer themself: refused, said, exit 1.
+    let out = touchpoint(
+        &db,
+        &["referrals", "attribute", "--member", "M-1", "--code", &code],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("self_referral"), "{}", text(&out));
+    // A mistyped code is told apart.
+    let out = touchpoint(
+        &db,
+        &["referrals", "attribute", "--member", "M-2", "--code", "ABC"],
+    );
+    assert!(!out.status.success());
+    let later = (tomorrow + chrono::Days::new(30)).to_string();
+    let grant = || {
+        let out = touchpoint(
+            &db,
+            &["referrals", "grant", "--as-of", &later, "-o", "json"],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let g = grant();
+    assert_eq!(
+        (g["qualified"].as_u64(), g["points"].as_i64()),
+        (Some(1), Some(700)),
+        "{g}"
+    );
+    assert_eq!(grant()["qualified"], 0, "a second run grants nothing");
+    let out = touchpoint(&db, &["referrals", "report", "-o", "json"]);
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            r["attributed"].as_i64(),
+            r["qualified"].as_i64(),
+            r["points_granted"].as_i64()
+        ),
+        (Some(1), Some(1), Some(700)),
+        "{r}"
+    );
+    assert_eq!(r["refused_self_referral"], 1, "{r}");
+    // 2 x 10.00 for the friend, 10.00 for the advocate.
+    assert_eq!(
+        (r["referred_revenue"].as_i64(), r["other_revenue"].as_i64()),
+        (Some(2000), Some(1000)),
+        "{r}"
+    );
+    let out = touchpoint(&db, &["loyalty", "balance", "M-2", "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let b: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(b["available"], 200, "{b}");
+}
