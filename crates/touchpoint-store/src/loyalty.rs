@@ -1281,7 +1281,7 @@ pub async fn adjust_in(
     })
 }
 
-async fn ensure_member(conn: &mut Conn<'_>, member: i64) -> Result<(), StoreError> {
+pub(crate) async fn ensure_member(conn: &mut Conn<'_>, member: i64) -> Result<(), StoreError> {
     let row = conn
         .fetch_opt(
             "SELECT merged_into FROM members WHERE id = $1",

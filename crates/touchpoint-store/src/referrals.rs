@@ -173,21 +173,9 @@ pub async fn current_referral_program(
     }))
 }
 
+/// The member exists and was not merged away (the points ledger's check).
 async fn live_member(conn: &mut Conn<'_>, member: i64) -> Result<(), StoreError> {
-    let row = conn
-        .fetch_opt(
-            "SELECT merged_into FROM members WHERE id = $1",
-            &[member.into()],
-            |r| r.opt_i64(0),
-        )
-        .await?;
-    match row {
-        None => Err(StoreError::NotFound(format!("no member {member}"))),
-        Some(Some(into)) => Err(StoreError::NotFound(format!(
-            "member {member} was merged into {into}; use {into}"
-        ))),
-        Some(None) => Ok(()),
-    }
+    crate::loyalty::ensure_member(conn, member).await
 }
 
 /// The member's invite code, created on first use (stable after).
