@@ -314,8 +314,10 @@ pub async fn run(cmd: CampaignsCommand, database: &str, settings: &Settings) -> 
                 (Some(s), _) => parse_now(s, &tz)?,
                 (None, Some(d)) => match chrono::NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d") {
                     Ok(day) => parse_now(&format!("{day} 12:00"), &tz)?,
-                    Err(_) => parse_now(d, &tz).with_context(|| {
-                        format!("--as-of {d:?}: expected YYYY-MM-DD or a time as --now takes")
+                    Err(_) => parse_now(d, &tz).map_err(|_| {
+                        anyhow::anyhow!(
+                            "--as-of {d:?}: expected a day YYYY-MM-DD (12:00 local), a local time \"YYYY-MM-DD HH:MM\" or RFC 3339 such as 2025-12-01T10:00:00+08:00"
+                        )
                     })?,
                 },
                 (None, None) => touchpoint_store::now_ms(),

@@ -1358,3 +1358,20 @@ fn referrals_from_the_command_line_code_attribute_grant_and_report() {
     let b: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(b["available"], 200, "{b}");
 }
+
+#[test]
+fn a_bad_as_of_is_refused_once_with_the_accepted_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let out = touchpoint(
+        &db,
+        &["campaigns", "run", "--as-of", "2026-13-01", "--dry-run"],
+    );
+    assert!(!out.status.success());
+    let t = text(&out);
+    assert_eq!(t.matches("error").count(), 1, "{t}");
+    assert!(
+        t.contains("--as-of \"2026-13-01\"") && t.contains("YYYY-MM-DD") && !t.contains("--now"),
+        "{t}"
+    );
+}
