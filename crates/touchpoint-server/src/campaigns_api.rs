@@ -5,9 +5,10 @@
 //! Deciding and delivering is the scheduler's (`touchpoint serve
 //! --campaigns-interval`, or `touchpoint campaigns run` from cron).
 
+use crate::api::{json_response, to_json};
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
@@ -77,14 +78,6 @@ fn err(e: StoreError) -> ApiError {
         StoreError::InvalidInput(m) => ApiError::InvalidRequest(m),
         other => ApiError::Store(other),
     }
-}
-
-fn json_response(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-fn to_json(v: &impl serde::Serialize) -> Result<String, ApiError> {
-    serde_json::to_string(v).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 async fn create(

@@ -16,6 +16,7 @@
 //! files: void the batch and create another (or use `touchpoint loyalty
 //! codes generate`, which writes the file directly).
 
+use crate::api::json_response;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -207,10 +208,6 @@ fn member_id(s: &str) -> Result<i64, ApiError> {
     touchpoint_core::MemberId::parse(s)
         .map(|m| m.get())
         .map_err(|_| ApiError::InvalidRequest(format!("{s:?} is not a member id such as M-123")))
-}
-
-fn json_response(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 // ---- GET /api/members/{id}/points ----

@@ -10,6 +10,7 @@
 //! unique per code and order), so a retry that races the first request, or
 //! follows a crash before its answer was stored, changes nothing twice.
 
+use crate::api::to_json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -119,10 +120,6 @@ fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result
 
 fn respond(status: StatusCode, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-fn to_json(v: &impl serde::Serialize) -> Result<String, ApiError> {
-    serde_json::to_string(v).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// An Idempotency-Key request: the shared [`crate::api::Idempotent`]

@@ -227,6 +227,12 @@ impl Idempotent {
     }
 }
 
-fn json_response(status: StatusCode, body: String) -> Response {
+/// A JSON body with its content type.
+pub(crate) fn json_response(status: StatusCode, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// A value as the JSON text of an answer.
+pub(crate) fn to_json(v: &impl serde::Serialize) -> Result<String, crate::error::ApiError> {
+    serde_json::to_string(v).map_err(|e| crate::error::ApiError::Internal(e.to_string()))
 }

@@ -26,6 +26,7 @@ use crate::routes::{param, In, Param, Route};
 use crate::AppState;
 
 pub use idempotency::Idempotent;
+pub(crate) use idempotency::{json_response, to_json};
 pub(crate) use system::system_routes;
 
 /// A path extractor whose rejections use the API's error shape.
