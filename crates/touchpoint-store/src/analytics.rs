@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 
+use touchpoint_core::analytics::facts::CatalogEntry;
 use touchpoint_core::analytics::{Dataset, DayActivity, MemberSummary, ProductData, ProductFacts};
 
 use crate::db::{Conn, Val};
@@ -406,49 +407,36 @@ impl Store {
     }
 
     /// The per-product and per-category summaries of the scope: the input of
-    /// the product report. The aggregation runs in the database once per
-    /// scope after a change of the analytics model; until the next change its
-    /// result is read from `product_cache`.
+    /// the product report, computed from the analytics model in memory (each
+    /// fact keeps its value per product) with the catalogue's current names,
+    /// categories and brands.
     pub async fn product_data(&self, scope: &Scope) -> Result<ProductData, StoreError> {
-        let key = format!("{scope:?}");
-        let seq = self.analytics_state().await?.fact_seq;
-        {
-            let mut h = self.acquire().await?;
-            let cached = h
-                .conn()
-                .fetch_opt(
-                    "SELECT data FROM product_cache WHERE scope = $1 AND fact_seq = $2",
-                    &[key.as_str().into(), seq.into()],
-                    |r| r.text(0),
-                )
-                .await?;
-            if let Some(text) = cached {
-                if let Ok(d) = serde_json::from_str(&text) {
-                    return Ok(d);
-                }
-            }
-        }
-        let data = self.product_data_sql(scope).await?;
-        let text = serde_json::to_string(&data)
-            .map_err(|e| StoreError::Corrupt(format!("product data: {e}")))?;
-        let mut tx = self.begin().await?;
-        let mut c = tx.conn();
-        c.exec(
-            "DELETE FROM product_cache WHERE fact_seq < $1",
-            &[seq.into()],
-        )
-        .await?;
-        c.exec(
-            "INSERT INTO product_cache (scope, fact_seq, data) VALUES ($1, $2, $3) \
-             ON CONFLICT (scope) DO UPDATE SET fact_seq = excluded.fact_seq, data = excluded.data",
-            &[key.as_str().into(), seq.into(), text.into()],
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(data)
+        let (facts, _) = self.order_facts().await?;
+        let mut catalog = HashMap::new();
+        let mut h = self.acquire().await?;
+        h.conn()
+            .fetch_each(
+                "SELECT sku, name, category, brand FROM products",
+                &[],
+                |r| {
+                    catalog.insert(
+                        r.text(0)?,
+                        CatalogEntry {
+                            name: r.opt_text(1)?,
+                            category: r.opt_text(2)?,
+                            brand: r.opt_text(3)?,
+                        },
+                    );
+                    Ok::<(), StoreError>(())
+                },
+            )
+            .await?;
+        drop(h);
+        Ok(facts.product_data(&scope.fact_filter(), &catalog))
     }
 
-    /// [`Store::product_data`] computed by its SQL aggregation, uncached.
+    /// [`Store::product_data`] computed by one SQL aggregation over the order
+    /// lines: the reference the model is tested against.
     pub async fn product_data_sql(&self, scope: &Scope) -> Result<ProductData, StoreError> {
         let (as_of_day, as_of_end) = self.plan(scope).await?;
         let mut h = self.acquire().await?;

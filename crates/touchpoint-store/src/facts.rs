@@ -23,7 +23,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use touchpoint_core::analytics::facts::{BrandPart, Fact, OrderFacts};
+use touchpoint_core::analytics::facts::{BrandPart, Fact, OrderFacts, SkuPart};
 use touchpoint_core::OrderStatus;
 
 use crate::db::{Conn, Val};
@@ -33,6 +33,7 @@ use crate::{Store, StoreError};
 /// One line's inputs to a fact.
 #[derive(Debug, Clone)]
 pub(crate) struct FactLine {
+    pub sku: String,
     pub quantity: i64,
     pub unit_price: i64,
     pub discount: i64,
@@ -69,6 +70,8 @@ pub(crate) struct FactRow {
     pub cogs: i64,
     /// (brand, net, disc, cogs), sorted by brand.
     pub parts: Vec<(String, i64, i64, i64)>,
+    /// (sku, units, net, cogs), sorted by SKU.
+    pub lines: Vec<(String, i64, i64, i64)>,
 }
 
 /// The report SQL's arithmetic for one order.
@@ -82,12 +85,17 @@ pub(crate) fn compute(o: &FactOrder) -> FactRow {
     let mut disc = o.order_discount;
     let mut cogs = 0;
     let mut parts: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
+    let mut skus: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
     for l in &o.lines {
         disc += l.discount;
         let line_cogs = l.quantity * l.unit_cost;
         cogs += line_cogs;
+        let value = l.quantity * l.unit_price - l.discount;
+        let s = skus.entry(l.sku.as_str()).or_default();
+        s.0 += l.quantity;
+        s.1 += net * value / line_total;
+        s.2 += line_cogs;
         if let Some(b) = &l.brand {
-            let value = l.quantity * l.unit_price - l.discount;
             let p = parts.entry(b.as_str()).or_default();
             p.0 += net * value / line_total;
             p.1 += l.discount + o.order_discount * value / line_total;
@@ -107,6 +115,10 @@ pub(crate) fn compute(o: &FactOrder) -> FactRow {
             .into_iter()
             .map(|(b, (n, d, c))| (b.to_string(), n, d, c))
             .collect(),
+        lines: skus
+            .into_iter()
+            .map(|(k, (u, n, c))| (k.to_string(), u, n, c))
+            .collect(),
     }
 }
 
@@ -124,7 +136,7 @@ fn encode_parts(parts: &[(String, i64, i64, i64)]) -> String {
 }
 
 fn decode_parts(s: &str) -> Result<Vec<(String, i64, i64, i64)>, StoreError> {
-    let bad = || StoreError::Corrupt(format!("order_facts.brands entry {s:?}"));
+    let bad = || StoreError::Corrupt(format!("order_facts.brands or .lines entry {s:?}"));
     s.split(PART_SEP)
         .filter(|e| !e.is_empty())
         .map(|e| {
@@ -149,7 +161,7 @@ pub(crate) async fn upsert(uow: &mut UnitOfWork, rows: Vec<FactRow>) -> Result<(
     for r in rows {
         last.insert((r.channel.clone(), r.order_id.clone()), r);
     }
-    let mut vals = Vec::with_capacity(last.len() * 10);
+    let mut vals = Vec::with_capacity(last.len() * 11);
     for (_, r) in last {
         vals.extend([
             Val::from(r.channel),
@@ -161,16 +173,18 @@ pub(crate) async fn upsert(uow: &mut UnitOfWork, rows: Vec<FactRow>) -> Result<(
             r.disc.into(),
             r.cogs.into(),
             encode_parts(&r.parts).into(),
+            encode_parts(&r.lines).into(),
             seq.into(),
         ]);
     }
     uow.conn()
         .insert_many(
-            "INSERT INTO order_facts (channel, order_id, member_id, ordered_at, purchase, net, disc, cogs, brands, seq)",
+            "INSERT INTO order_facts (channel, order_id, member_id, ordered_at, purchase, net, disc, cogs, brands, lines, seq)",
             "ON CONFLICT (channel, order_id) DO UPDATE SET member_id = excluded.member_id, \
              ordered_at = excluded.ordered_at, purchase = excluded.purchase, net = excluded.net, \
-             disc = excluded.disc, cogs = excluded.cogs, brands = excluded.brands, seq = excluded.seq",
-            10,
+             disc = excluded.disc, cogs = excluded.cogs, brands = excluded.brands, lines = excluded.lines, \
+             seq = excluded.seq",
+            11,
             &vals,
         )
         .await?;
@@ -180,7 +194,7 @@ pub(crate) async fn upsert(uow: &mut UnitOfWork, rows: Vec<FactRow>) -> Result<(
 const ORDER_INPUT_SQL: &str =
     "SELECT o.channel, o.order_id, o.member_id, o.ordered_at, o.status, o.gross_amount, \
      o.refunded_amount, o.order_discount, l.quantity, l.unit_price, l.discount, \
-     COALESCE(l.unit_cost, pr.unit_cost, 0), pr.brand \
+     COALESCE(l.unit_cost, pr.unit_cost, 0), pr.brand, l.sku \
      FROM orders o LEFT JOIN order_lines l ON l.channel = o.channel AND l.order_id = o.order_id \
      LEFT JOIN products pr ON pr.sku = l.sku";
 
@@ -214,6 +228,7 @@ async fn read_inputs(
         }
         if let Some(q) = r.opt_i64(8)? {
             out.last_mut().expect("pushed").lines.push(FactLine {
+                sku: r.text(13)?,
                 quantity: q,
                 unit_price: r.i64(9)?,
                 discount: r.i64(10)?,
@@ -313,7 +328,7 @@ pub(crate) async fn refresh_skus(uow: &mut UnitOfWork, skus: &[String]) -> Resul
 // ---------------------------------------------------------------------------
 // The snapshot.
 
-const MAGIC: &[u8; 8] = b"TPFACTS1";
+const MAGIC: &[u8; 8] = b"TPFACTS2";
 const PART_BYTES: usize = 8 << 20;
 
 fn put_var(b: &mut Vec<u8>, mut v: u64) {
@@ -346,6 +361,10 @@ pub(crate) fn encode(seq: i64, f: &OrderFacts) -> Vec<u8> {
     for c in &f.brands {
         put_str(&mut b, c);
     }
+    put_var(&mut b, f.skus.len() as u64);
+    for c in &f.skus {
+        put_str(&mut b, c);
+    }
     put_var(&mut b, f.facts.len() as u64);
     let (mut id, mut member, mut at) = (0i64, 0i64, 0i64);
     for x in &f.facts {
@@ -363,6 +382,13 @@ pub(crate) fn encode(seq: i64, f: &OrderFacts) -> Vec<u8> {
             put_signed(&mut b, p.net);
             put_signed(&mut b, p.disc);
             put_signed(&mut b, p.cogs);
+        }
+        put_var(&mut b, x.lines.len() as u64);
+        for l in &x.lines {
+            put_var(&mut b, u64::from(l.sku));
+            put_signed(&mut b, l.units);
+            put_signed(&mut b, l.net);
+            put_signed(&mut b, l.cogs);
         }
     }
     b
@@ -424,6 +450,9 @@ pub(crate) fn decode(b: &[u8]) -> Result<(i64, OrderFacts), StoreError> {
     for _ in 0..r.var()? {
         f.brands.push(r.string()?);
     }
+    for _ in 0..r.var()? {
+        f.skus.push(r.string()?);
+    }
     let n = r.var()? as usize;
     f.facts.reserve(n.min(b.len()));
     let (mut id, mut member, mut at) = (0i64, 0i64, 0i64);
@@ -445,6 +474,16 @@ pub(crate) fn decode(b: &[u8]) -> Result<(i64, OrderFacts), StoreError> {
                 cogs: r.signed()?,
             });
         }
+        let k = r.var()? as usize;
+        let mut lines = Vec::with_capacity(k.min(64));
+        for _ in 0..k {
+            lines.push(SkuPart {
+                sku: r.var()? as u32,
+                units: r.signed()?,
+                net: r.signed()?,
+                cogs: r.signed()?,
+            });
+        }
         f.facts.push(Fact {
             fact_id: id,
             member_id: member,
@@ -455,6 +494,7 @@ pub(crate) fn decode(b: &[u8]) -> Result<(i64, OrderFacts), StoreError> {
             disc,
             cogs,
             parts,
+            lines,
         });
     }
     if r.i != b.len() {
@@ -611,13 +651,15 @@ impl Store {
         }
         let mut ch = Names::new(&facts.channels);
         let mut br = Names::new(&facts.brands);
+        let mut sk = Names::new(&facts.skus);
         let mut delta = Vec::new();
         let mut failed = None;
         c.fetch_each(
-            "SELECT fact_id, channel, member_id, ordered_at, purchase, net, disc, cogs, brands FROM order_facts WHERE seq > $1",
+            "SELECT fact_id, channel, member_id, ordered_at, purchase, net, disc, cogs, brands, lines FROM order_facts WHERE seq > $1",
             &[from_seq.into()],
             |r| {
                 let parts = decode_parts(&r.text(8)?)?;
+                let lines = decode_parts(&r.text(9)?)?;
                 let channel = ch.get(&r.text(1)?, &mut facts.channels);
                 if channel > u32::from(u16::MAX) {
                     failed = Some(StoreError::Corrupt("more than 65,535 channels".into()));
@@ -637,6 +679,15 @@ impl Store {
                             brand: br.get(&b, &mut facts.brands),
                             net,
                             disc,
+                            cogs,
+                        })
+                        .collect(),
+                    lines: lines
+                        .into_iter()
+                        .map(|(sku, units, net, cogs)| SkuPart {
+                            sku: sk.get(&sku, &mut facts.skus),
+                            units,
+                            net,
                             cogs,
                         })
                         .collect(),

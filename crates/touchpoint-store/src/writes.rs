@@ -835,6 +835,7 @@ pub(crate) async fn write_orders(
                     .map(|l| {
                         let (brand, cost) = after.get(&l.sku).cloned().unwrap_or((None, None));
                         crate::facts::FactLine {
+                            sku: l.sku.to_string(),
                             quantity: l.quantity,
                             unit_price: l.unit_price.minor(),
                             discount: l.discount.minor(),

@@ -9,9 +9,11 @@
 //! counts with the share of its value on that brand's lines, each line's share
 //! rounded toward zero as integer SQL does.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
-use super::{Dataset, DayActivity, MemberSummary};
+use super::{Dataset, DayActivity, MemberSummary, ProductData, ProductFacts};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -26,6 +28,32 @@ pub struct BrandPart {
     pub disc: i64,
     /// Cost of goods of them.
     pub cogs: i64,
+}
+
+/// An order's lines of one product (SKU), summed: what the product report
+/// reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkuPart {
+    /// Index into [`OrderFacts::skus`].
+    pub sku: u32,
+    /// Units.
+    pub units: i64,
+    /// Net revenue allocated to these lines (each line rounded toward zero).
+    pub net: i64,
+    /// Cost of goods of them.
+    pub cogs: i64,
+}
+
+/// What the product report needs of a product from the catalogue (read when
+/// the report runs, so a renamed product or category shows at once).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CatalogEntry {
+    /// Product name (the SKU when unknown).
+    pub name: Option<String>,
+    /// Category.
+    pub category: Option<String>,
+    /// Brand.
+    pub brand: Option<String>,
 }
 
 /// One order's fact, as the store writes it.
@@ -49,6 +77,9 @@ pub struct Fact {
     pub cogs: i64,
     /// Value per brand (brands of its products; lines without a brand have none).
     pub parts: Vec<BrandPart>,
+    /// Value per product, sorted by SKU name.
+    #[serde(default)]
+    pub lines: Vec<SkuPart>,
 }
 
 /// Every order's fact, sorted by (member, time, channel).
@@ -58,6 +89,8 @@ pub struct OrderFacts {
     pub channels: Vec<String>,
     /// Brand names (indices of [`BrandPart::brand`]).
     pub brands: Vec<String>,
+    /// SKUs (indices of [`SkuPart::sku`]).
+    pub skus: Vec<String>,
     /// The facts.
     pub facts: Vec<Fact>,
 }
@@ -126,8 +159,9 @@ impl OrderFacts {
             .map(|t| (t + utc_offset_ms).div_euclid(DAY_MS) as i32)
     }
 
-    /// The member data set of the scope: what the member reports read.
-    pub fn dataset(&self, f: &FactFilter) -> Dataset {
+    /// The scope of a filter: its as-of day and the facts it includes
+    /// (time and channel; the brand applies to values).
+    fn scope(&self, f: &FactFilter) -> Scope {
         let off = f.utc_offset_ms;
         let last = self.last_order_day(off);
         let as_of_day = f.as_of_day.or(last).unwrap_or(0);
@@ -146,15 +180,24 @@ impl OrderFacts {
             .channel
             .as_ref()
             .map(|c| self.channels.iter().position(|x| x == c).map(|i| i as u16));
+        Scope {
+            as_of_day,
+            start,
+            end,
+            channel,
+        }
+    }
+
+    /// The member data set of the scope: what the member reports read.
+    pub fn dataset(&self, f: &FactFilter) -> Dataset {
+        let off = f.utc_offset_ms;
+        let scope = self.scope(f);
+        let as_of_day = scope.as_of_day;
         let brand: Option<Option<u32>> = f
             .brand
             .as_ref()
             .map(|b| self.brands.iter().position(|x| x == b).map(|i| i as u32));
-        let in_scope = |x: &Fact| -> bool {
-            x.ordered_at < end
-                && x.ordered_at >= start
-                && channel.is_none_or(|c| c == Some(x.channel))
-        };
+        let in_scope = |x: &Fact| scope.includes(x);
         let mut members = Vec::new();
         let mut non_buyers = 0u64;
         let facts = &self.facts;
@@ -252,6 +295,176 @@ impl OrderFacts {
     }
 }
 
+/// The time and channel bounds of a [`FactFilter`].
+struct Scope {
+    as_of_day: i32,
+    start: i64,
+    end: i64,
+    channel: Option<Option<u16>>,
+}
+
+impl Scope {
+    fn includes(&self, x: &Fact) -> bool {
+        x.ordered_at < self.end
+            && x.ordered_at >= self.start
+            && self.channel.is_none_or(|c| c == Some(x.channel))
+    }
+}
+
+/// Totals of one product or category while [`OrderFacts::product_data`] runs.
+#[derive(Default, Clone)]
+struct Acc {
+    net: i64,
+    units: i64,
+    cogs: i64,
+    orders: u64,
+    first_orders: u64,
+    first_order_repeaters: u64,
+    /// Index of the largest product name seen (category rows).
+    name: Option<u32>,
+}
+
+impl Acc {
+    fn add(&mut self, net: i64, units: i64, cogs: i64, first: bool, repeater: bool) {
+        self.net += net;
+        self.units += units;
+        self.cogs += cogs;
+        self.orders += 1;
+        if first {
+            self.first_orders += 1;
+            if repeater {
+                self.first_order_repeaters += 1;
+            }
+        }
+    }
+}
+
+impl OrderFacts {
+    /// The per-product and per-category totals of the scope: the input of the
+    /// product report, computed from the facts in one pass (the arithmetic of
+    /// the SQL aggregation it replaces, `Store::product_data_sql`). A member's
+    /// first purchase order is the earliest in scope (ties by channel name,
+    /// then by the order's fact id); a repeater bought on a later local day in
+    /// scope; with a brand filter only the lines of the brand's products count,
+    /// the first order being still the first of any brand. `catalog` gives
+    /// each SKU's current name, category and brand.
+    pub fn product_data(
+        &self,
+        f: &FactFilter,
+        catalog: &HashMap<String, CatalogEntry>,
+    ) -> ProductData {
+        let off = f.utc_offset_ms;
+        let scope = self.scope(f);
+        // Per SKU index: its name, category index and whether it is in scope.
+        let mut cat_names: Vec<&str> = Vec::new();
+        let mut cat_index: HashMap<&str, u32> = HashMap::new();
+        let skus: Vec<(&str, u32, bool)> = self
+            .skus
+            .iter()
+            .map(|sku| {
+                let e = catalog.get(sku);
+                let name = e.and_then(|e| e.name.as_deref()).unwrap_or(sku);
+                let cat = e.and_then(|e| e.category.as_deref()).unwrap_or("");
+                let ci = *cat_index.entry(cat).or_insert_with(|| {
+                    cat_names.push(cat);
+                    (cat_names.len() - 1) as u32
+                });
+                let keep = match &f.brand {
+                    None => true,
+                    Some(b) => e.and_then(|e| e.brand.as_deref()) == Some(b.as_str()),
+                };
+                (name, ci, keep)
+            })
+            .collect();
+        let mut products = vec![Acc::default(); skus.len()];
+        let mut categories = vec![Acc::default(); cat_names.len()];
+        let mut order_cats: Vec<(u32, i64, i64, i64)> = Vec::new();
+        let mut data = ProductData {
+            as_of_day: scope.as_of_day,
+            ..ProductData::default()
+        };
+        let day = |t: i64| (t + off).div_euclid(DAY_MS);
+        let facts = &self.facts;
+        let mut i = 0;
+        while i < facts.len() {
+            let member = facts[i].member_id;
+            let mut j = i;
+            while j < facts.len() && facts[j].member_id == member {
+                j += 1;
+            }
+            let run = &facts[i..j];
+            i = j;
+            let mut bought = run.iter().filter(|x| x.purchase && scope.includes(x));
+            let Some(first) = bought.next() else {
+                continue;
+            };
+            // Sorted by time: the last purchase in scope is the latest.
+            let last = bought.next_back().unwrap_or(first);
+            let repeater = day(first.ordered_at) < day(last.ordered_at);
+            data.total_first_orders += 1;
+            for x in run.iter().filter(|x| x.purchase && scope.includes(x)) {
+                data.total_orders += 1;
+                let is_first = std::ptr::eq(x, first);
+                order_cats.clear();
+                for l in &x.lines {
+                    let (_, ci, keep) = skus[l.sku as usize];
+                    if !keep {
+                        continue;
+                    }
+                    products[l.sku as usize].add(l.net, l.units, l.cogs, is_first, repeater);
+                    match order_cats.iter_mut().find(|c| c.0 == ci) {
+                        Some(c) => {
+                            c.1 += l.net;
+                            c.2 += l.units;
+                            c.3 += l.cogs;
+                        }
+                        None => order_cats.push((ci, l.net, l.units, l.cogs)),
+                    }
+                    let acc = &mut categories[ci as usize];
+                    if acc
+                        .name
+                        .is_none_or(|n| skus[n as usize].0 < skus[l.sku as usize].0)
+                    {
+                        acc.name = Some(l.sku);
+                    }
+                }
+                for &(ci, net, units, cogs) in &order_cats {
+                    categories[ci as usize].add(net, units, cogs, is_first, repeater);
+                }
+            }
+        }
+        let row = |key: &str, name: &str, category: &str, a: &Acc| ProductFacts {
+            key: key.to_string(),
+            name: name.to_string(),
+            category: category.to_string(),
+            net_revenue: a.net,
+            units: a.units,
+            cogs: a.cogs,
+            orders: a.orders,
+            first_orders: a.first_orders,
+            first_order_members: a.first_orders,
+            first_order_repeaters: a.first_order_repeaters,
+        };
+        for (k, a) in products.iter().enumerate() {
+            if a.orders > 0 {
+                let (name, ci, _) = skus[k];
+                data.products
+                    .push(row(&self.skus[k], name, cat_names[ci as usize], a));
+            }
+        }
+        for (ci, a) in categories.iter().enumerate() {
+            if a.orders > 0 {
+                let name = a.name.map_or("", |n| skus[n as usize].0);
+                let cat = cat_names[ci];
+                data.categories.push(row(cat, name, cat, a));
+            }
+        }
+        data.products.sort_by(|a, b| a.key.cmp(&b.key));
+        data.categories.sort_by(|a, b| a.key.cmp(&b.key));
+        data
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,6 +485,20 @@ mod tests {
                 disc: 0,
                 cogs: 1,
             }],
+            lines: vec![
+                SkuPart {
+                    sku: 0,
+                    units: 1,
+                    net: net / 2,
+                    cogs: 1,
+                },
+                SkuPart {
+                    sku: (1 + id % 2) as u32,
+                    units: 2,
+                    net: net - net / 2,
+                    cogs: net / 2 - 1,
+                },
+            ],
         }
     }
 
@@ -279,6 +506,7 @@ mod tests {
         let mut f = OrderFacts {
             channels: vec!["pos".into(), "tmall".into()],
             brands: vec!["a".into(), "b".into()],
+            skus: vec!["S0".into(), "S1".into(), "S2".into()],
             facts: vec![
                 fact(1, 7, 100, 1, 1000),
                 fact(2, 7, 100, 0, 500),
@@ -361,5 +589,81 @@ mod tests {
         ]);
         let ids: Vec<(i64, i64)> = f.facts.iter().map(|x| (x.member_id, x.fact_id)).collect();
         assert_eq!(ids, [(7, 2), (7, 3), (8, 6), (9, 1), (9, 4)]);
+    }
+
+    #[test]
+    fn product_totals_count_orders_first_orders_and_repeaters() {
+        let f = facts();
+        let catalog: HashMap<String, CatalogEntry> =
+            [("S0", "Cream", "skin", "a"), ("S1", "Zinc", "skin", "b")]
+                .into_iter()
+                .map(|(k, n, c, b)| {
+                    (
+                        k.to_string(),
+                        CatalogEntry {
+                            name: Some(n.into()),
+                            category: Some(c.into()),
+                            brand: Some(b.into()),
+                        },
+                    )
+                })
+                .collect();
+        let p = f.product_data(&FactFilter::default(), &catalog);
+        // Purchases: member 7 (facts 1, 2 on day 100, fact 3 on day 130), member 9 (fact 4).
+        assert_eq!((p.total_orders, p.total_first_orders), (4, 2));
+        let by = |k: &str| p.products.iter().find(|x| x.key == k).unwrap().clone();
+        let s0 = by("S0");
+        // Every order has S0: 500 + 250 + 100 + 150.
+        assert_eq!((s0.net_revenue, s0.units, s0.orders), (1000, 4, 4));
+        // Member 7's first order is fact 2 (pos sorts before tmall at the same instant).
+        assert_eq!((s0.first_orders, s0.first_order_repeaters), (2, 1));
+        assert_eq!(s0.name, "Cream");
+        // S1 is on the even facts (2, 4: both first orders), S2 (not in the
+        // catalogue) on the odd ones.
+        let s1 = by("S1");
+        assert_eq!((s1.orders, s1.first_orders, s1.net_revenue), (2, 2, 400));
+        assert_eq!(s1.first_order_repeaters, 1);
+        let s2 = by("S2");
+        assert_eq!((s2.orders, s2.first_orders, s2.net_revenue), (2, 0, 600));
+        assert_eq!((s2.name.as_str(), s2.category.as_str()), ("S2", ""));
+        // A category counts an order once, and takes the largest product name.
+        let skin = p.categories.iter().find(|c| c.key == "skin").unwrap();
+        assert_eq!(
+            (skin.orders, skin.units, skin.name.as_str()),
+            (4, 8, "Zinc")
+        );
+        // A brand keeps its products' lines; the first order stays the first of any brand.
+        let b = f.product_data(
+            &FactFilter {
+                brand: Some("b".into()),
+                ..FactFilter::default()
+            },
+            &catalog,
+        );
+        assert_eq!(
+            b.products
+                .iter()
+                .map(|x| x.key.as_str())
+                .collect::<Vec<_>>(),
+            ["S1"]
+        );
+        assert_eq!(b.products[0].first_orders, 2);
+        assert_eq!(b.total_orders, 4);
+        // A channel filter changes who was first: member 7's first tmall order
+        // is fact 1, with S2.
+        let t = f.product_data(
+            &FactFilter {
+                channel: Some("tmall".into()),
+                ..FactFilter::default()
+            },
+            &catalog,
+        );
+        assert_eq!((t.total_orders, t.total_first_orders), (2, 1));
+        assert!(t.products.iter().all(|x| x.key != "S1"));
+        let s2 = t.products.iter().find(|x| x.key == "S2").unwrap();
+        assert_eq!(
+            (s2.orders, s2.first_orders, s2.first_order_repeaters),
+            (2, 1, 1)
+        );
     }
 }
