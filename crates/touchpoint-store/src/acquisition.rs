@@ -479,6 +479,28 @@ pub fn compute(
 impl Store {
     /// Load the inputs of the acquisition report (see the module documentation).
     pub async fn acquisition_data(&self) -> Result<AcquisitionData, StoreError> {
+        // First orders and first paying orders, from the analytics model in
+        // memory: its facts are sorted by member, time and channel name, so
+        // a member's first fact is the first order (ties at the same
+        // millisecond and channel: the order written first).
+        let (facts, _) = self.order_facts().await?;
+        let mut first_order: HashMap<i64, (i64, String, String)> = HashMap::new();
+        let mut paying: HashMap<i64, i64> = HashMap::new();
+        for x in &facts.facts {
+            first_order.entry(x.member_id).or_insert_with(|| {
+                (
+                    x.ordered_at,
+                    facts.channels[usize::from(x.channel)].clone(),
+                    x.campaign
+                        .map(|c| facts.campaigns[c as usize].clone())
+                        .unwrap_or_default(),
+                )
+            });
+            if x.purchase && x.net > 0 {
+                paying.entry(x.member_id).or_insert(x.ordered_at);
+            }
+        }
+        drop(facts);
         let mut h = self.acquire().await?;
         let mut c = h.conn();
         // Every member, its first identifier (the fallback touch) and whether it is valid.
@@ -506,39 +528,6 @@ impl Store {
                 *e = t;
             }
         }
-        // First orders (ties: by channel and order id), in one pass over the
-        // orders in table order: a `GROUP BY member_id` walks the member
-        // index and fetches every row at random (tens of seconds at 4M
-        // orders), the scan reads them in order.
-        let mut first_order: HashMap<i64, (i64, String, String, String)> = HashMap::new();
-        c.fetch_each(
-            "SELECT member_id, ordered_at, channel, order_id, campaign FROM orders",
-            &[],
-            |r| {
-                let (m, at) = (r.i64(0)?, r.i64(1)?);
-                let better = match first_order.get(&m) {
-                    None => true,
-                    Some(old) if at != old.0 => at < old.0,
-                    Some(old) => {
-                        let (channel, order_id) = (r.text(2)?, r.text(3)?);
-                        (&channel, &order_id) < (&old.1, &old.2)
-                    }
-                };
-                if better {
-                    first_order.insert(
-                        m,
-                        (
-                            at,
-                            r.text(2)?,
-                            r.text(3)?,
-                            r.opt_text(4)?.unwrap_or_default(),
-                        ),
-                    );
-                }
-                Ok::<(), StoreError>(())
-            },
-        )
-        .await?;
         // First tracking events with a campaign (ties: by event id).
         let mut first_event: HashMap<i64, (i64, i64, Touch)> = HashMap::new();
         for (m, at, id, campaign, channel) in c
@@ -567,27 +556,12 @@ impl Store {
                 }
             }
         }
-        // First paying orders, in one pass over the facts (as above).
-        let mut paying: HashMap<i64, i64> = HashMap::new();
-        c.fetch_each(
-            "SELECT member_id, ordered_at FROM order_facts WHERE purchase = 1 AND net > 0",
-            &[],
-            |r| {
-                let (m, at) = (r.i64(0)?, r.i64(1)?);
-                paying
-                    .entry(m)
-                    .and_modify(|t| *t = (*t).min(at))
-                    .or_insert(at);
-                Ok::<(), StoreError>(())
-            },
-        )
-        .await?;
         let mut members: Vec<MemberAcquisition> = first_id
             .into_iter()
             .map(|(m, fallback)| {
                 let mut touch = first_order
                     .remove(&m)
-                    .map(|(at, channel, _, campaign)| Touch {
+                    .map(|(at, channel, campaign)| Touch {
                         at,
                         channel,
                         campaign,

@@ -54,6 +54,8 @@ pub(crate) struct FactOrder {
     pub gross: i64,
     pub refunded: i64,
     pub order_discount: i64,
+    /// The order's campaign; `None` keeps the stored one (as `orders` does).
+    pub campaign: Option<String>,
     pub lines: Vec<FactLine>,
 }
 
@@ -72,6 +74,7 @@ pub(crate) struct FactRow {
     pub parts: Vec<(String, i64, i64, i64)>,
     /// (sku, units, net, cogs), sorted by SKU.
     pub lines: Vec<(String, i64, i64, i64)>,
+    pub campaign: Option<String>,
 }
 
 /// The report SQL's arithmetic for one order.
@@ -119,6 +122,7 @@ pub(crate) fn compute(o: &FactOrder) -> FactRow {
             .into_iter()
             .map(|(k, (u, n, c))| (k.to_string(), u, n, c))
             .collect(),
+        campaign: o.campaign.clone(),
     }
 }
 
@@ -161,7 +165,7 @@ pub(crate) async fn upsert(uow: &mut UnitOfWork, rows: Vec<FactRow>) -> Result<(
     for r in rows {
         last.insert((r.channel.clone(), r.order_id.clone()), r);
     }
-    let mut vals = Vec::with_capacity(last.len() * 11);
+    let mut vals = Vec::with_capacity(last.len() * 12);
     for (_, r) in last {
         vals.extend([
             Val::from(r.channel),
@@ -174,17 +178,18 @@ pub(crate) async fn upsert(uow: &mut UnitOfWork, rows: Vec<FactRow>) -> Result<(
             r.cogs.into(),
             encode_parts(&r.parts).into(),
             encode_parts(&r.lines).into(),
+            r.campaign.into(),
             seq.into(),
         ]);
     }
     uow.conn()
         .insert_many(
-            "INSERT INTO order_facts (channel, order_id, member_id, ordered_at, purchase, net, disc, cogs, brands, lines, seq)",
+            "INSERT INTO order_facts (channel, order_id, member_id, ordered_at, purchase, net, disc, cogs, brands, lines, campaign, seq)",
             "ON CONFLICT (channel, order_id) DO UPDATE SET member_id = excluded.member_id, \
              ordered_at = excluded.ordered_at, purchase = excluded.purchase, net = excluded.net, \
              disc = excluded.disc, cogs = excluded.cogs, brands = excluded.brands, lines = excluded.lines, \
-             seq = excluded.seq",
-            11,
+             campaign = COALESCE(excluded.campaign, order_facts.campaign), seq = excluded.seq",
+            12,
             &vals,
         )
         .await?;
@@ -194,7 +199,7 @@ pub(crate) async fn upsert(uow: &mut UnitOfWork, rows: Vec<FactRow>) -> Result<(
 const ORDER_INPUT_SQL: &str =
     "SELECT o.channel, o.order_id, o.member_id, o.ordered_at, o.status, o.gross_amount, \
      o.refunded_amount, o.order_discount, l.quantity, l.unit_price, l.discount, \
-     COALESCE(l.unit_cost, pr.unit_cost, 0), pr.brand, l.sku \
+     COALESCE(l.unit_cost, pr.unit_cost, 0), pr.brand, l.sku, o.campaign \
      FROM orders o LEFT JOIN order_lines l ON l.channel = o.channel AND l.order_id = o.order_id \
      LEFT JOIN products pr ON pr.sku = l.sku";
 
@@ -223,6 +228,7 @@ async fn read_inputs(
                 gross: r.i64(5)?,
                 refunded: r.i64(6)?,
                 order_discount: r.i64(7)?,
+                campaign: r.opt_text(14)?,
                 lines: Vec::new(),
             });
         }
@@ -365,6 +371,10 @@ pub(crate) fn encode(seq: i64, f: &OrderFacts) -> Vec<u8> {
     for c in &f.skus {
         put_str(&mut b, c);
     }
+    put_var(&mut b, f.campaigns.len() as u64);
+    for c in &f.campaigns {
+        put_str(&mut b, c);
+    }
     put_var(&mut b, f.facts.len() as u64);
     let (mut id, mut member, mut at) = (0i64, 0i64, 0i64);
     for x in &f.facts {
@@ -390,6 +400,7 @@ pub(crate) fn encode(seq: i64, f: &OrderFacts) -> Vec<u8> {
             put_signed(&mut b, l.net);
             put_signed(&mut b, l.cogs);
         }
+        put_var(&mut b, x.campaign.map_or(0, |c| u64::from(c) + 1));
     }
     b
 }
@@ -453,6 +464,9 @@ pub(crate) fn decode(b: &[u8]) -> Result<(i64, OrderFacts), StoreError> {
     for _ in 0..r.var()? {
         f.skus.push(r.string()?);
     }
+    for _ in 0..r.var()? {
+        f.campaigns.push(r.string()?);
+    }
     let n = r.var()? as usize;
     f.facts.reserve(n.min(b.len()));
     let (mut id, mut member, mut at) = (0i64, 0i64, 0i64);
@@ -484,6 +498,10 @@ pub(crate) fn decode(b: &[u8]) -> Result<(i64, OrderFacts), StoreError> {
                 cogs: r.signed()?,
             });
         }
+        let campaign = match r.var()? {
+            0 => None,
+            c => Some((c - 1) as u32),
+        };
         f.facts.push(Fact {
             fact_id: id,
             member_id: member,
@@ -495,6 +513,7 @@ pub(crate) fn decode(b: &[u8]) -> Result<(i64, OrderFacts), StoreError> {
             cogs,
             parts,
             lines,
+            campaign,
         });
     }
     if r.i != b.len() {
@@ -652,10 +671,11 @@ impl Store {
         let mut ch = Names::new(&facts.channels);
         let mut br = Names::new(&facts.brands);
         let mut sk = Names::new(&facts.skus);
+        let mut cp = Names::new(&facts.campaigns);
         let mut delta = Vec::new();
         let mut failed = None;
         c.fetch_each(
-            "SELECT fact_id, channel, member_id, ordered_at, purchase, net, disc, cogs, brands, lines FROM order_facts WHERE seq > $1",
+            "SELECT fact_id, channel, member_id, ordered_at, purchase, net, disc, cogs, brands, lines, campaign FROM order_facts WHERE seq > $1",
             &[from_seq.into()],
             |r| {
                 let parts = decode_parts(&r.text(8)?)?;
@@ -691,6 +711,10 @@ impl Store {
                             cogs,
                         })
                         .collect(),
+                    campaign: match r.opt_text(10)? {
+                        Some(c) => Some(cp.get(&c, &mut facts.campaigns)),
+                        None => None,
+                    },
                 });
                 Ok::<(), StoreError>(())
             },

@@ -829,6 +829,7 @@ pub(crate) async fn write_orders(
                 gross: r.gross_amount().minor(),
                 refunded: r.refunded.minor(),
                 order_discount: r.order_discount.minor(),
+                campaign: r.campaign.clone(),
                 lines: r
                     .lines
                     .iter()

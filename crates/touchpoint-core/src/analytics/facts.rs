@@ -80,6 +80,10 @@ pub struct Fact {
     /// Value per product, sorted by SKU name.
     #[serde(default)]
     pub lines: Vec<SkuPart>,
+    /// The marketing campaign the order came from, if the import named one
+    /// (index into [`OrderFacts::campaigns`]).
+    #[serde(default)]
+    pub campaign: Option<u32>,
 }
 
 /// Every order's fact, sorted by (member, time, channel).
@@ -91,6 +95,8 @@ pub struct OrderFacts {
     pub brands: Vec<String>,
     /// SKUs (indices of [`SkuPart::sku`]).
     pub skus: Vec<String>,
+    /// Campaign names (indices of [`Fact::campaign`]).
+    pub campaigns: Vec<String>,
     /// The facts.
     pub facts: Vec<Fact>,
 }
@@ -499,6 +505,7 @@ mod tests {
                     cogs: net / 2 - 1,
                 },
             ],
+            campaign: None,
         }
     }
 

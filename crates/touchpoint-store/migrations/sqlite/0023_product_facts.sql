@@ -1,8 +1,10 @@
--- The analytics model keeps each order's value per product (SKU), so the
--- product report reads the facts in memory instead of aggregating the order
--- lines in SQL: `lines` holds "units,net,cogs,sku" entries separated by
+-- The analytics model keeps each order's value per product (SKU) and its
+-- campaign, so the product and acquisition reports read the facts in memory
+-- instead of aggregating orders and their lines in SQL: `lines` holds "units,net,cogs,sku" entries separated by
 -- U+001E, sorted by SKU (the format of `brands`).
 ALTER TABLE order_facts ADD COLUMN lines TEXT NOT NULL DEFAULT '';
+-- The order's campaign (orders.campaign), for first touches.
+ALTER TABLE order_facts ADD COLUMN campaign TEXT;
 
 -- Facts written before this migration have no lines: the next read rebuilds
 -- them once from the orders (what `touchpoint analytics rebuild` does).

@@ -416,9 +416,12 @@ async fn incremental_model_equals_rebuild_and_sql_on_random_data() {
         assert_ne!(before, after, "{}", db.name);
         assert_eq!(after, db.store.product_data_sql(&scopes[0]).await.unwrap());
         let mut incremental = Vec::new();
+        let mut products = Vec::new();
         for s in &scopes {
             incremental.push(db.store.member_dataset(s).await.unwrap());
+            products.push(db.store.product_data(s).await.unwrap());
         }
+        let acquisition = db.store.acquisition_data().await.unwrap().members;
         assert!(
             incremental[0].members.len() > 30,
             "{}",
@@ -434,6 +437,17 @@ async fn incremental_model_equals_rebuild_and_sql_on_random_data() {
                 db.name
             );
         }
+        // The product values and first orders kept in the facts, too.
+        for (s, p) in scopes.iter().zip(&products) {
+            assert_eq!(&db.store.product_data(s).await.unwrap(), p, "{}", db.name);
+            assert_eq!(&db.store.product_data_sql(s).await.unwrap(), p, "{}", db.name);
+        }
+        assert_eq!(
+            db.store.acquisition_data().await.unwrap().members,
+            acquisition,
+            "{}: first orders after a rebuild",
+            db.name
+        );
         db.cleanup().await;
     }
 }
