@@ -1042,14 +1042,16 @@ impl Campaign {
                 (subject.unwrap_or_default(), m.body.into_inner())
             }
             None if channel == Channel::Wechat => (String::new(), String::new()),
-            None => return Err(err(
-                None,
-                "message",
-                format!(
+            None => {
+                return Err(err(
+                    None,
+                    "message",
+                    format!(
                     "channel = \"{}\" needs a [message] table with body (and subject for e-mail)",
                     channel.name()
                 ),
-            )),
+                ))
+            }
         };
         let wechat = match raw.wechat {
             None => None,

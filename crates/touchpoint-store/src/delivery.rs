@@ -893,6 +893,22 @@ fn gateway_payload(
     })
 }
 
+/// An error with its sources (`client error (Connect): invalid peer
+/// certificate: UnknownIssuer`): the outer error alone rarely says why.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(c) = next {
+        let t = c.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        next = c.source();
+    }
+    out
+}
+
 /// The Standard Webhooks signature header value for a message.
 pub fn webhook_signature(
     secret: &str,
@@ -939,7 +955,7 @@ async fn webhook_send(
         };
         match tokio::time::timeout(s.timeout, client.request(req)).await {
             Err(_) => last_error = format!("webhook {}: timed out", target.url),
-            Ok(Err(e)) => last_error = format!("webhook {}: {e}", target.url),
+            Ok(Err(e)) => last_error = format!("webhook {}: {}", target.url, causes(&e)),
             Ok(Ok(resp)) => {
                 let status = resp.status();
                 let _ = resp.into_body().collect().await;
