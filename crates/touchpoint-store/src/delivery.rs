@@ -2,14 +2,11 @@
 //! commit: e-mail over SMTP (lettre, STARTTLS or implicit TLS, AUTH) and
 //! webhooks signed per Standard Webhooks (http or https, rustls).
 //!
-//! **Each send once.** A sender claims due queued sends, a group at a time
-//! ([`claim_chunk`]: the concurrency times a few rounds), with one
-//! conditional `UPDATE ... RETURNING id` (`claimed_at`, only when unclaimed
-//! or its claim is older than [`CLAIM_LEASE_MS`]) before talking to the
-//! outside world, then marks each as soon as its try ends: `sent` (the
-//! sends finished meanwhile in one `UPDATE`), its next try scheduled, or a
-//! dead letter. No further send starts before the finished ones are marked.
-//! Two senders never both claim a send. A sender killed after the receiver accepted
+//! **Each send once.** A sender claims a due queued send with one
+//! conditional `UPDATE` (`claimed_at`, only when unclaimed or its claim is
+//! older than [`CLAIM_LEASE_MS`]) before talking to the outside world, then
+//! marks it `sent`, schedules its next try, or makes it a dead letter. Two
+//! senders never both claim it. A sender killed after the receiver accepted
 //! but before marking leaves the claim, and the send is retried when the
 //! lease ends: delivery is at least once there, and the receiver can drop
 //! the repeat by its stable id (the e-mail's `Message-ID:
@@ -399,6 +396,7 @@ enum Outcome {
     Sent,
     Retrying,
     Failed,
+    Waiting,
 }
 
 type HttpsClient = hyper_util::client::legacy::Client<
@@ -413,8 +411,6 @@ struct Pass<'a> {
     http: HttpsClient,
     /// The campaign versions of the pass's HTTP sends.
     targets: HashMap<(String, i64), Arc<Campaign>>,
-    /// The secret of the unsubscribe tokens (read once per pass).
-    unsubscribe_secret: Vec<u8>,
 }
 
 /// The certificates of a PEM file (`--webhook-ca-file`), or why not.
@@ -429,21 +425,6 @@ pub fn ca_certificates(
         return Err("no PEM certificate (-----BEGIN CERTIFICATE-----) in the file".into());
     }
     Ok(certs)
-}
-
-/// How many sends one claim statement takes: the concurrency times what
-/// fits twice in the claim's lease at the slowest try (the webhook's tries
-/// within a pass, or an SMTP session), 1 to 16 rounds. With the defaults
-/// (10 s timeout, 5 webhook tries) that is 4 rounds, so a claim never
-/// outlives its lease while its sender is alive.
-fn claim_chunk(s: &DeliverySettings) -> usize {
-    let attempts = s.webhook_attempts.max(1);
-    let backoff = s.backoff.as_millis() as i64 * ((1i64 << (attempts - 1).min(20)) - 1);
-    let webhook = s.timeout.as_millis() as i64 * i64::from(attempts) + backoff;
-    let smtp = s.timeout.as_millis() as i64 * 3;
-    let slowest = webhook.max(smtp).max(1);
-    let rounds = (CLAIM_LEASE_MS / 2 / slowest).clamp(1, 16) as usize;
-    s.concurrency.max(1) * rounds
 }
 
 /// The HTTP client of a pass: http and https (rustls, the Mozilla roots and
@@ -501,7 +482,6 @@ impl Store {
             smtp,
             http,
             targets: HashMap::new(),
-            unsubscribe_secret: self.unsubscribe_secret().await?,
         };
         let mut after = 0i64;
         loop {
@@ -544,126 +524,19 @@ impl Store {
                 report.waiting_reason =
                     Some("e-mails need --smtp, --mail-from and --public-url".into());
             }
-            // E-mails without their settings wait, unclaimed.
-            let (ready, held): (Vec<Queued>, Vec<Queued>) = batch
-                .into_iter()
-                .partition(|q| q.channel != "email" || email_ready);
-            report.waiting += held.len() as u64;
-            for group in ready.chunks(claim_chunk(s)) {
-                let claimed = self.claim_many(group, now).await?;
-                report.waiting += (group.len() - claimed.len()) as u64;
-                let todo: Vec<Queued> = group
-                    .iter()
-                    .filter(|q| claimed.contains(&q.id))
-                    .cloned()
-                    .collect();
-                let pass_ref = &pass;
-                let mut results = futures_util::stream::iter(todo)
-                    .map(|q| async move { (q.id, send_one(pass_ref, q).await) })
-                    .buffer_unordered(s.concurrency.max(1));
-                // Each result is marked as soon as it is known, together with
-                // the others already finished (one UPDATE for those sent);
-                // no further send starts until they are marked, so a crash
-                // repeats at most the sends in flight.
-                while let Some(first) = results.next().await {
-                    let mut done = vec![first];
-                    while let Some(Some(r)) = futures_util::FutureExt::now_or_never(results.next())
-                    {
-                        done.push(r);
-                    }
-                    for o in self.mark_many(done, &pass).await? {
-                        match o {
-                            Outcome::Sent => report.sent += 1,
-                            Outcome::Retrying => report.retrying += 1,
-                            Outcome::Failed => report.failed += 1,
-                        }
-                    }
+            let pass_ref = &pass;
+            let mut results = futures_util::stream::iter(batch)
+                .map(|q| async move { self.deliver_one(pass_ref, q).await })
+                .buffer_unordered(s.concurrency.max(1));
+            while let Some(r) = results.next().await {
+                match r? {
+                    Outcome::Sent => report.sent += 1,
+                    Outcome::Retrying => report.retrying += 1,
+                    Outcome::Failed => report.failed += 1,
+                    Outcome::Waiting => report.waiting += 1,
                 }
             }
         }
-    }
-
-    /// Claim the due sends of `group` in one statement (see the module
-    /// doc); returns the ids claimed (another sender holds the rest).
-    async fn claim_many(
-        &self,
-        group: &[Queued],
-        now: i64,
-    ) -> Result<std::collections::HashSet<i64>, StoreError> {
-        if group.is_empty() {
-            return Ok(Default::default());
-        }
-        let mut args: Vec<crate::db::Val> = vec![now.into(), (now - CLAIM_LEASE_MS).into()];
-        let list: Vec<String> = group
-            .iter()
-            .enumerate()
-            .map(|(i, q)| {
-                args.push(q.id.into());
-                format!("${}", i + 3)
-            })
-            .collect();
-        let mut h = self.acquire().await?;
-        Ok(h.conn()
-            .fetch(
-                &format!(
-                    "UPDATE campaign_sends SET claimed_at = $1, attempts = attempts + 1, \
-                     first_attempt_at = COALESCE(first_attempt_at, $1), last_attempt_at = $1 \
-                     WHERE id IN ({}) AND status = 'queued' AND (claimed_at IS NULL OR claimed_at < $2) \
-                     RETURNING id",
-                    list.join(", ")
-                ),
-                &args,
-                |r| r.i64(0),
-            )
-            .await?
-            .into_iter()
-            .collect())
-    }
-
-    /// Mark finished tries: every send delivered in one `UPDATE`, the
-    /// others one by one ([`Store::mark`]).
-    async fn mark_many(
-        &self,
-        done: Vec<(i64, TryResult)>,
-        p: &Pass<'_>,
-    ) -> Result<Vec<Outcome>, StoreError> {
-        let mut sent = Vec::new();
-        let mut failed = Vec::new();
-        let mut out = Vec::with_capacity(done.len());
-        for (id, r) in done {
-            match r {
-                TryResult::Sent => sent.push(id),
-                other => failed.push((id, other)),
-            }
-        }
-        // Delivered first: they must not be repeated.
-        if !sent.is_empty() {
-            let mut args: Vec<crate::db::Val> = vec![now_ms().into()];
-            let list: Vec<String> = sent
-                .iter()
-                .enumerate()
-                .map(|(i, id)| {
-                    args.push((*id).into());
-                    format!("${}", i + 2)
-                })
-                .collect();
-            let mut h = self.acquire().await?;
-            h.conn()
-                .exec(
-                    &format!(
-                        "UPDATE campaign_sends SET status = 'sent', sent_at = $1, reason = NULL, \
-                         next_attempt_at = NULL WHERE id IN ({})",
-                        list.join(", ")
-                    ),
-                    &args,
-                )
-                .await?;
-            out.extend(sent.iter().map(|_| Outcome::Sent));
-        }
-        for (id, r) in failed {
-            out.push(self.mark(id, r, p).await?);
-        }
-        Ok(out)
     }
 
     async fn load_target(
@@ -701,6 +574,87 @@ impl Store {
         }
         targets.insert(key, Arc::new(c));
         Ok(())
+    }
+
+    async fn deliver_one(&self, p: &Pass<'_>, q: Queued) -> Result<Outcome, StoreError> {
+        let s = p.s;
+        if q.channel == "email" {
+            let (Some(smtp), Some(from), Some(base)) = (&p.smtp, &s.mail_from, &s.public_url)
+            else {
+                return Ok(Outcome::Waiting);
+            };
+            if !self.claim(q.id, p.now).await? {
+                return Ok(Outcome::Waiting);
+            }
+            let (lu, lup) = self
+                .list_unsubscribe_headers(MemberId::from_i64(q.member), base)
+                .await?;
+            let to = q.address.clone().unwrap_or_default();
+            let r = match email_message(q.id, from, &to, &q.subject, &q.body, &lu, &lup) {
+                Err(e) => TryResult::Permanent(e),
+                // lettre's timeout bounds the connection; this bounds the whole
+                // session, so a server that stops answering cannot hold a pass.
+                Ok(msg) => match tokio::time::timeout(s.timeout * 3, smtp.send(msg)).await {
+                    Err(_) => TryResult::Transient(format!(
+                        "SMTP {}: no answer within {} s",
+                        smtp_name(s),
+                        (s.timeout * 3).as_secs()
+                    )),
+                    Ok(Ok(_)) => TryResult::Sent,
+                    Ok(Err(e)) if e.is_permanent() => {
+                        TryResult::Permanent(format!("SMTP {}: {e}", smtp_name(s)))
+                    }
+                    Ok(Err(e)) => TryResult::Transient(format!("SMTP {}: {e}", smtp_name(s))),
+                },
+            };
+            self.mark(q.id, r, p).await
+        } else {
+            let c = p.targets[&(q.campaign.clone(), q.version)].clone();
+            let Some(target) = c.http_target() else {
+                return Ok(Outcome::Waiting);
+            };
+            if !self.claim(q.id, p.now).await? {
+                return Ok(Outcome::Waiting);
+            }
+            let unsubscribe_url = match &s.public_url {
+                Some(base) => Some(
+                    crate::profiles::list_unsubscribe_values(
+                        base,
+                        &self.unsubscribe_token(MemberId::from_i64(q.member)).await?,
+                    )
+                    .0
+                    .trim_matches(|c| c == '<' || c == '>')
+                    .to_string(),
+                ),
+                None => None,
+            };
+            let payload = match gateway_payload(&c, &q, unsubscribe_url) {
+                Ok(p) => p,
+                Err(e) => return self.mark(q.id, TryResult::Permanent(e), p).await,
+            };
+            let r = webhook_send(
+                &p.http,
+                target,
+                &format!("send_{}", q.id),
+                &payload.to_string(),
+                s,
+            )
+            .await;
+            self.mark(q.id, r, p).await
+        }
+    }
+
+    async fn claim(&self, id: i64, now: i64) -> Result<bool, StoreError> {
+        let mut h = self.acquire().await?;
+        Ok(h.conn()
+            .exec(
+                "UPDATE campaign_sends SET claimed_at = $2, attempts = attempts + 1, \
+                 first_attempt_at = COALESCE(first_attempt_at, $2), last_attempt_at = $2 \
+                 WHERE id = $1 AND status = 'queued' AND (claimed_at IS NULL OR claimed_at < $3)",
+                &[id.into(), now.into(), (now - CLAIM_LEASE_MS).into()],
+            )
+            .await?
+            == 1)
     }
 
     async fn mark(&self, id: i64, r: TryResult, p: &Pass<'_>) -> Result<Outcome, StoreError> {
@@ -809,74 +763,6 @@ impl Store {
                 Ok(n)
             }
         }
-    }
-}
-
-/// One try of a claimed send.
-async fn send_one(p: &Pass<'_>, q: Queued) -> TryResult {
-    let s = p.s;
-    if q.channel == "email" {
-        let (Some(smtp), Some(from), Some(base)) = (&p.smtp, &s.mail_from, &s.public_url) else {
-            return TryResult::Transient(
-                "e-mails need --smtp, --mail-from and --public-url".into(),
-            );
-        };
-        // No store access while a try is in flight: the token is made
-        // from the pass's secret (tries are not polled while others are
-        // marked, so a connection held here could stall the pass).
-        let token =
-            crate::profiles::token_with(&p.unsubscribe_secret, MemberId::from_i64(q.member));
-        let (lu, lup) = crate::profiles::list_unsubscribe_values(base, &token);
-        let to = q.address.clone().unwrap_or_default();
-        match email_message(q.id, from, &to, &q.subject, &q.body, &lu, &lup) {
-            Err(e) => TryResult::Permanent(e),
-            // lettre's timeout bounds the connection; this bounds the whole
-            // session, so a server that stops answering cannot hold a pass.
-            Ok(msg) => match tokio::time::timeout(s.timeout * 3, smtp.send(msg)).await {
-                Err(_) => TryResult::Transient(format!(
-                    "SMTP {}: no answer within {} s",
-                    smtp_name(s),
-                    (s.timeout * 3).as_secs()
-                )),
-                Ok(Ok(_)) => TryResult::Sent,
-                Ok(Err(e)) if e.is_permanent() => {
-                    TryResult::Permanent(format!("SMTP {}: {e}", smtp_name(s)))
-                }
-                Ok(Err(e)) => TryResult::Transient(format!("SMTP {}: {e}", smtp_name(s))),
-            },
-        }
-    } else {
-        let c = p.targets[&(q.campaign.clone(), q.version)].clone();
-        let Some(target) = c.http_target() else {
-            return TryResult::Permanent(format!("campaign {} has no gateway table", q.campaign));
-        };
-        let unsubscribe_url = match &s.public_url {
-            Some(base) => Some(
-                crate::profiles::list_unsubscribe_values(
-                    base,
-                    &crate::profiles::token_with(
-                        &p.unsubscribe_secret,
-                        MemberId::from_i64(q.member),
-                    ),
-                )
-                .0
-                .trim_matches(|c| c == '<' || c == '>')
-                .to_string(),
-            ),
-            None => None,
-        };
-        let payload = match gateway_payload(&c, &q, unsubscribe_url) {
-            Ok(p) => p,
-            Err(e) => return TryResult::Permanent(e),
-        };
-        webhook_send(
-            &p.http,
-            target,
-            &format!("send_{}", q.id),
-            &payload.to_string(),
-            s,
-        )
-        .await
     }
 }
 

@@ -575,13 +575,11 @@ impl Store {
     /// (created on first use, kept in the database), in hex.
     pub async fn unsubscribe_token(&self, member: MemberId) -> Result<String, StoreError> {
         let secret = self.secret(UNSUBSCRIBE_SECRET).await?;
-        Ok(token_with(&secret, member))
-    }
-
-    /// The secret of [`Store::unsubscribe_token`], for many tokens
-    /// ([`token_with`]) with one read.
-    pub(crate) async fn unsubscribe_secret(&self) -> Result<Vec<u8>, StoreError> {
-        self.secret(UNSUBSCRIBE_SECRET).await
+        Ok(format!(
+            "{}-{}",
+            member.get(),
+            crate::keys::hex(&mac(&secret, member.get())[..16])
+        ))
     }
 
     /// The member a token was made for, or `None` when it is not a valid token.
@@ -752,15 +750,6 @@ pub fn list_unsubscribe_values(base_url: &str, token: &str) -> (String, String) 
     (
         format!("<{}/unsubscribe/{token}>", base_url.trim_end_matches('/')),
         "List-Unsubscribe=One-Click".to_string(),
-    )
-}
-
-/// [`Store::unsubscribe_token`] with the secret at hand.
-pub(crate) fn token_with(secret: &[u8], member: MemberId) -> String {
-    format!(
-        "{}-{}",
-        member.get(),
-        crate::keys::hex(&mac(secret, member.get())[..16])
     )
 }
 
