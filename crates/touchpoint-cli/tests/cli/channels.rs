@@ -460,6 +460,41 @@ fn wechat_template_messages_go_to_the_openid_else_the_unionid() {
         four_people(&db, dir.path());
         let gw = Gateway::start(1);
         create(&db, dir.path(), "wx", &wechat_campaign("wx-hello", &gw.url));
+        // The dry run (bulk reads) decides as the run will.
+        let dry = json(
+            &db,
+            &[
+                "campaigns",
+                "run",
+                "--now",
+                "2025-12-01 10:00",
+                "--dry-run",
+                "-o",
+                "json",
+            ],
+        );
+        let mut decided: Vec<(String, String, String)> = dry["campaigns"][0]["decisions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["member_id"].as_str().unwrap().to_string(),
+                    d["decision"].as_str().unwrap().to_string(),
+                    d["reason"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        decided.sort();
+        let want = [
+            ("M-1", "queued", ""),
+            ("M-2", "skipped", "no_address"),
+            ("M-3", "queued", ""),
+            ("M-4", "skipped", "no_consent"),
+        ]
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()));
+        assert_eq!(decided, want, "{}: {dry}", db.name);
+        assert!(gw.requests().is_empty(), "the dry run sent nothing");
         let run = run_at(&db, "2025-12-01 10:00");
         let c = by_campaign(&run, "wx-hello");
         assert_eq!(c["queued"], 2, "{}: M-1 and M-3: {c}", db.name);
