@@ -896,7 +896,10 @@ async fn email_goes_over_required_starttls_with_auth_trusting_a_private_ca() {
 /// An https webhook receiver on loopback (rustls, one request per
 /// connection) with a certificate of [`private_ca`]; keeps each request's
 /// `webhook-id` and body. Returns its url, what it got and the CA's PEM.
-fn tls_receiver(dir: &std::path::Path) -> (String, Arc<Mutex<Vec<(String, String)>>>, Vec<u8>) {
+/// (webhook-id, body) of each request received.
+type Bodies = Arc<Mutex<Vec<(String, String)>>>;
+
+fn tls_receiver(dir: &std::path::Path) -> (String, Bodies, Vec<u8>) {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     use std::io::{BufRead, BufReader, Read, Write};
@@ -921,7 +924,7 @@ fn tls_receiver(dir: &std::path::Path) -> (String, Arc<Mutex<Vec<(String, String
         "https://127.0.0.1:{}/hook",
         listener.local_addr().unwrap().port()
     );
-    let got: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let got: Bodies = Arc::default();
     let g = got.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
