@@ -64,6 +64,9 @@ pub struct DeliveryArgs {
     /// Extra trusted root certificates (PEM) for the SMTP server, e.g. a private CA.
     #[arg(long, env = "TOUCHPOINT_SMTP_CA_FILE")]
     pub smtp_ca_file: Option<PathBuf>,
+    /// Extra trusted root certificates (PEM) for https webhook, SMS and WeChat gateways, e.g. a private CA.
+    #[arg(long, env = "TOUCHPOINT_WEBHOOK_CA_FILE")]
+    pub webhook_ca_file: Option<PathBuf>,
     /// The From address of e-mails, e.g. "Brand <crm@brand.example>".
     #[arg(long, env = "TOUCHPOINT_MAIL_FROM")]
     pub mail_from: Option<String>,
@@ -92,8 +95,20 @@ impl DeliveryArgs {
                 None => bail!("--smtp-ca-file needs --smtp"),
             }
         }
+        let webhook_ca_pem = match &self.webhook_ca_file {
+            Some(path) => {
+                let pem = std::fs::read(path).with_context(|| {
+                    format!("--webhook-ca-file: cannot read {}", path.display())
+                })?;
+                touchpoint_store::delivery::ca_certificates(&pem)
+                    .map_err(|e| anyhow::anyhow!("--webhook-ca-file {}: {e}", path.display()))?;
+                Some(pem)
+            }
+            None => None,
+        };
         Ok(DeliverySettings {
             smtp,
+            webhook_ca_pem,
             mail_from: self.mail_from.clone(),
             public_url: self.public_url.clone(),
             backoff: Duration::from_secs(1),

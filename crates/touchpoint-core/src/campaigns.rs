@@ -6,7 +6,8 @@
 //!
 //! ```toml
 //! name = "birthday"
-//! channel = "email"            # or "webhook" (then a [webhook] table)
+//! channel = "email"            # or "webhook", "sms", "wechat" (then a [webhook],
+//!                              # [sms] or [wechat] table: the gateway)
 //! topic = "promotions"         # the consent topic checked before sending
 //! control_percent = 10         # share of eligible members held out
 //! conversion_days = 14         # purchase window of the report
@@ -160,6 +161,12 @@ pub enum Channel {
     Email,
     /// A signed JSON POST (Standard Webhooks).
     Webhook,
+    /// A text message, POSTed (signed like a webhook) to the brand's SMS
+    /// gateway, to the member's phone.
+    Sms,
+    /// A WeChat template message, POSTed (signed like a webhook) to the
+    /// brand's WeChat gateway, to the member's openid or unionid.
+    Wechat,
 }
 
 impl Channel {
@@ -168,8 +175,41 @@ impl Channel {
         match self {
             Channel::Email => "email",
             Channel::Webhook => "webhook",
+            Channel::Sms => "sms",
+            Channel::Wechat => "wechat",
         }
     }
+}
+
+/// Where an SMS campaign's messages go: the brand's gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsSettings {
+    /// The gateway endpoint and its signing secret.
+    pub gateway: WebhookTarget,
+    /// The gateway's template code, when the provider needs one (passed on).
+    pub template: Option<String>,
+}
+
+/// A WeChat template message: the brand's gateway, the template, and the
+/// template's fields rendered per member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WechatSettings {
+    /// The gateway endpoint and its signing secret.
+    pub gateway: WebhookTarget,
+    /// The template's id in the official account.
+    pub template_id: String,
+    /// The app id of the official account or mini-program (passed on).
+    pub app_id: Option<String>,
+    /// A sales channel whose platform buyer ids are the openids of `app_id`
+    /// (`platform_user_id` `CHANNEL:OPENID`); without it, or for a member
+    /// without one, the unionid is sent and the gateway maps it.
+    pub openid_channel: Option<String>,
+    /// The page the message opens (`url` of the template-message API).
+    pub link: Option<String>,
+    /// The mini-program page it opens: (appid, pagepath).
+    pub miniprogram: Option<(String, String)>,
+    /// The template's data fields: key and template (rendered per member).
+    pub data: Vec<(String, String)>,
 }
 
 /// A webhook endpoint with its signing secret.
@@ -284,6 +324,10 @@ pub struct Campaign {
     pub channel: Channel,
     /// The endpoint, for the webhook channel.
     pub webhook: Option<WebhookTarget>,
+    /// The gateway, for the SMS channel.
+    pub sms: Option<SmsSettings>,
+    /// The gateway and template, for the WeChat channel.
+    pub wechat: Option<WechatSettings>,
     /// The consent topic.
     pub topic: String,
     /// A coupon definition issued per send.
@@ -328,9 +372,14 @@ struct RawFile {
     window: Option<RawWindow>,
     #[serde(default)]
     cap: Option<RawCap>,
-    message: RawMessage,
+    #[serde(default)]
+    message: Option<RawMessage>,
     #[serde(default)]
     webhook: Option<RawWebhook>,
+    #[serde(default)]
+    sms: Option<RawSms>,
+    #[serde(default)]
+    wechat: Option<RawWechat>,
     #[serde(default)]
     priority: Option<i64>,
     #[serde(default)]
@@ -390,7 +439,8 @@ struct RawCap {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMessage {
-    subject: toml::Spanned<String>,
+    #[serde(default)]
+    subject: Option<toml::Spanned<String>>,
     body: toml::Spanned<String>,
 }
 
@@ -399,6 +449,63 @@ struct RawMessage {
 struct RawWebhook {
     url: String,
     secret: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSms {
+    url: String,
+    secret: String,
+    #[serde(default)]
+    template: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWechat {
+    url: String,
+    secret: String,
+    template_id: String,
+    #[serde(default)]
+    app_id: Option<String>,
+    #[serde(default)]
+    openid_channel: Option<String>,
+    #[serde(default)]
+    link: Option<String>,
+    #[serde(default)]
+    miniprogram: Option<RawMiniprogram>,
+    #[serde(default)]
+    data: BTreeMap<String, toml::Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMiniprogram {
+    appid: String,
+    pagepath: String,
+}
+
+/// A gateway's url and secret, checked: `http://` or `https://`, and a
+/// Standard Webhooks secret. `table` names the file's table in errors.
+fn target(table: &str, url: String, secret: String) -> Result<WebhookTarget, CampaignError> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
+        return Err(err(
+            None,
+            &format!("{table}.url"),
+            format!("{url:?}: expected http://HOST[:PORT]/PATH or https://HOST[:PORT]/PATH"),
+        ));
+    }
+    if !secret.starts_with("whsec_") || secret.len() < 12 {
+        return Err(err(
+            None,
+            &format!("{table}.secret"),
+            "expected whsec_ followed by a base64 key (Standard Webhooks)",
+        ));
+    }
+    Ok(WebhookTarget { url, secret })
 }
 
 fn line_of(src: &str, at: usize) -> usize {
@@ -509,50 +616,53 @@ impl Campaign {
         let channel = match raw.channel.as_str() {
             "email" => Channel::Email,
             "webhook" => Channel::Webhook,
+            "sms" => Channel::Sms,
+            "wechat" => Channel::Wechat,
             other => {
                 return Err(err(
                     None,
                     "channel",
-                    format!("{other:?}: expected \"email\" or \"webhook\""),
+                    format!("{other:?}: expected \"email\", \"webhook\", \"sms\" or \"wechat\""),
                 ))
             }
         };
-        let webhook = match (channel, raw.webhook) {
-            (Channel::Webhook, Some(w)) => {
-                if !w.url.starts_with("http://") {
-                    return Err(err(
-                        None,
-                        "webhook.url",
-                        format!("{:?}: expected http://HOST:PORT/PATH (https is not supported yet: put a TLS proxy in front)", w.url),
-                    ));
-                }
-                if !w.secret.starts_with("whsec_") || w.secret.len() < 12 {
-                    return Err(err(
-                        None,
-                        "webhook.secret",
-                        "expected whsec_ followed by a base64 key (Standard Webhooks)",
-                    ));
-                }
-                Some(WebhookTarget {
-                    url: w.url,
-                    secret: w.secret,
-                })
-            }
-            (Channel::Webhook, None) => {
+        // Each channel's table, and no other channel's.
+        for (table, given, wanted) in [
+            ("webhook", raw.webhook.is_some(), Channel::Webhook),
+            ("sms", raw.sms.is_some(), Channel::Sms),
+            ("wechat", raw.wechat.is_some(), Channel::Wechat),
+        ] {
+            if given && channel != wanted {
                 return Err(err(
                     None,
-                    "webhook",
-                    "channel = \"webhook\" needs a [webhook] table with url and secret",
-                ))
+                    table,
+                    format!("a [{table}] table is only for channel = \"{table}\""),
+                ));
             }
-            (Channel::Email, Some(_)) => {
+            if !given && channel == wanted {
+                let more = match wanted {
+                    Channel::Wechat => " and template_id",
+                    _ => "",
+                };
                 return Err(err(
                     None,
-                    "webhook",
-                    "a [webhook] table is only for channel = \"webhook\"",
-                ))
+                    table,
+                    format!(
+                        "channel = \"{table}\" needs a [{table}] table with url and secret{more}"
+                    ),
+                ));
             }
-            (Channel::Email, None) => None,
+        }
+        let webhook = match raw.webhook {
+            Some(w) => Some(target("webhook", w.url, w.secret)?),
+            None => None,
+        };
+        let sms = match raw.sms {
+            Some(w) => Some(SmsSettings {
+                gateway: target("sms", w.url, w.secret)?,
+                template: w.template.filter(|t| !t.trim().is_empty()),
+            }),
+            None => None,
         };
         let topic = raw.topic.unwrap_or_else(|| "promotions".into());
         if !TOPICS.contains(&topic.as_str()) {
@@ -909,30 +1019,96 @@ impl Campaign {
         }
         let has_coupon = raw.coupon_definition.is_some() || !coupon_by_category.is_empty();
         let extra = trigger_fields(&kind);
-        check_template(
-            src,
-            "message.subject",
-            &raw.message.subject,
-            has_coupon,
-            extra,
-        )?;
-        check_template(src, "message.body", &raw.message.body, has_coupon, extra)?;
-        if raw.message.subject.get_ref().trim().is_empty() && channel == Channel::Email {
-            return Err(err(
-                Some(line_of(src, raw.message.subject.span().start)),
-                "message.subject",
-                "an e-mail needs a subject",
-            ));
-        }
+        let (subject, body) = match raw.message {
+            Some(m) => {
+                if let Some(subject) = &m.subject {
+                    check_template(src, "message.subject", subject, has_coupon, extra)?;
+                }
+                check_template(src, "message.body", &m.body, has_coupon, extra)?;
+                let subject_at = m
+                    .subject
+                    .as_ref()
+                    .map_or(m.body.span().start, |s| s.span().start);
+                let subject = m.subject.map(toml::Spanned::into_inner);
+                if channel == Channel::Email
+                    && subject.as_deref().is_none_or(|s| s.trim().is_empty())
+                {
+                    return Err(err(
+                        Some(line_of(src, subject_at)),
+                        "message.subject",
+                        "an e-mail needs a subject",
+                    ));
+                }
+                (subject.unwrap_or_default(), m.body.into_inner())
+            }
+            None if channel == Channel::Wechat => (String::new(), String::new()),
+            None => {
+                return Err(err(
+                    None,
+                    "message",
+                    format!(
+                    "channel = \"{}\" needs a [message] table with body (and subject for e-mail)",
+                    channel.name()
+                ),
+                ))
+            }
+        };
+        let wechat = match raw.wechat {
+            None => None,
+            Some(w) => {
+                let gateway = target("wechat", w.url, w.secret)?;
+                let template_id = w.template_id.trim().to_string();
+                if template_id.is_empty() {
+                    return Err(err(
+                        None,
+                        "wechat.template_id",
+                        "expected the template's id in the official account",
+                    ));
+                }
+                if w.data.is_empty() {
+                    return Err(err(
+                        None,
+                        "wechat.data",
+                        "expected a [wechat.data] table: each template key and its text, e.g. first = \"Hello {{name}}\"",
+                    ));
+                }
+                let mut data = Vec::with_capacity(w.data.len());
+                for (k, v) in w.data {
+                    check_template(src, &format!("wechat.data.{k}"), &v, has_coupon, extra)?;
+                    data.push((k, v.into_inner()));
+                }
+                if let Some(l) = &w.link {
+                    if !(l.starts_with("http://") || l.starts_with("https://")) {
+                        return Err(err(
+                            None,
+                            "wechat.link",
+                            format!("{l:?}: expected an http:// or https:// page"),
+                        ));
+                    }
+                }
+                let nonempty = |o: Option<String>| o.filter(|s| !s.trim().is_empty());
+                Some(WechatSettings {
+                    gateway,
+                    template_id,
+                    app_id: nonempty(w.app_id),
+                    openid_channel: nonempty(w.openid_channel),
+                    link: nonempty(w.link),
+                    miniprogram: w.miniprogram.map(|m| (m.appid, m.pagepath)),
+                    data,
+                })
+            }
+        };
         Ok(Campaign {
             name: raw.name,
             audience,
             trigger,
             window,
-            subject: raw.message.subject.into_inner(),
-            body: raw.message.body.into_inner(),
+            subject,
+            body,
             channel,
             webhook,
+            sms,
+            wechat,
             topic,
             coupon_definition: raw.coupon_definition,
             cap,
@@ -943,6 +1119,17 @@ impl Campaign {
             control_percent: control_percent as u32,
             conversion_days: conversion_days as u32,
         })
+    }
+
+    /// The HTTP endpoint a send of this campaign is POSTed to (webhook,
+    /// SMS and WeChat gateways), signed per Standard Webhooks.
+    pub fn http_target(&self) -> Option<&WebhookTarget> {
+        match self.channel {
+            Channel::Email => None,
+            Channel::Webhook => self.webhook.as_ref(),
+            Channel::Sms => self.sms.as_ref().map(|s| &s.gateway),
+            Channel::Wechat => self.wechat.as_ref().map(|w| &w.gateway),
+        }
     }
 
     /// Whether a local hour is inside the send window.
@@ -1151,8 +1338,12 @@ your gift: {{coupon}}; you have {{points}} points ({{tier}}).
         let e = Campaign::parse(&GOOD.replace("coupon_definition = 1\n", "")).unwrap_err();
         assert!(e.to_string().contains("coupon_definition"), "{e}");
         let e =
-            Campaign::parse(&GOOD.replace("channel = \"email\"", "channel = \"sms\"")).unwrap_err();
+            Campaign::parse(&GOOD.replace("channel = \"email\"", "channel = \"fax\"")).unwrap_err();
         assert_eq!(e.field, "channel");
+        assert!(e.to_string().contains("\"sms\" or \"wechat\""), "{e}");
+        let e =
+            Campaign::parse(&GOOD.replace("channel = \"email\"", "channel = \"sms\"")).unwrap_err();
+        assert_eq!(e.field, "sms", "an SMS campaign needs its gateway: {e}");
         let e = Campaign::parse(&GOOD.replace("[window]", "[window]\nstart = 1")).unwrap_err();
         assert_eq!(e.line, Some(13), "{e}");
         let e = Campaign::parse(&GOOD.replace("tier = \"Gold\"", "teir = \"Gold\"")).unwrap_err();
@@ -1176,6 +1367,84 @@ your gift: {{coupon}}; you have {{points}} points ({{tier}}).
                 min_net: 0
             }
         );
+    }
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    #[test]
+    fn sms_and_wechat_campaigns_take_their_gateway_table() {
+        let sms = GOOD.replace("channel = \"email\"", "channel = \"sms\"").replace(
+            "[message]",
+            &format!("[sms]\nurl = \"https://sms.gw.test/send\"\nsecret = \"{SECRET}\"\ntemplate = \"SMS_1\"\n\n[message]"),
+        );
+        let c = Campaign::parse(&sms).unwrap();
+        assert_eq!(c.channel, Channel::Sms);
+        let g = c.sms.as_ref().unwrap();
+        assert_eq!(g.template.as_deref(), Some("SMS_1"));
+        assert_eq!(c.http_target().unwrap().url, "https://sms.gw.test/send");
+        // An SMS needs no subject; a bad gateway url names the field.
+        let no_subject = sms.replace("subject = \"Happy birthday, {{name}}\"\n", "");
+        assert_eq!(Campaign::parse(&no_subject).unwrap().subject, "");
+        let e = Campaign::parse(&sms.replace("https://sms.gw.test/send", "ftp://x")).unwrap_err();
+        assert_eq!(e.field, "sms.url");
+        let e = Campaign::parse(&sms.replace(SECRET, "s3cret")).unwrap_err();
+        assert_eq!(e.field, "sms.secret");
+        // A table of another channel is refused.
+        let e =
+            Campaign::parse(&sms.replace("channel = \"sms\"", "channel = \"email\"")).unwrap_err();
+        assert_eq!(e.field, "sms", "{e}");
+
+        let (head, _) = GOOD.split_once("[message]").unwrap();
+        let wechat = format!(
+            "{}[wechat]\nurl = \"http://127.0.0.1:9/wx\"\nsecret = \"{SECRET}\"\ntemplate_id = \"TM01\"\n\
+             app_id = \"wx123\"\nopenid_channel = \"wechat\"\nlink = \"https://brand.test/p\"\n\
+             miniprogram = {{ appid = \"wx123\", pagepath = \"pages/gift\" }}\n\n\
+             [wechat.data]\nfirst = \"Happy birthday, {{{{name}}}}\"\nkeyword1 = \"{{{{coupon}}}}\"\n",
+            head.replace("channel = \"email\"", "channel = \"wechat\"")
+        );
+        let c = Campaign::parse(&wechat).unwrap();
+        let w = c.wechat.as_ref().unwrap();
+        assert_eq!(
+            (
+                w.template_id.as_str(),
+                w.app_id.as_deref(),
+                w.openid_channel.as_deref()
+            ),
+            ("TM01", Some("wx123"), Some("wechat"))
+        );
+        assert_eq!(
+            w.miniprogram,
+            Some(("wx123".to_string(), "pages/gift".to_string()))
+        );
+        assert_eq!(
+            w.data,
+            vec![
+                ("first".to_string(), "Happy birthday, {{name}}".to_string()),
+                ("keyword1".to_string(), "{{coupon}}".to_string())
+            ]
+        );
+        assert_eq!((c.subject.as_str(), c.body.as_str()), ("", ""));
+        // The data fields are templates, checked like the message's.
+        let e = Campaign::parse(&wechat.replace("{{name}}", "{{nmae}}")).unwrap_err();
+        assert_eq!(e.field, "wechat.data.first");
+        assert!(e.to_string().contains("did you mean {{name}}"), "{e}");
+        assert!(e.line.is_some(), "{e}");
+        let e = Campaign::parse(&wechat.replace("template_id = \"TM01\"", "template_id = \" \""))
+            .unwrap_err();
+        assert_eq!(e.field, "wechat.template_id");
+        let (no_data, _) = wechat.split_once("[wechat.data]").unwrap();
+        assert_eq!(Campaign::parse(no_data).unwrap_err().field, "wechat.data");
+        // A webhook may now be https.
+        let hook = format!(
+            "{}[webhook]\nurl = \"https://gw.test/hook\"\nsecret = \"{SECRET}\"\n\n[message]\nbody = \"x\"\n",
+            head.replace("channel = \"email\"", "channel = \"webhook\"")
+        );
+        assert_eq!(
+            Campaign::parse(&hook).unwrap().http_target().unwrap().url,
+            "https://gw.test/hook"
+        );
+        let e = Campaign::parse(&hook.replace("[message]\nbody = \"x\"\n", "")).unwrap_err();
+        assert_eq!(e.field, "message");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{NaiveDate, TimeZone};
 use serde::Serialize;
-use touchpoint_core::campaigns::{self, Campaign, Channel, Trigger};
+use touchpoint_core::campaigns::{self, Campaign, Trigger};
 use touchpoint_core::domain::DomainEvent;
 use touchpoint_core::MemberId;
 
@@ -454,12 +454,12 @@ impl Store {
             let mut conn = uow.conn();
             let set = if expires_at.is_some_and(|e| cx.now >= e) {
                 run.lapsed += 1;
-                ("lapsed", Some("cap_wait_expired"), None, None, None)
+                ("lapsed", Some("cap_wait_expired"), None, None, None, None)
             } else if !crate::campaigns::consented(&mut conn, member, c.channel.name(), &c.topic)
                 .await?
             {
                 *run.skipped.entry("no_consent".into()).or_default() += 1;
-                ("skipped", Some("no_consent"), None, None, None)
+                ("skipped", Some("no_consent"), None, None, None, None)
             } else if !cap_fits(&mut conn, c, member, cx).await? {
                 run.waiting += 1;
                 uow.rollback().await?;
@@ -467,17 +467,24 @@ impl Store {
             } else if c.is_control(member) {
                 run.released += 1;
                 run.control += 1;
-                ("control", None, None, None, None)
+                ("control", None, None, None, None, None)
             } else {
-                let (s, b, k) = self.render_send(&mut uow, sc, member, &cand).await?;
+                let r = self.render_send(&mut uow, sc, member, &cand).await?;
                 run.released += 1;
                 run.queued += 1;
-                ("queued", None, Some(s), Some(b), k)
+                (
+                    "queued",
+                    None,
+                    Some(r.subject),
+                    Some(r.body),
+                    r.coupon,
+                    r.data,
+                )
             };
             uow.conn()
                 .exec(
                     "UPDATE campaign_sends SET status = $2, reason = $3, subject = $4, body = $5, coupon_code = $6, \
-                     decided_at = $7 WHERE id = $1 AND status = 'waiting'",
+                     decided_at = $7, data = $8 WHERE id = $1 AND status = 'waiting'",
                     &[
                         id.into(),
                         set.0.into(),
@@ -486,6 +493,7 @@ impl Store {
                         set.3.into(),
                         set.4.into(),
                         cx.now.into(),
+                        set.5.into(),
                     ],
                 )
                 .await?;
@@ -512,7 +520,8 @@ impl Store {
             campaigns.retain(|c| c.name == n);
         }
         let mut ledger = CapLedger::load(self, cx, &campaigns).await?;
-        let mut addresses: Option<HashSet<i64>> = None;
+        // Members with an address, by channel (and WeChat openid channel).
+        let mut addresses: HashMap<String, Option<HashSet<i64>>> = HashMap::new();
         let mut out = Vec::new();
         for sc in &campaigns {
             let c = &sc.campaign;
@@ -542,17 +551,17 @@ impl Store {
                 .await?
                 .into_iter()
                 .collect();
-            if c.channel == Channel::Email && addresses.is_none() {
-                addresses = Some(
-                    conn.fetch(
-                        "SELECT DISTINCT member_id FROM identifiers WHERE kind = 'email' AND shared = 0",
-                        &[],
-                        |r| r.i64(0),
-                    )
-                    .await?
-                    .into_iter()
-                    .collect(),
-                );
+            let key = format!(
+                "{}:{}",
+                c.channel.name(),
+                c.wechat
+                    .as_ref()
+                    .and_then(|w| w.openid_channel.as_deref())
+                    .unwrap_or("")
+            );
+            if !addresses.contains_key(&key) {
+                let found = crate::campaigns::members_with_address(&mut conn, c).await?;
+                addresses.insert(key.clone(), found);
             }
             stage(&mut t, "consent and addresses");
             let decided: HashSet<(i64, String)> = conn
@@ -573,8 +582,9 @@ impl Store {
                 )
                 .await?;
             drop(h);
-            let has_address = |m: i64| {
-                c.channel != Channel::Email || addresses.as_ref().is_some_and(|a| a.contains(&m))
+            let has_address = |m: i64| match &addresses[&key] {
+                None => true,
+                Some(a) => a.contains(&m),
             };
             for (m, occ, exp, f) in waiting {
                 let cand = from_json(m, occ, f.as_deref());

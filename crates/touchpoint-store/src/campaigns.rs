@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Timelike};
 use serde::Serialize;
-use touchpoint_core::campaigns::{self, Audience, Campaign, Lift, MessageFields, Trigger};
+use touchpoint_core::campaigns::{self, Audience, Campaign, Channel, Lift, MessageFields, Trigger};
 use touchpoint_core::domain::DomainEvent;
 use touchpoint_core::segments::{parse, Expr};
 use touchpoint_core::MemberId;
@@ -206,6 +206,116 @@ pub(crate) async fn email_of(
     .await
 }
 
+/// `s` as a LIKE pattern matching itself (escape character `\`).
+fn like_literal(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// Where a send of `campaign` goes for a member, or `None` (`no_address`):
+/// the member's own (not shared) e-mail address for e-mail and webhook
+/// campaigns (a webhook goes without one); the phone (E.164) for SMS; for
+/// WeChat `openid:VALUE`, a platform buyer id of the campaign's
+/// `openid_channel` (`CHANNEL:VALUE`), else `unionid:VALUE`. The newest
+/// identifier wins.
+pub(crate) async fn address_of(
+    c: &mut crate::Conn<'_>,
+    id: i64,
+    campaign: &Campaign,
+) -> Result<Option<String>, StoreError> {
+    let newest = " ORDER BY created_at DESC, id DESC LIMIT 1";
+    match campaign.channel {
+        Channel::Email | Channel::Webhook => email_of(c, id).await,
+        Channel::Sms => {
+            c.fetch_opt(
+                &format!(
+                    "SELECT value FROM identifiers WHERE member_id = $1 AND kind = 'phone' AND shared = 0{newest}"
+                ),
+                &[id.into()],
+                |r| r.text(0),
+            )
+            .await
+        }
+        Channel::Wechat => {
+            if let Some(ch) = campaign.wechat.as_ref().and_then(|w| w.openid_channel.as_ref()) {
+                let prefix = format!("{ch}:");
+                let openid = c
+                    .fetch_opt(
+                        &format!(
+                            "SELECT value FROM identifiers WHERE member_id = $1 AND kind = 'platform_user_id' \
+                             AND value LIKE $2 ESCAPE '\\'{newest}"
+                        ),
+                        &[id.into(), format!("{}%", like_literal(&prefix)).into()],
+                        |r| r.text(0),
+                    )
+                    .await?;
+                if let Some(v) = openid.and_then(|v| v.strip_prefix(&prefix).map(str::to_string)) {
+                    return Ok(Some(format!("openid:{v}")));
+                }
+            }
+            Ok(c.fetch_opt(
+                &format!(
+                    "SELECT value FROM identifiers WHERE member_id = $1 AND kind = 'wechat_unionid'{newest}"
+                ),
+                &[id.into()],
+                |r| r.text(0),
+            )
+            .await?
+            .map(|v| format!("unionid:{v}")))
+        }
+    }
+}
+
+/// The members [`address_of`] finds an address for, in one query; `None`
+/// when the channel needs none (webhook).
+pub(crate) async fn members_with_address(
+    c: &mut crate::Conn<'_>,
+    campaign: &Campaign,
+) -> Result<Option<HashSet<i64>>, StoreError> {
+    let (sql, args): (&str, Vec<Val>) = match campaign.channel {
+        Channel::Webhook => return Ok(None),
+        Channel::Email => (
+            "SELECT DISTINCT member_id FROM identifiers WHERE kind = 'email' AND shared = 0",
+            vec![],
+        ),
+        Channel::Sms => (
+            "SELECT DISTINCT member_id FROM identifiers WHERE kind = 'phone' AND shared = 0",
+            vec![],
+        ),
+        Channel::Wechat => match campaign
+            .wechat
+            .as_ref()
+            .and_then(|w| w.openid_channel.as_ref())
+        {
+            Some(ch) => (
+                "SELECT DISTINCT member_id FROM identifiers WHERE kind = 'wechat_unionid' \
+                 OR (kind = 'platform_user_id' AND value LIKE $1 ESCAPE '\\')",
+                vec![format!("{}%", like_literal(&format!("{ch}:"))).into()],
+            ),
+            None => (
+                "SELECT DISTINCT member_id FROM identifiers WHERE kind = 'wechat_unionid'",
+                vec![],
+            ),
+        },
+    };
+    Ok(Some(
+        c.fetch(sql, &args, |r| r.i64(0))
+            .await?
+            .into_iter()
+            .collect(),
+    ))
+}
+
+/// A decided send's rendered message.
+pub(crate) struct Rendered {
+    pub subject: String,
+    pub body: String,
+    pub coupon: Option<String>,
+    /// The channel's further fields as JSON (WeChat: the template's data).
+    pub data: Option<String>,
+}
+
 pub(crate) async fn consented(
     c: &mut crate::Conn<'_>,
     id: i64,
@@ -351,7 +461,7 @@ impl Store {
             .await?
             .get();
         let m = member_fields(&mut conn, id).await?;
-        let address = email_of(&mut conn, id).await?;
+        let address = address_of(&mut conn, id, c).await?;
         let consent = consented(&mut conn, id, c.channel.name(), &c.topic).await?;
         let coupon = if c.coupon_definition.is_some() {
             "<coupon code>"
@@ -755,9 +865,9 @@ impl Store {
             return Ok(());
         }
         let mut conn = uow.conn();
-        let address = email_of(&mut conn, member).await?;
+        let address = address_of(&mut conn, member, c).await?;
         let consent = consented(&mut conn, member, c.channel.name(), &c.topic).await?;
-        let has_address = c.channel != campaigns::Channel::Email || address.is_some();
+        let has_address = c.channel == campaigns::Channel::Webhook || address.is_some();
         let under_cap =
             c.transactional || crate::campaign_triggers::cap_fits(&mut conn, c, member, cx).await?;
         let (status, reason) = campaigns::decide(
@@ -767,11 +877,11 @@ impl Store {
             under_cap,
             c.is_control(member),
         );
-        let (subject, body, coupon) = if status == "queued" {
-            let (s, b, k) = self.render_send(uow, sc, member, cand).await?;
-            (Some(s), Some(b), k)
+        let (subject, body, coupon, data) = if status == "queued" {
+            let r = self.render_send(uow, sc, member, cand).await?;
+            (Some(r.subject), Some(r.body), r.coupon, r.data)
         } else {
-            (None, None, None)
+            (None, None, None, None)
         };
         let (expires_at, fields_json) = if status == "waiting" {
             (
@@ -785,8 +895,8 @@ impl Store {
             .conn()
             .exec(
                 "INSERT INTO campaign_sends (campaign, version, member_id, occurrence, channel, status, reason, \
-                 address, subject, body, coupon_code, decided_at, expires_at, fields, transactional) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                 address, subject, body, coupon_code, decided_at, expires_at, fields, transactional, data) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
                  ON CONFLICT (campaign, member_id, occurrence) DO NOTHING",
                 &[
                     sc.name.as_str().into(),
@@ -804,6 +914,7 @@ impl Store {
                     expires_at.into(),
                     fields_json.into(),
                     i64::from(c.transactional).into(),
+                    data.into(),
                 ],
             )
             .await?;
@@ -823,14 +934,14 @@ impl Store {
 
     /// Issue the send's coupon (the first `coupon_by_category` rule matching
     /// the order's categories, else `coupon_definition`) and render the
-    /// message with the trigger's fields.
+    /// message (and a WeChat template's data) with the trigger's fields.
     pub(crate) async fn render_send(
         &self,
         uow: &mut UnitOfWork,
         sc: &StoredCampaign,
         member: i64,
         cand: &Candidate,
-    ) -> Result<(String, String, Option<String>), StoreError> {
+    ) -> Result<Rendered, StoreError> {
         let c = &sc.campaign;
         let occ = cand.occurrence.as_str();
         let def = crate::campaign_triggers::coupon_for(c, &cand.categories);
@@ -851,11 +962,20 @@ impl Store {
         let m = member_fields(&mut uow.conn(), member).await?;
         let f = fields(member, &m, coupon.as_deref().unwrap_or(""));
         let extra: Vec<(&str, String)> = cand.fields.iter().map(|(k, v)| (*k, v.clone())).collect();
-        Ok((
-            campaigns::render_with(&c.subject, &f, &extra),
-            campaigns::render_with(&c.body, &f, &extra),
+        let data = c.wechat.as_ref().map(|w| {
+            let m: serde_json::Map<String, serde_json::Value> = w
+                .data
+                .iter()
+                .map(|(k, t)| (k.clone(), campaigns::render_with(t, &f, &extra).into()))
+                .collect();
+            serde_json::Value::Object(m).to_string()
+        });
+        Ok(Rendered {
+            subject: campaigns::render_with(&c.subject, &f, &extra),
+            body: campaigns::render_with(&c.body, &f, &extra),
             coupon,
-        ))
+            data,
+        })
     }
 
     /// A campaign's report: sends by status and skip reason, and the share

@@ -34,6 +34,12 @@
 //! `whsec_` secret). A 5xx answer, a timeout or a refused connection is
 //! tried again within the pass ([`DeliverySettings::webhook_attempts`]) and
 //! then on later passes; a 4xx is a dead letter at once.
+//!
+//! **SMS and WeChat** go the webhook's way, to the brand's own gateway (the
+//! campaign's `[sms]` / `[wechat]` url and secret): the same signing, the same
+//! tries, retries and dead letters (this module's one [`webhook_send`]); only
+//! the JSON differs (docs/API.md, SMS and WeChat gateways). `https://`
+//! endpoints trust the Mozilla roots and [`DeliverySettings::webhook_ca_pem`].
 
 use std::collections::HashMap;
 use std::fmt;
@@ -50,7 +56,9 @@ use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Serialize;
 use sha2::Sha256;
-use touchpoint_core::campaigns::{Campaign, WebhookTarget};
+use std::sync::Arc;
+
+use touchpoint_core::campaigns::{Campaign, Channel, WebhookTarget};
 use touchpoint_core::MemberId;
 
 use crate::{now_ms, Store, StoreError};
@@ -286,6 +294,10 @@ pub struct DeliverySettings {
     /// Sends delivered at once (SMTP connections in the pool, webhook
     /// requests in flight).
     pub concurrency: usize,
+    /// Extra trusted root certificates (PEM) for `https://` webhook, SMS and
+    /// WeChat endpoints (`--webhook-ca-file`); the Mozilla roots are
+    /// trusted as well.
+    pub webhook_ca_pem: Option<Vec<u8>>,
 }
 
 impl Default for DeliverySettings {
@@ -301,6 +313,7 @@ impl Default for DeliverySettings {
             retry_base: Duration::from_secs(60),
             retry_for: Duration::from_secs(24 * 3600),
             concurrency: 4,
+            webhook_ca_pem: None,
         }
     }
 }
@@ -331,9 +344,10 @@ pub struct DeadLetter {
     pub campaign: String,
     /// Its member.
     pub member_id: String,
-    /// `email` or `webhook`.
+    /// `email`, `webhook`, `sms` or `wechat`.
     pub channel: String,
-    /// The e-mail address, for e-mails.
+    /// The e-mail address, the phone (SMS), or `openid:` / `unionid:` and
+    /// the id (WeChat).
     pub address: Option<String>,
     /// Tries made.
     pub attempts: i64,
@@ -366,6 +380,7 @@ struct Queued {
     subject: String,
     body: String,
     coupon: Option<String>,
+    data: Option<String>,
 }
 
 /// The end of one try.
@@ -394,7 +409,53 @@ struct Pass<'a> {
     now: i64,
     smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
     http: HttpsClient,
-    targets: HashMap<(String, i64), WebhookTarget>,
+    /// The campaign versions of the pass's HTTP sends.
+    targets: HashMap<(String, i64), Arc<Campaign>>,
+}
+
+/// The certificates of a PEM file (`--webhook-ca-file`), or why not.
+pub fn ca_certificates(
+    pem: &[u8],
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not PEM certificates: {e}"))?;
+    if certs.is_empty() {
+        return Err("no PEM certificate (-----BEGIN CERTIFICATE-----) in the file".into());
+    }
+    Ok(certs)
+}
+
+/// The HTTP client of a pass: http and https (rustls, the Mozilla roots and
+/// the extra PEM roots).
+fn http_client(ca_pem: Option<&[u8]>) -> Result<HttpsClient, StoreError> {
+    let mut roots =
+        rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(pem) = ca_pem {
+        let bad = |e: String| StoreError::InvalidInput(format!("--webhook-ca-file: {e}"));
+        for cert in ca_certificates(pem).map_err(bad)? {
+            roots
+                .add(cert)
+                .map_err(|e| bad(format!("a certificate is refused: {e}")))?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| StoreError::InvalidInput(format!("webhook TLS settings: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(connector),
+    )
 }
 
 impl Store {
@@ -414,16 +475,7 @@ impl Store {
             ),
             _ => None,
         };
-        let provider = rustls::crypto::ring::default_provider();
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(provider)
-            .map_err(|e| StoreError::InvalidInput(format!("webhook TLS settings: {e}")))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let http =
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build(connector);
+        let http = http_client(s.webhook_ca_pem.as_deref())?;
         let mut pass = Pass {
             s,
             now,
@@ -437,7 +489,7 @@ impl Store {
                 let mut h = self.acquire().await?;
                 h.conn()
                     .fetch(
-                        "SELECT id, campaign, version, member_id, occurrence, channel, address, subject, body, coupon_code \
+                        "SELECT id, campaign, version, member_id, occurrence, channel, address, subject, body, coupon_code, data \
                          FROM campaign_sends WHERE status = 'queued' AND id > $1 \
                          AND (next_attempt_at IS NULL OR next_attempt_at <= $2) ORDER BY id LIMIT 500",
                         &[after.into(), now.into()],
@@ -453,6 +505,7 @@ impl Store {
                                 subject: r.opt_text(7)?.unwrap_or_default(),
                                 body: r.opt_text(8)?.unwrap_or_default(),
                                 coupon: r.opt_text(9)?,
+                                data: r.opt_text(10)?,
                             })
                         },
                     )
@@ -488,7 +541,7 @@ impl Store {
 
     async fn load_target(
         &self,
-        targets: &mut HashMap<(String, i64), WebhookTarget>,
+        targets: &mut HashMap<(String, i64), Arc<Campaign>>,
         q: &Queued,
     ) -> Result<(), StoreError> {
         let key = (q.campaign.clone(), q.version);
@@ -513,13 +566,13 @@ impl Store {
         };
         let c = Campaign::parse(&body)
             .map_err(|e| StoreError::Corrupt(format!("campaign {}: {e}", q.campaign)))?;
-        let Some(target) = c.webhook else {
+        if c.http_target().is_none() {
             return Err(StoreError::Corrupt(format!(
-                "campaign {} sends by webhook without a [webhook] table",
-                q.campaign
+                "campaign {} sends by {} without its gateway table",
+                q.campaign, q.channel
             )));
-        };
-        targets.insert(key, target);
+        }
+        targets.insert(key, Arc::new(c));
         Ok(())
     }
 
@@ -556,7 +609,10 @@ impl Store {
             };
             self.mark(q.id, r, p).await
         } else {
-            let target = p.targets[&(q.campaign.clone(), q.version)].clone();
+            let c = p.targets[&(q.campaign.clone(), q.version)].clone();
+            let Some(target) = c.http_target() else {
+                return Ok(Outcome::Waiting);
+            };
             if !self.claim(q.id, p.now).await? {
                 return Ok(Outcome::Waiting);
             }
@@ -572,24 +628,13 @@ impl Store {
                 ),
                 None => None,
             };
-            let payload = serde_json::json!({
-                "type": "campaign.message",
-                "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                "data": {
-                    "send_id": q.id,
-                    "campaign": q.campaign,
-                    "occurrence": q.occurrence,
-                    "member_id": MemberId::from_i64(q.member).to_string(),
-                    "email": q.address,
-                    "subject": q.subject,
-                    "body": q.body,
-                    "coupon": q.coupon,
-                    "unsubscribe_url": unsubscribe_url,
-                }
-            });
+            let payload = match gateway_payload(&c, &q, unsubscribe_url) {
+                Ok(p) => p,
+                Err(e) => return self.mark(q.id, TryResult::Permanent(e), p).await,
+            };
             let r = webhook_send(
                 &p.http,
-                &target,
+                target,
                 &format!("send_{}", q.id),
                 &payload.to_string(),
                 s,
@@ -770,6 +815,100 @@ pub fn email_message(
         .map_err(|e| format!("message {id}: {e}"))
 }
 
+/// The JSON POSTed for a send of an HTTP channel (docs/API.md): the
+/// campaign webhook's `campaign.message`, the SMS gateway's `{to, text,
+/// ...}`, the WeChat gateway's template message `{touser, template_id,
+/// data: {KEY: {value}}, ...}`.
+fn gateway_payload(
+    c: &Campaign,
+    q: &Queued,
+    unsubscribe_url: Option<String>,
+) -> Result<serde_json::Value, String> {
+    let member_id = MemberId::from_i64(q.member).to_string();
+    let message_id = format!("send_{}", q.id);
+    Ok(match c.channel {
+        Channel::Email | Channel::Webhook => serde_json::json!({
+            "type": "campaign.message",
+            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "data": {
+                "send_id": q.id,
+                "campaign": q.campaign,
+                "occurrence": q.occurrence,
+                "member_id": member_id,
+                "email": q.address,
+                "subject": q.subject,
+                "body": q.body,
+                "coupon": q.coupon,
+                "unsubscribe_url": unsubscribe_url,
+            }
+        }),
+        Channel::Sms => serde_json::json!({
+            "to": q.address.as_deref().ok_or("an SMS send without a phone")?,
+            "text": q.body,
+            "template": c.sms.as_ref().and_then(|s| s.template.as_deref()),
+            "message_id": message_id,
+            "send_id": q.id,
+            "member_id": member_id,
+            "campaign": q.campaign,
+            "occurrence": q.occurrence,
+            "coupon": q.coupon,
+            "unsubscribe_url": unsubscribe_url,
+        }),
+        Channel::Wechat => {
+            let w = c.wechat.as_ref().ok_or("a WeChat send without [wechat]")?;
+            let address = q.address.as_deref().unwrap_or_default();
+            let (kind, id) = address
+                .split_once(':')
+                .filter(|(k, _)| *k == "openid" || *k == "unionid")
+                .ok_or_else(|| {
+                    format!("a WeChat send without an openid or unionid ({address:?})")
+                })?;
+            let fields: serde_json::Map<String, serde_json::Value> = q
+                .data
+                .as_deref()
+                .and_then(|d| serde_json::from_str(d).ok())
+                .unwrap_or_default();
+            let data: serde_json::Map<String, serde_json::Value> = fields
+                .into_iter()
+                .map(|(k, v)| (k, serde_json::json!({ "value": v })))
+                .collect();
+            serde_json::json!({
+                "touser": id,
+                "touser_type": kind,
+                "appid": w.app_id,
+                "template_id": w.template_id,
+                "url": w.link,
+                "miniprogram": w.miniprogram.as_ref().map(|(appid, pagepath)| {
+                    serde_json::json!({"appid": appid, "pagepath": pagepath})
+                }),
+                "data": data,
+                "message_id": message_id,
+                "send_id": q.id,
+                "member_id": member_id,
+                "campaign": q.campaign,
+                "occurrence": q.occurrence,
+                "coupon": q.coupon,
+            })
+        }
+    })
+}
+
+/// An error with its sources (`client error (Connect): invalid peer
+/// certificate: UnknownIssuer`): the outer error alone rarely says why.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(c) = next {
+        let t = c.to_string();
+        if !out.contains(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        next = c.source();
+    }
+    out
+}
+
 /// The Standard Webhooks signature header value for a message.
 pub fn webhook_signature(
     secret: &str,
@@ -816,7 +955,7 @@ async fn webhook_send(
         };
         match tokio::time::timeout(s.timeout, client.request(req)).await {
             Err(_) => last_error = format!("webhook {}: timed out", target.url),
-            Ok(Err(e)) => last_error = format!("webhook {}: {e}", target.url),
+            Ok(Err(e)) => last_error = format!("webhook {}: {}", target.url, causes(&e)),
             Ok(Ok(resp)) => {
                 let status = resp.status();
                 let _ = resp.into_body().collect().await;

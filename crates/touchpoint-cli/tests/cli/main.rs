@@ -3,6 +3,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod channels;
+
 fn touchpoint(db: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_touchpoint"))
         .arg("--database")

@@ -99,6 +99,85 @@ body = "Dear {{{{member_id}}}}, you have {{{{points}}}} points."
     )
 }
 
+/// A CA made here with the openssl CLI (`ca.pem`, `ca.key`) and a
+/// certificate it signed for 127.0.0.1 and localhost (`leaf.pem`,
+/// `leaf.key`), in `d`.
+fn private_ca(d: &std::path::Path) {
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .expect("the openssl CLI");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec[..],
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=Touchpoint test CA",
+            ][..],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec[..],
+            &[
+                "-keyout",
+                "leaf.key",
+                "-out",
+                "leaf.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ][..],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        d.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+    ]);
+}
+
 struct Smtp {
     child: std::process::Child,
     dir: tempfile::TempDir,
@@ -166,79 +245,7 @@ impl Smtp {
         }
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let openssl = |args: &[&str]| {
-            let out = std::process::Command::new("openssl")
-                .args(args)
-                .current_dir(d)
-                .output()
-                .expect("the openssl CLI");
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
-        openssl(
-            &[
-                &["req", "-x509"][..],
-                &ec[..],
-                &[
-                    "-keyout",
-                    "ca.key",
-                    "-out",
-                    "ca.pem",
-                    "-days",
-                    "2",
-                    "-subj",
-                    "/CN=Touchpoint test CA",
-                ][..],
-            ]
-            .concat(),
-        );
-        openssl(
-            &[
-                &["req"][..],
-                &ec[..],
-                &[
-                    "-keyout",
-                    "leaf.key",
-                    "-out",
-                    "leaf.csr",
-                    "-subj",
-                    "/CN=127.0.0.1",
-                ][..],
-            ]
-            .concat(),
-        );
-        std::fs::write(
-            d.join("leaf.ext"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-        )
-        .unwrap();
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "leaf.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "leaf.ext",
-        ]);
+        private_ca(d);
         let port = free_port();
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -882,6 +889,133 @@ async fn email_goes_over_required_starttls_with_auth_trusting_a_private_ca() {
             .unwrap()
             .starts_with("<http://crm.brand.test/unsubscribe/"));
         assert!(body.contains(&format!("Dear {}", p[0])), "{body}");
+        db.cleanup().await;
+    }
+}
+
+/// An https webhook receiver on loopback (rustls, one request per
+/// connection) with a certificate of [`private_ca`]; keeps each request's
+/// `webhook-id` and body. Returns its url, what it got and the CA's PEM.
+/// (webhook-id, body) of each request received.
+type Bodies = Arc<Mutex<Vec<(String, String)>>>;
+
+fn tls_receiver(dir: &std::path::Path) -> (String, Bodies, Vec<u8>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::io::{BufRead, BufReader, Read, Write};
+    private_ca(dir);
+    let certs = CertificateDer::pem_file_iter(dir.join("leaf.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join("leaf.key")).unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}/hook",
+        listener.local_addr().unwrap().port()
+    );
+    let got: Bodies = Arc::default();
+    let g = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let (config, g) = (config.clone(), g.clone());
+            std::thread::spawn(move || {
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, stream);
+                let (mut id, mut len) = (String::new(), 0usize);
+                let mut r = BufReader::new(&mut tls);
+                loop {
+                    let mut line = String::new();
+                    // A handshake the client refused ends here.
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let l = line.trim_end().to_ascii_lowercase();
+                    if l.is_empty() {
+                        break;
+                    }
+                    if let Some(v) = l.strip_prefix("webhook-id:") {
+                        id = v.trim().to_string();
+                    }
+                    if let Some(v) = l.strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; len];
+                if r.read_exact(&mut body).is_err() {
+                    return;
+                }
+                drop(r);
+                g.lock()
+                    .unwrap()
+                    .push((id, String::from_utf8(body).unwrap()));
+                let _ = tls.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    let ca = std::fs::read(dir.join("ca.pem")).unwrap();
+    (url, got, ca)
+}
+
+#[tokio::test]
+async fn an_https_webhook_to_a_private_ca_is_refused_until_the_ca_is_trusted() {
+    for db in backends().await {
+        let s = &db.store;
+        let p = people(s, 1).await;
+        consent(s, p[0], "webhook").await;
+        let dir = tempfile::tempdir().unwrap();
+        let (url, got, ca) = tls_receiver(dir.path());
+        s.campaign_create(&hook_campaign("tls-hook", &url))
+            .await
+            .unwrap();
+        assert_eq!(s.campaigns_run(&cx(NOW)).await.unwrap()[0].queued, 1);
+        // The Mozilla roots only: the certificate is refused, tried again later.
+        let d = s.campaigns_deliver(&pass_at(NOW)).await.unwrap();
+        assert_eq!((d.sent, d.retrying), (0, 1), "{}: {d:?}", db.name);
+        let reason = db
+            .rows("SELECT reason FROM campaign_sends", 1)
+            .await
+            .remove(0)
+            .remove(0);
+        assert!(
+            reason.contains(&url) && reason.to_lowercase().contains("certificate"),
+            "the cause is said: {reason}"
+        );
+        assert!(got.lock().unwrap().is_empty());
+        // A PEM that is no certificate is refused as a setting.
+        let bad = DeliverySettings {
+            webhook_ca_pem: Some(b"not a certificate".to_vec()),
+            ..pass_at(NOW + MINUTE)
+        };
+        let e = s.campaigns_deliver(&bad).await.unwrap_err().to_string();
+        assert!(e.contains("--webhook-ca-file"), "{e}");
+        // With the private CA trusted (--webhook-ca-file): delivered.
+        let trusted = DeliverySettings {
+            webhook_ca_pem: Some(ca),
+            ..pass_at(NOW + MINUTE)
+        };
+        let d = s.campaigns_deliver(&trusted).await.unwrap();
+        assert_eq!((d.sent, d.retrying), (1, 0), "{d:?}");
+        let got = got.lock().unwrap().clone();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].0.starts_with("send_"), "{got:?}");
+        let v: serde_json::Value = serde_json::from_str(&got[0].1).unwrap();
+        assert_eq!(v["data"]["member_id"], p[0].to_string());
         db.cleanup().await;
     }
 }
