@@ -559,13 +559,11 @@ impl Store {
         let mut members: Vec<MemberAcquisition> = first_id
             .into_iter()
             .map(|(m, fallback)| {
-                let mut touch = first_order
-                    .remove(&m)
-                    .map(|(at, channel, campaign)| Touch {
-                        at,
-                        channel,
-                        campaign,
-                    });
+                let mut touch = first_order.remove(&m).map(|(at, channel, campaign)| Touch {
+                    at,
+                    channel,
+                    campaign,
+                });
                 if let Some((_, _, t)) = first_event.remove(&m) {
                     // An event wins a tie with an order.
                     touch = match touch {

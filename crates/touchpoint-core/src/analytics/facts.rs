@@ -514,6 +514,7 @@ mod tests {
             channels: vec!["pos".into(), "tmall".into()],
             brands: vec!["a".into(), "b".into()],
             skus: vec!["S0".into(), "S1".into(), "S2".into()],
+            campaigns: Vec::new(),
             facts: vec![
                 fact(1, 7, 100, 1, 1000),
                 fact(2, 7, 100, 0, 500),

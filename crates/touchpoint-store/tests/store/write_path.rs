@@ -440,7 +440,12 @@ async fn incremental_model_equals_rebuild_and_sql_on_random_data() {
         // The product values and first orders kept in the facts, too.
         for (s, p) in scopes.iter().zip(&products) {
             assert_eq!(&db.store.product_data(s).await.unwrap(), p, "{}", db.name);
-            assert_eq!(&db.store.product_data_sql(s).await.unwrap(), p, "{}", db.name);
+            assert_eq!(
+                &db.store.product_data_sql(s).await.unwrap(),
+                p,
+                "{}",
+                db.name
+            );
         }
         assert_eq!(
             db.store.acquisition_data().await.unwrap().members,
