@@ -266,7 +266,16 @@ pub struct AcquisitionData {
     /// The model of the stored CLV predictions, if any.
     pub clv_model: Option<ClvSource>,
     /// Stored CLV per member, minor units.
-    pub clv: HashMap<i64, i64>,
+    pub clv: std::sync::Arc<HashMap<i64, i64>>,
+}
+
+/// What the report reads of the identity graph: each current member's first
+/// identifier (the fallback touch) and the members with a valid identifier.
+/// Kept in memory by identity version (every identity change sets a new one).
+#[derive(Debug, Default)]
+pub(crate) struct IdentityPart {
+    first_id: HashMap<i64, Touch>,
+    valid: HashSet<i64>,
 }
 
 /// The figures of one cell (or of a roll-up).
@@ -501,33 +510,9 @@ impl Store {
             }
         }
         drop(facts);
+        let identities = self.acquisition_identities().await?;
         let mut h = self.acquire().await?;
         let mut c = h.conn();
-        // Every member, its first identifier (the fallback touch) and whether it is valid.
-        let mut first_id: HashMap<i64, Touch> = HashMap::new();
-        let mut valid: HashSet<i64> = HashSet::new();
-        for (m, kind, shared, channel, at) in c
-            .fetch(
-                "SELECT i.member_id, i.kind, i.shared, i.first_channel, i.created_at FROM identifiers i \
-                 JOIN members m ON m.id = i.member_id WHERE m.merged_into IS NULL",
-                &[],
-                |r| Ok((r.i64(0)?, r.text(1)?, r.i64(2)?, r.text(3)?, r.i64(4)?)),
-            )
-            .await?
-        {
-            if shared == 0 && matches!(kind.as_str(), "phone" | "email" | "member_no") {
-                valid.insert(m);
-            }
-            let t = Touch {
-                at,
-                channel,
-                campaign: String::new(),
-            };
-            let e = first_id.entry(m).or_insert_with(|| t.clone());
-            if (t.at, &t.channel) < (e.at, &e.channel) {
-                *e = t;
-            }
-        }
         // First tracking events with a campaign (ties: by event id).
         let mut first_event: HashMap<i64, (i64, i64, Touch)> = HashMap::new();
         for (m, at, id, campaign, channel) in c
@@ -556,9 +541,10 @@ impl Store {
                 }
             }
         }
-        let mut members: Vec<MemberAcquisition> = first_id
-            .into_iter()
-            .map(|(m, fallback)| {
+        let mut members: Vec<MemberAcquisition> = identities
+            .first_id
+            .iter()
+            .map(|(&m, fallback)| {
                 let mut touch = first_order.remove(&m).map(|(at, channel, campaign)| Touch {
                     at,
                     channel,
@@ -571,10 +557,10 @@ impl Store {
                         _ => Some(t),
                     };
                 }
-                let touch = touch.unwrap_or(fallback);
+                let touch = touch.unwrap_or_else(|| fallback.clone());
                 MemberAcquisition {
                     member_id: m,
-                    valid: valid.contains(&m),
+                    valid: identities.valid.contains(&m),
                     touch,
                     first_paying_at: paying.get(&m).copied(),
                 }
@@ -620,25 +606,84 @@ impl Store {
             .max_by(|a, b| {
                 (a.computed_at, &b.model).cmp(&(b.computed_at, &a.model))
             });
-        let mut clv = HashMap::new();
-        if let Some(m) = &clv_model {
-            for (id, v) in c
-                .fetch(
-                    "SELECT member_id, clv FROM member_predictions WHERE model = $1 AND clv IS NOT NULL",
-                    &[Val::from(m.model.as_str())],
-                    |r| Ok((r.i64(0)?, r.f64(1)?)),
-                )
-                .await?
-            {
-                clv.insert(id, (v * 100.0).round() as i64);
+        // The predictions of that model, from memory while it is the same
+        // prediction run.
+        let key = format!("{clv_model:?}");
+        let clv = match self.cache.acquisition_clv.get(&key) {
+            Some(v) => v,
+            None => {
+                let mut clv = HashMap::new();
+                if let Some(m) = &clv_model {
+                    for (id, v) in c
+                        .fetch(
+                            "SELECT member_id, clv FROM member_predictions WHERE model = $1 AND clv IS NOT NULL",
+                            &[Val::from(m.model.as_str())],
+                            |r| Ok((r.i64(0)?, r.f64(1)?)),
+                        )
+                        .await?
+                    {
+                        clv.insert(id, (v * 100.0).round() as i64);
+                    }
+                }
+                let clv = std::sync::Arc::new(clv);
+                self.cache.acquisition_clv.put(key, clv.clone());
+                clv
             }
-        }
+        };
         Ok(AcquisitionData {
             members,
             spend,
             clv_model,
             clv,
         })
+    }
+
+    /// [`IdentityPart`], from memory while the identity version is unchanged.
+    async fn acquisition_identities(&self) -> Result<std::sync::Arc<IdentityPart>, StoreError> {
+        let mut h = self.acquire().await?;
+        let mut c = h.conn();
+        // The version first: data read after it is at least as new, so an
+        // entry is never older than its key.
+        let version = c
+            .fetch_opt(
+                "SELECT version FROM identity_state WHERE id = 1",
+                &[],
+                |r| r.i64(0),
+            )
+            .await?
+            .unwrap_or(0)
+            .to_string();
+        if let Some(p) = self.cache.acquisition_identities.get(&version) {
+            return Ok(p);
+        }
+        // Every member, its first identifier (the fallback touch) and whether it is valid.
+        let mut first_id: HashMap<i64, Touch> = HashMap::new();
+        let mut valid: HashSet<i64> = HashSet::new();
+        for (m, kind, shared, channel, at) in c
+            .fetch(
+                "SELECT i.member_id, i.kind, i.shared, i.first_channel, i.created_at FROM identifiers i \
+                 JOIN members m ON m.id = i.member_id WHERE m.merged_into IS NULL",
+                &[],
+                |r| Ok((r.i64(0)?, r.text(1)?, r.i64(2)?, r.text(3)?, r.i64(4)?)),
+            )
+            .await?
+        {
+            if shared == 0 && matches!(kind.as_str(), "phone" | "email" | "member_no") {
+                valid.insert(m);
+            }
+            let t = Touch {
+                at,
+                channel,
+                campaign: String::new(),
+            };
+            let e = first_id.entry(m).or_insert_with(|| t.clone());
+            if (t.at, &t.channel) < (e.at, &e.channel) {
+                *e = t;
+            }
+        }
+        let part = std::sync::Arc::new(IdentityPart { first_id, valid });
+        self.cache.acquisition_identities.put(version, part.clone());
+        Ok(part)
     }
 
     /// The acquisition report.

@@ -38,6 +38,11 @@ pub struct ModelCache {
     pub(crate) values: Memo<touchpoint_core::analytics::ValueReport>,
     /// Acquisition reports by filter and data version.
     pub(crate) acquisition: Memo<crate::acquisition::AcquisitionReport>,
+    /// The acquisition report's reading of the identity graph, by identity
+    /// version.
+    pub(crate) acquisition_identities: Memo<crate::acquisition::IdentityPart>,
+    /// The acquisition report's CLV per member, by prediction run.
+    pub(crate) acquisition_clv: Memo<std::collections::HashMap<i64, i64>>,
 }
 
 impl Default for ModelCache {
@@ -49,6 +54,8 @@ impl Default for ModelCache {
             datasets: Memo::with_capacity(2),
             values: Memo::default(),
             acquisition: Memo::default(),
+            acquisition_identities: Memo::with_capacity(1),
+            acquisition_clv: Memo::with_capacity(1),
         }
     }
 }

@@ -453,6 +453,22 @@ async fn incremental_model_equals_rebuild_and_sql_on_random_data() {
             "{}: first orders after a rebuild",
             db.name
         );
+        // A new person's order is seen by the acquisition data kept in memory
+        // (a new identity version), an existing member's order by its facts.
+        w.write_orders(
+            &db.store,
+            &[order("web", "NEW-2", "13800009998", 600, 20_000, "a")],
+        )
+        .await
+        .unwrap();
+        let after = db.store.acquisition_data().await.unwrap().members;
+        assert_eq!(after.len(), acquisition.len() + 1, "{}", db.name);
+        let new = after
+            .iter()
+            .find(|m| !acquisition.iter().any(|a| a.member_id == m.member_id))
+            .unwrap();
+        assert!(new.valid && new.first_paying_at.is_some(), "{new:?}");
+        assert_eq!(new.touch.channel, "web");
         db.cleanup().await;
     }
 }
