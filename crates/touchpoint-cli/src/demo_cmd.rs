@@ -147,9 +147,11 @@ pub async fn run(args: DemoArgs, database: &str, settings: &Settings) -> Result<
         println!("\nChannel files kept in {}", d.display());
     }
     println!();
-    loyalty_part(&store, settings).await?;
-    println!();
+    // Before the loyalty part: its liability line includes the points the
+    // mall spends and the referral grants credit.
     referrals_part(&store, settings, &dir).await?;
+    println!();
+    loyalty_part(&store, settings).await?;
     println!();
     campaigns_part(&store, settings).await?;
     println!();

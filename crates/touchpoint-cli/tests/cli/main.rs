@@ -51,9 +51,36 @@ fn demo_builds_a_brand_and_members_can_be_looked_up() {
         assert!(t.contains(channel), "{channel} missing: {t}");
         assert!(dir.path().join("files").read_dir().unwrap().count() >= 5);
     }
+    // The mall, a coupon in use and a referral chain, granted.
+    assert!(
+        t.contains("mall: reward") && t.contains("granted now: 2 qualified"),
+        "{t}"
+    );
+    assert!(
+        t.contains("report referrals: 2 codes, 2 attributed, 2 qualified"),
+        "{t}"
+    );
     let out = touchpoint(&db, &["members", "show", "M-1"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("identifiers:"));
+    let m = text(&out);
+    assert!(m.contains("identifiers:"));
+    // Member 360: coupons (one used on the demo order) and the referral.
+    assert!(m.contains("redeemed (1 of 1 uses)"), "{m}");
+    assert!(
+        m.contains("referral code: ") && m.contains("friends referred: 1"),
+        "{m}"
+    );
+    let out = touchpoint(&db, &["members", "show", "M-1", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["referral"]["friends"].as_array().map(Vec::len),
+        Some(1),
+        "{v}"
+    );
+    assert!(
+        v["coupons"].as_array().is_some_and(|c| !c.is_empty()),
+        "{v}"
+    );
     let out = touchpoint(&db, &["members", "list", "--limit", "5", "-o", "json"]);
     let page: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(page["members"].as_array().unwrap().len(), 5);
@@ -1337,6 +1364,17 @@ fn referrals_from_the_command_line_code_attribute_grant_and_report() {
     assert_eq!(grant()["qualified"], 0, "a second run grants nothing");
     let out = touchpoint(&db, &["referrals", "report", "-o", "json"]);
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The name: one code path, the same JSON.
+    let out = touchpoint(&db, &["report", "referrals", "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let same: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(same, r);
+    let out = touchpoint(&db, &["report", "referrals"]);
+    assert!(
+        text(&out).contains("friends qualified     1"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(
         (
             r["attributed"].as_i64(),
