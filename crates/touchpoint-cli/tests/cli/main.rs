@@ -1413,3 +1413,103 @@ fn a_bad_as_of_is_refused_once_with_the_accepted_forms() {
         "{t}"
     );
 }
+
+/// `touchpoint serve` runs the referral grant (once at start, then daily):
+/// a friend whose first order is past the return window qualifies without
+/// `referrals grant`. The wait is a safety limit, not a timed assertion.
+#[test]
+fn serve_runs_the_referral_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let f = dir.path().join("o.csv");
+    std::fs::write(
+        &f,
+        "order_id,ordered_at,sku,quantity,unit_price,member_no\n\
+         A1,2025-03-01 10:00:00,S1,1,10.00,ADV\n",
+    )
+    .unwrap();
+    let import = |f: &Path| {
+        let out = touchpoint(
+            &db,
+            &[
+                "import",
+                "orders",
+                &f.display().to_string(),
+                "--format",
+                "canonical",
+                "--channel",
+                "pos",
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    import(&f);
+    let settings = dir.path().join("r.toml");
+    std::fs::write(
+        &settings,
+        "advocate_points = 500\nfriend_points = 200\nreturn_window_days = 7\n",
+    )
+    .unwrap();
+    let out = touchpoint(
+        &db,
+        &[
+            "referrals",
+            "program",
+            "set",
+            &settings.display().to_string(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let code = String::from_utf8_lossy(&touchpoint(&db, &["referrals", "code", "M-1"]).stdout)
+        .trim()
+        .to_string();
+    // A new person whose first order, 30 days ago, carries the code.
+    let day = (chrono::Utc::now() - chrono::Duration::days(30)).format("%Y-%m-%d");
+    let g = dir.path().join("f.csv");
+    std::fs::write(
+        &g,
+        format!(
+            "order_id,ordered_at,sku,quantity,unit_price,member_no,referral_code\n\
+             F1,{day} 10:00:00,S1,1,10.00,FRIEND,{code}\n"
+        ),
+    )
+    .unwrap();
+    import(&g);
+    let out = touchpoint(&db, &["referrals", "show", "M-2", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["referred_by"]["state"], "attributed", "{v}");
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_touchpoint"))
+        .arg("--database")
+        .arg(format!("sqlite://{}", db.display()))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--campaigns-interval",
+            "0",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start serve");
+    let mut state = String::new();
+    for _ in 0..120 {
+        let out = touchpoint(&db, &["referrals", "show", "M-2", "-o", "json"]);
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
+            state = v["referred_by"]["state"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if state == "qualified" {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert_eq!(state, "qualified");
+    let out = touchpoint(&db, &["loyalty", "balance", "M-1", "-o", "json"]);
+    let b: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(b["available"], 500, "{b}");
+}
