@@ -147,6 +147,10 @@ pub async fn run(args: DemoArgs, database: &str, settings: &Settings) -> Result<
         println!("\nChannel files kept in {}", d.display());
     }
     println!();
+    // Before the loyalty part: its liability line includes the points the
+    // mall spends and the referral grants credit.
+    referrals_part(&store, settings, &dir).await?;
+    println!();
     loyalty_part(&store, settings).await?;
     println!();
     campaigns_part(&store, settings).await?;
@@ -191,6 +195,140 @@ async fn import_demo_spend(
         count(r.report.updated as i64),
         count(r.report.unchanged as i64),
         count(r.report.rejected as i64)
+    );
+    Ok(())
+}
+
+/// The demo's mall, coupons and referrals: a coupon definition and a mall
+/// reward that gives it, one redemption with points, a coupon issued to
+/// M-1 and used on an order; referral settings and a chain (M-1 invites B,
+/// B invites C) attributed through the order import's `referral_code`
+/// column, granted as of now, and the referral report line. Running the
+/// demo again on the same database changes nothing twice.
+async fn referrals_part(
+    store: &touchpoint_store::Store,
+    settings: &Settings,
+    dir: &std::path::Path,
+) -> Result<()> {
+    use touchpoint_core::ingest::InputFormat;
+    use touchpoint_store::rewards::NewReward;
+    println!("Mall, coupons and referrals:");
+    let rules = serde_json::from_value(serde_json::json!({
+        "kind": "fixed", "amount": 1000, "min_spend": 5000, "return_on_refund": true
+    }))?;
+    let def = store.coupon_define("Demo 10 off 50", &rules).await?;
+    let reward = match store
+        .rewards()
+        .await?
+        .into_iter()
+        .find(|r| r.name == "Demo voucher 10 off 50")
+    {
+        Some(r) => r,
+        None => {
+            store
+                .reward_create(&NewReward {
+                    name: "Demo voucher 10 off 50".into(),
+                    kind: touchpoint_core::coupons::RewardKind::parse("coupon")
+                        .map_err(anyhow::Error::msg)?,
+                    points_cost: 100,
+                    cash_part: 0,
+                    stock: 50,
+                    per_member_limit: Some(2),
+                    valid_from: None,
+                    valid_until: None,
+                    channels: Vec::new(),
+                    coupon_definition_id: Some(def.id),
+                    partner: None,
+                })
+                .await?
+        }
+    };
+    let advocate = store
+        .resolve_member_id(touchpoint_core::MemberId::from_i64(1))
+        .await?
+        .context("the demo has no member M-1")?
+        .get();
+    match store
+        .reward_redeem(reward.id, advocate, None, "demo:mall:1")
+        .await
+    {
+        Ok(r) => println!(
+            "  mall: reward {:?} redeemed by M-{advocate} for {} points ({})",
+            reward.name, reward.points_cost, r.state
+        ),
+        Err(e) => println!("  mall: reward {:?} not redeemed: {e}", reward.name),
+    }
+    let coupon = store
+        .coupon_issue(def.id, advocate, "demo", "demo:coupon:1")
+        .await?;
+    let program = "advocate_points = 500\nfriend_points = 200\nmonthly_cap = 5\nreturn_window_days = 7\nlink_base = \"https://brand.example/r/\"\n";
+    if store.referral_program().await?.is_none() {
+        store.referral_set_program(program).await?;
+    }
+    let code_a = store.referral_code(advocate).await?;
+    let day = (chrono::Utc::now() - chrono::Duration::days(30))
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    let header = "channel,order_id,ordered_at,status,sku,quantity,unit_price,member_no,phone,email,coupon,referral_code\n";
+    // M-1's own order uses the coupon: named by one of their identifiers.
+    let view = store
+        .member(touchpoint_core::MemberId::from_i64(advocate))
+        .await?
+        .context("the demo has no member M-1")?;
+    let ident = |k: &str| {
+        view.identifiers
+            .iter()
+            .find(|i| i.kind == k)
+            .map(|i| i.value.clone())
+    };
+    let (no, phone, email) = match (ident("member_no"), ident("phone"), ident("email")) {
+        (Some(n), _, _) => (n, String::new(), String::new()),
+        (None, Some(p), _) => (String::new(), p, String::new()),
+        (None, None, Some(e)) => (String::new(), String::new(), e),
+        _ => anyhow::bail!("the demo's M-1 has no member number, phone or e-mail"),
+    };
+    let import_one = |name: &'static str, body: String| async move {
+        let path = dir.join(name);
+        std::fs::write(&path, body).with_context(|| format!("cannot write {}", path.display()))?;
+        let opts = import_cmd::options(InputFormat::Canonical, Some("web"), None, settings)?;
+        let r = import::import_files(store, std::slice::from_ref(&path), &opts, &|_| {}).await?;
+        anyhow::Ok(r)
+    };
+    import_one(
+        "referrals-1.csv",
+        format!(
+            "{header}web,DEMO-REF-A1,{day},paid,DEMO-GIFT,1,80.00,{no},{phone},{email},{},\n\
+             web,DEMO-REF-B1,{day},paid,DEMO-GIFT,1,60.00,DEMO-REF-B,,,,{code_a}\n",
+            coupon.code
+        ),
+    )
+    .await?;
+    let b = store
+        .member_by_identifier(&touchpoint_core::Identifier::member_no("DEMO-REF-B")?)
+        .await?
+        .context("the referred demo member is missing")?
+        .get();
+    let code_b = store.referral_code(b).await?;
+    import_one(
+        "referrals-2.csv",
+        format!("{header}web,DEMO-REF-C1,{day},paid,DEMO-GIFT,1,45.00,DEMO-REF-C,,,,{code_b}\n"),
+    )
+    .await?;
+    let g = store.referrals_grant(touchpoint_store::now_ms()).await?;
+    println!(
+        "  referrals: M-{advocate} ({code_a}) invited M-{b} ({code_b}), who invited one more; granted now: {} qualified, {} points",
+        g.qualified,
+        count(g.points)
+    );
+    let r = store.referral_report().await?;
+    println!(
+        "  report referrals: {} codes, {} attributed, {} qualified, {} points granted; referred members' revenue {} per member against {} (touchpoint report referrals)",
+        r.codes_issued,
+        r.attributed,
+        r.qualified,
+        count(r.points_granted),
+        money(r.referred_mean_revenue),
+        money(r.other_mean_revenue)
     );
     Ok(())
 }

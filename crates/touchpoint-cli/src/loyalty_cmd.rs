@@ -481,6 +481,28 @@ pub fn spawn_expiry_job(store: touchpoint_store::Store) -> tokio::task::JoinHand
     })
 }
 
+/// The daily referral grant inside `touchpoint serve`: the same step as
+/// `touchpoint referrals grant` (idempotent, capped), once at start and
+/// then every 24 hours.
+pub fn spawn_referral_grant_job(store: touchpoint_store::Store) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(86_400));
+        loop {
+            every.tick().await;
+            match store.referrals_grant(touchpoint_store::now_ms()).await {
+                Ok(r) => tracing::info!(
+                    qualified = r.qualified,
+                    advocate_rewards = r.advocate_rewards,
+                    friend_rewards = r.friend_rewards,
+                    capped = r.capped,
+                    "referral grant run"
+                ),
+                Err(e) => tracing::error!(error = %e, "referral grant run failed"),
+            }
+        }
+    })
+}
+
 /// `touchpoint report loyalty`.
 pub async fn report(
     store: &touchpoint_store::Store,

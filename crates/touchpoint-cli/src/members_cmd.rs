@@ -263,6 +263,7 @@ pub async fn run(cmd: MembersCommand, database: &str, settings: &Settings) -> Re
             };
             let points = store.points_balance(view.id.get(), 0).await?;
             let coupons = store.member_coupons(view.id.get()).await?;
+            let referral = store.referral_view(view.id.get()).await?;
             match a.output {
                 OutputFormat::Json => {
                     let mut v = serde_json::to_value(&view)?;
@@ -272,6 +273,7 @@ pub async fn run(cmd: MembersCommand, database: &str, settings: &Settings) -> Re
                         "tier": points.tier,
                     });
                     v["coupons"] = serde_json::to_value(&coupons)?;
+                    v["referral"] = serde_json::to_value(&referral)?;
                     output::print_json(&v)?
                 }
                 OutputFormat::Table => {
@@ -284,9 +286,12 @@ pub async fn run(cmd: MembersCommand, database: &str, settings: &Settings) -> Re
                     );
                     for c in &coupons {
                         println!(
-                            "coupon {}: {} ({} of {} uses)",
-                            c.code, c.state, c.uses, c.max_uses
+                            "coupon {}: definition {}, {} ({} of {} uses)",
+                            c.code, c.definition_id, c.state, c.uses, c.max_uses
                         );
+                    }
+                    for line in crate::referrals_cmd::member_lines(&referral) {
+                        println!("{line}");
                     }
                 }
             }

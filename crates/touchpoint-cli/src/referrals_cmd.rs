@@ -56,7 +56,7 @@ pub enum ReferralsCommand {
         #[arg(short, long, value_enum, default_value = "table")]
         output: OutputFormat,
     },
-    /// Invites, conversions, rewards, refusals, and referred members' revenue and CLV against the others'.
+    /// Invites, conversions, rewards, refusals, and referred members' revenue and CLV against the others' (the same as `touchpoint report referrals`).
     Report {
         /// Output format.
         #[arg(short, long, value_enum, default_value = "table")]
@@ -169,6 +169,9 @@ async fn run_inner(
                 OutputFormat::Table => {
                     println!("member M-{}", v.member_id);
                     println!("code   {}", v.code.as_deref().unwrap_or("(none yet)"));
+                    if let Some(l) = &v.link {
+                        println!("link   {l}");
+                    }
                     match &v.referred_by {
                         Some(a) => print_attribution(a, tz),
                         None => println!("not referred"),
@@ -239,41 +242,97 @@ async fn run_inner(
             }
         }
         ReferralsCommand::Report { output } => {
-            let r = store.referral_report().await?;
-            match output {
-                OutputFormat::Json => output::print_json(&r)?,
-                OutputFormat::Table => {
-                    let money = |m: i64| format!("{:.2}", m as f64 / 100.0);
-                    let clv = |c: Option<f64>| c.map_or("-".into(), |v| format!("{v:.2}"));
-                    println!("invite codes issued   {}", r.codes_issued);
-                    println!("codes used            {}", r.codes_used);
-                    println!("friends attributed    {}", r.attributed);
-                    println!("friends qualified     {}", r.qualified);
-                    println!(
-                        "refused               self-referral {}, not new {}",
-                        r.refused_self_referral, r.refused_not_new
-                    );
-                    println!("advocates capped      {}", r.capped);
-                    println!(
-                        "rewards               {} points, {} coupons",
-                        output::count(r.points_granted),
-                        r.coupons_granted
-                    );
-                    println!(
-                        "referred members      {} (revenue {}, mean CLV {})",
-                        r.referred_members,
-                        money(r.referred_revenue),
-                        clv(r.referred_mean_clv)
-                    );
-                    println!(
-                        "other members         {} (revenue {}, mean CLV {})",
-                        r.other_members,
-                        money(r.other_revenue),
-                        clv(r.other_mean_clv)
-                    );
-                }
-            }
+            return report(store, output == OutputFormat::Json).await;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `touchpoint report referrals` and `touchpoint referrals report`: one
+/// code path, the JSON of `GET /api/reports/referrals`.
+pub async fn report(store: &touchpoint_store::Store, json: bool) -> Result<ExitCode> {
+    let r = store.referral_report().await?;
+    if json {
+        output::print_json(&r)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for line in report_lines(&r) {
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The report as text lines (also the demo's summary).
+pub fn report_lines(r: &touchpoint_store::referrals::ReferralReport) -> Vec<String> {
+    let money = |m: i64| format!("{:.2}", m as f64 / 100.0);
+    let clv = |c: Option<f64>| c.map_or("-".into(), |v| format!("{v:.2}"));
+    vec![
+        format!("invite codes issued   {}", r.codes_issued),
+        format!("codes used            {}", r.codes_used),
+        format!("friends attributed    {}", r.attributed),
+        format!("friends qualified     {}", r.qualified),
+        format!(
+            "refused               self-referral {}, not new {}",
+            r.refused_self_referral, r.refused_not_new
+        ),
+        format!("advocates capped      {}", r.capped),
+        format!(
+            "rewards               {} points, {} coupons",
+            output::count(r.points_granted),
+            r.coupons_granted
+        ),
+        format!(
+            "referred members      {} (revenue {}, {} per member, mean CLV {})",
+            r.referred_members,
+            money(r.referred_revenue),
+            money(r.referred_mean_revenue),
+            clv(r.referred_mean_clv)
+        ),
+        format!(
+            "other members         {} (revenue {}, {} per member, mean CLV {})",
+            r.other_members,
+            money(r.other_revenue),
+            money(r.other_mean_revenue),
+            clv(r.other_mean_clv)
+        ),
+    ]
+}
+
+/// A member's referral in a few lines, for `touchpoint members show`:
+/// code (and link), who referred them, their friends.
+pub fn member_lines(v: &touchpoint_store::referrals::ReferralView) -> Vec<String> {
+    let mut out = vec![format!(
+        "referral code: {}{}",
+        v.code.as_deref().unwrap_or("(none yet)"),
+        v.link
+            .as_deref()
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_default()
+    )];
+    if let Some(a) = &v.referred_by {
+        out.push(format!(
+            "referred by: M-{} ({}{})",
+            a.advocate_id,
+            a.state,
+            a.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ));
+    }
+    let friends: Vec<String> = v
+        .friends
+        .iter()
+        .map(|a| format!("M-{} ({})", a.friend_id, a.state))
+        .collect();
+    out.push(format!(
+        "friends referred: {}{}",
+        friends.len(),
+        if friends.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", friends.join(", "))
+        }
+    ));
+    out
 }

@@ -42,6 +42,8 @@ pub enum Kind {
     Overview,
     /// Acquisition cost: spend, new valid members, new paying customers, costs, CLV per channel, campaign and month.
     Acquisition,
+    /// Referrals: invites, conversions, rewards, refusals; revenue and CLV of referred members against the others.
+    Referrals,
 }
 
 /// Output formats of reports.
@@ -197,7 +199,9 @@ impl ReportArgs {
     /// The library request of these arguments in the business time zone.
     pub fn request(&self, time_zone: chrono_tz::Tz) -> Result<ReportRequest> {
         let Some(kind) = self.kind.as_library() else {
-            anyhow::bail!("the loyalty report reads the points ledger, not the order data set");
+            anyhow::bail!(
+                "the loyalty and referral reports read their own tables, not the order data set"
+            );
         };
         let kind = kind.name();
         let params = self.params();
@@ -225,6 +229,8 @@ impl Kind {
             Kind::Acquisition => ReportKind::Acquisition,
             // Read from the points ledger by `touchpoint loyalty`'s report.
             Kind::Loyalty => return None,
+            // Read from the referral tables (`touchpoint referrals report`).
+            Kind::Referrals => return None,
         })
     }
 }
@@ -253,6 +259,11 @@ pub async fn run(args: ReportArgs, database: &str, settings: &Settings) -> Resul
     if args.kind == Kind::Loyalty {
         let r =
             crate::loyalty_cmd::report(&store, args.output == ReportOutput::Json, settings).await;
+        store.close().await;
+        return r;
+    }
+    if args.kind == Kind::Referrals {
+        let r = crate::referrals_cmd::report(&store, args.output == ReportOutput::Json).await;
         store.close().await;
         return r;
     }

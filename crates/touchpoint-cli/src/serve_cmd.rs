@@ -109,6 +109,7 @@ pub async fn run(args: ServeArgs, database: &str, settings: &Settings) -> Result
     );
     let expiry = crate::loyalty_cmd::spawn_expiry_job(store.clone());
     let sweep = crate::rewards_cmd::spawn_sweep_job(store.clone());
+    let referral_grants = crate::loyalty_cmd::spawn_referral_grant_job(store.clone());
     let scheduler = if args.campaigns_interval > 0 {
         let delivery = args.delivery.settings(None)?;
         eprintln!(
@@ -129,6 +130,7 @@ pub async fn run(args: ServeArgs, database: &str, settings: &Settings) -> Result
         .await?;
     expiry.abort();
     sweep.abort();
+    referral_grants.abort();
     if let Some(s) = scheduler {
         s.abort();
     }

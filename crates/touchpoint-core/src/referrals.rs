@@ -104,6 +104,10 @@ pub struct ReferralProgram {
     /// Business time zone for the cap's months.
     #[serde(default = "default_tz")]
     pub timezone: String,
+    /// The start of every invite link (`https://brand.example/r/`): a
+    /// member's link is this followed by their code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_base: Option<String>,
 }
 
 fn default_tz() -> String {
@@ -132,7 +136,22 @@ impl ReferralProgram {
             ));
         }
         p.tz()?;
+        if let Some(b) = &p.link_base {
+            let ok = (b.starts_with("https://") || b.starts_with("http://"))
+                && b.len() <= 200
+                && !b.chars().any(|c| c.is_whitespace() || c.is_control());
+            if !ok {
+                return Err(ReferralProgramError::Invalid(format!(
+                    "link_base {b:?}: expected an http(s) URL without spaces, such as \"https://brand.example/r/\""
+                )));
+            }
+        }
         Ok(p)
+    }
+
+    /// The invite link of `code` (None without `link_base`).
+    pub fn link(&self, code: &str) -> Option<String> {
+        self.link_base.as_ref().map(|b| format!("{b}{code}"))
     }
 
     /// The business time zone.
@@ -211,5 +230,13 @@ mod tests {
         assert_eq!(p.month_of(at), "2026-02");
         assert!(ReferralProgram::parse("advocate_points = -1").is_err());
         assert!(ReferralProgram::parse("bogus = 1").is_err());
+        assert_eq!(p.link("ABC"), None);
+        let l = ReferralProgram::parse("link_base = \"https://brand.example/r/\"").unwrap();
+        assert_eq!(
+            l.link("7K3M9Q2XH").as_deref(),
+            Some("https://brand.example/r/7K3M9Q2XH")
+        );
+        assert!(ReferralProgram::parse("link_base = \"brand.example/r/\"").is_err());
+        assert!(ReferralProgram::parse("link_base = \"https://a b/\"").is_err());
     }
 }

@@ -98,6 +98,20 @@ pub enum ApiError {
     /// `line`, `column` and `suggestion`.
     #[error("expression {0}")]
     InvalidExpression(touchpoint_core::segments::ParseError),
+    /// No member has this invite code.
+    #[error("{0}")]
+    UnknownInviteCode(String),
+    /// The attribution was refused (recorded with its reason); the body
+    /// adds `reason` and `attribution`.
+    #[error("{message}")]
+    ReferralRefused {
+        /// `self_referral`, `not_new`, `already_attributed`.
+        reason: String,
+        /// What happened.
+        message: String,
+        /// The attribution as recorded.
+        attribution: Box<touchpoint_store::referrals::Attribution>,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -159,6 +173,8 @@ impl ApiError {
             ApiError::InvalidExpression(_) => {
                 ("invalid_expression", StatusCode::UNPROCESSABLE_ENTITY)
             }
+            ApiError::UnknownInviteCode(_) => ("unknown_invite_code", StatusCode::NOT_FOUND),
+            ApiError::ReferralRefused { .. } => ("referral_refused", StatusCode::CONFLICT),
             ApiError::Store(_) | ApiError::Internal(_) => {
                 ("internal", StatusCode::INTERNAL_SERVER_ERROR)
             }
@@ -281,6 +297,12 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         422,
         "the segment expression does not parse; the body adds `line`, `column` (from 1) and `suggestion` (the name probably meant, or null)",
     ),
+    ("unknown_invite_code", 404, "no member has this invite code"),
+    (
+        "referral_refused",
+        409,
+        "the attribution was refused and recorded so: the body adds `reason` (`self_referral`: the friend is the advocate or shares or is linked to one of the advocate's identifiers; `not_new`: the friend was known before; `already_attributed`: the friend came with another code first) and `attribution`",
+    ),
     ("internal", 500, "the server failed; the log has the cause"),
     ("unavailable", 503, "the server is shutting down; retry"),
 ];
@@ -325,6 +347,20 @@ impl IntoResponse for ApiError {
                     "line": e.line,
                     "column": e.col,
                     "suggestion": e.suggestion,
+                })),
+            )
+                .into_response(),
+            ApiError::ReferralRefused {
+                reason,
+                attribution,
+                ..
+            } => (
+                status,
+                axum::Json(serde_json::json!({
+                    "code": code,
+                    "message": message,
+                    "reason": reason,
+                    "attribution": attribution,
                 })),
             )
                 .into_response(),

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod pipeline;
 pub mod promotions_api;
+pub mod referrals_api;
 pub mod rewards_api;
 pub mod routes;
 pub mod segment;

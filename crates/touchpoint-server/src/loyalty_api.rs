@@ -475,6 +475,8 @@ struct ClaimIn {
     email: Option<String>,
     #[serde(default)]
     wechat_unionid: Option<String>,
+    #[serde(default)]
+    referral_code: Option<String>,
 }
 
 async fn claim(
@@ -514,6 +516,30 @@ async fn claim(
             ))
         }
     };
+    // An invite code the person came with: checked before anything is
+    // written (a bad code is the request's error); a refusal is not.
+    let referral_code = match input.referral_code.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(c) => {
+            let code = touchpoint_core::referrals::check_invite_code(c).map_err(|e| {
+                bad(format!(
+                    "referral_code {c:?}: {e}; expected the invite code of the member who invited them"
+                ))
+            })?;
+            if state
+                .store
+                .referral_code_owner(&code)
+                .await
+                .map_err(err)?
+                .is_none()
+            {
+                return Err(ApiError::UnknownInviteCode(format!(
+                    "referral_code {code}: no member has this invite code"
+                )));
+            }
+            Some(code)
+        }
+    };
     let ip = addr.ip().to_string();
     let subjects = ledger::claim_subjects(&person.subject(), Some(&ip));
     let hash = ledger::precheck_claim(&state.store, &input.code, &subjects)
@@ -523,7 +549,7 @@ async fn claim(
     let response = match &person {
         ClaimPerson::Member(_) => {
             let mut uow = state.store.unit_of_work().await?;
-            let c = ledger::claim_for(&mut uow, None, &hash, &person)
+            let c = ledger::claim_for(&mut uow, None, &hash, &person, referral_code.as_deref())
                 .await
                 .map_err(err)?;
             idem.commit(uow, StatusCode::OK, claim_body(&c)).await?
@@ -533,9 +559,15 @@ async fn claim(
             // of work, under the writer lock.
             let mut writer = state.writer.lock().await;
             let mut uow = state.store.unit_of_work().await?;
-            let c = ledger::claim_for(&mut uow, Some(&mut *writer), &hash, &person)
-                .await
-                .map_err(err)?;
+            let c = ledger::claim_for(
+                &mut uow,
+                Some(&mut *writer),
+                &hash,
+                &person,
+                referral_code.as_deref(),
+            )
+            .await
+            .map_err(err)?;
             let r = idem.commit(uow, StatusCode::OK, claim_body(&c)).await?;
             drop(writer);
             r
@@ -551,6 +583,7 @@ fn claim_body(c: &ledger::Claimed) -> String {
         "available": c.available,
         "member_id": format!("M-{}", c.member_id),
         "batch_id": c.batch_id,
+        "referral": c.referral,
     });
     v.to_string()
 }

@@ -221,7 +221,7 @@ async fn apply_effects(
     for p in todo {
         match &p.action {
             Action::None => {}
-            Action::Identify(list, profile) => {
+            Action::Identify(list, profile, referral) => {
                 flush_orders(uow, w, metrics, &mut orders).await?;
                 if !list.is_empty() {
                     ids.push(Identify {
@@ -231,6 +231,7 @@ async fn apply_effects(
                         },
                         identifiers: list.clone(),
                         profile: profile.as_deref().cloned(),
+                        referral: referral.as_ref().map(|c| (c.clone(), p.event.occurred_at)),
                     });
                 }
             }

@@ -108,6 +108,7 @@ pub fn all() -> Vec<Route> {
     v.extend(crate::api::routes());
     v.extend(crate::loyalty_api::routes());
     v.extend(crate::rewards_api::routes());
+    v.extend(crate::referrals_api::routes());
     v.extend(crate::promotions_api::routes());
     v.extend(crate::acquisition_api::routes());
     v.extend(crate::segments_api::routes());

@@ -25,8 +25,10 @@ pub enum Action {
     None,
     /// Join these identifiers (identify, alias, and any event with both a
     /// userId and an anonymousId), and for an `identify` with profile traits
-    /// apply them to the member's profile in the same unit of work.
-    Identify(Vec<Identifier>, Option<Box<ProfileChange>>),
+    /// apply them to the member's profile in the same unit of work; an
+    /// invite code in the `referral_code` trait attributes the member to it
+    /// in that unit of work too.
+    Identify(Vec<Identifier>, Option<Box<ProfileChange>>, Option<String>),
     /// Write this order (`Order Completed`).
     OrderCompleted(Box<OrderRecord>),
     /// Mark an order refunded (`Order Refunded`); `None` means in full.
@@ -169,6 +171,16 @@ pub fn profile_traits(
     change.at = Some(occurred.timestamp_millis());
     change.attributes = attributes;
     Some(change)
+}
+
+/// The `referral_code` trait (`traits` or `context.traits`) when it is an
+/// invite code (canonical form); anything else is left out (lenient
+/// reading, as for the profile traits: the event is stored all the same).
+pub fn referral_trait(ev: &Map<String, Value>) -> Option<String> {
+    let context = obj(ev, "context");
+    let t = obj(ev, "traits").or_else(|| context.and_then(|c| obj(c, "traits")))?;
+    let code = trait_text(t.get("referral_code"))?;
+    touchpoint_core::referrals::check_invite_code(&code).ok()
 }
 
 /// Identifiers in traits and `context.externalIds`.
@@ -349,7 +361,7 @@ pub fn prepare(mut ev: Map<String, Value>, kind: Option<&str>, cx: &RequestCx<'_
     // Any event that carries both ids says they are the same person (Segment
     // links userId and anonymousId on every call, not only on identify).
     let link = match (&member_no, &anon_key) {
-        (Some(m), Some(a)) => Action::Identify(vec![m.clone(), a.clone()], None),
+        (Some(m), Some(a)) => Action::Identify(vec![m.clone(), a.clone()], None, None),
         _ => Action::None,
     };
     let action = match kind.as_str() {
@@ -367,7 +379,7 @@ pub fn prepare(mut ev: Map<String, Value>, kind: Option<&str>, cx: &RequestCx<'_
                 push_unique(&mut ids, i);
             }
             let profile = profile_traits(&ev, occurred, &message_id).map(Box::new);
-            Action::Identify(ids, profile)
+            Action::Identify(ids, profile, referral_trait(&ev))
         }
         "alias" => {
             let mut ids = Vec::new();
@@ -380,7 +392,7 @@ pub fn prepare(mut ev: Map<String, Value>, kind: Option<&str>, cx: &RequestCx<'_
             if let Some(m) = &member_no {
                 push_unique(&mut ids, m.clone());
             }
-            Action::Identify(ids, None)
+            Action::Identify(ids, None, None)
         }
         "track" => {
             let event_name = name.as_deref().unwrap_or("").to_ascii_lowercase();

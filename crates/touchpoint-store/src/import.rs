@@ -512,6 +512,9 @@ pub struct Identify {
     pub identifiers: Vec<Identifier>,
     /// What its traits change in the member's profile.
     pub profile: Option<crate::profiles::ProfileChange>,
+    /// The invite code of its `referral_code` trait, with the event's time
+    /// (UTC ms): the member is attributed to it in the same unit of work.
+    pub referral: Option<(String, i64)>,
 }
 
 /// The identity-aware writer behind every path that adds orders or identities
@@ -590,6 +593,11 @@ impl Writer {
             })
             .collect();
         let now = uow.now();
+        uow.new_identifiers
+            .extend(ops.iter().filter_map(|o| match o {
+                IdentityOp::NewIdentifier { id, .. } => Some(*id),
+                _ => None,
+            }));
         writes::apply_identity_ops(&mut uow.conn(), ops, now).await?;
         crate::loyalty::on_merges(uow, &merges).await?;
         // A new random version: a writer whose unit of work is rolled back
@@ -660,6 +668,12 @@ impl Writer {
         for (r, m) in records.iter().zip(&members) {
             if let (Some(change), Some(m)) = (&r.profile, m) {
                 let done = crate::profiles::apply_in(uow, *m, change).await;
+                self.guard(done)?;
+            }
+            if let (Some((code, at)), Some(m)) = (&r.referral, m) {
+                let done =
+                    crate::referrals::attribute_carried_in(uow, m.get(), code, "identify", *at)
+                        .await;
                 self.guard(done)?;
             }
         }
@@ -765,6 +779,7 @@ impl Writer {
         }
         crate::loyalty::on_orders(uow, &written.changes).await?;
         crate::coupons::on_orders(uow, &written.changes).await?;
+        crate::referrals::on_orders(uow, &written.changes).await?;
         for c in &written.changes {
             uow.emit(order_event(c));
         }

@@ -129,6 +129,9 @@ pub struct Claimed {
     pub available: i64,
     /// The batch.
     pub batch_id: i64,
+    /// The referral the claim carried (`referral_code`), accepted or
+    /// refused (see docs/rewards.md, Referrals).
+    pub referral: Option<crate::referrals::Attribution>,
 }
 
 /// A new batch of codes.
@@ -1528,6 +1531,7 @@ pub async fn claim_in(
         points,
         available,
         batch_id: batch,
+        referral: None,
     })
 }
 
@@ -1558,12 +1562,16 @@ impl ClaimPerson {
 /// so an unknown person becomes a member), then the code claimed for them.
 /// The one claim path: `POST /api/loyalty/codes/claim` and the demo call
 /// it. `writer` is needed only for an identifier (hold the server's writer
-/// lock for it: identity changes are serialised there).
+/// lock for it: identity changes are serialised there). A `referral_code`
+/// attributes the person to that invite code in the same unit of work (a
+/// refusal is recorded and the claim goes through; an unknown code is
+/// `NotFound` and nothing is claimed).
 pub async fn claim_for(
     uow: &mut UnitOfWork,
     writer: Option<&mut crate::import::Writer>,
     hash: &[u8],
     person: &ClaimPerson,
+    referral_code: Option<&str>,
 ) -> Result<Claimed, StoreError> {
     let member = match person {
         ClaimPerson::Member(m) => *m,
@@ -1589,7 +1597,21 @@ pub async fn claim_for(
                 .get()
         }
     };
-    claim_in(uow, hash, member).await
+    let mut claimed = claim_in(uow, hash, member).await?;
+    if let Some(code) = referral_code {
+        let at = uow.now();
+        claimed.referral = Some(
+            crate::referrals::attribute_in(
+                uow,
+                member,
+                code,
+                "claim",
+                crate::referrals::Came::WithRecord { at },
+            )
+            .await?,
+        );
+    }
+    Ok(claimed)
 }
 
 impl Store {
@@ -1751,7 +1773,7 @@ impl Store {
         let subjects = claim_subjects(&person.subject(), ip);
         let hash = precheck_claim(self, code, &subjects).await?;
         let mut uow = self.unit_of_work().await?;
-        let c = claim_for(&mut uow, Some(writer), &hash, person).await?;
+        let c = claim_for(&mut uow, Some(writer), &hash, person, None).await?;
         uow.commit().await?;
         Ok(c)
     }

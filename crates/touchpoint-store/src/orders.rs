@@ -320,6 +320,7 @@ pub(crate) async fn order_record_on(
         campaign,
         source_line: 0,
         coupon_codes: Vec::new(),
+        referral_code: None,
     }))
 }
 

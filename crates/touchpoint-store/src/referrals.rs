@@ -55,6 +55,9 @@ pub struct ReferralView {
     pub member_id: i64,
     /// Their invite code (None until created).
     pub code: Option<String>,
+    /// Their invite link: the settings' `link_base` followed by the code
+    /// (None without a code or a `link_base`).
+    pub link: Option<String>,
     /// Who referred them.
     pub referred_by: Option<Attribution>,
     /// Friends they referred.
@@ -122,10 +125,15 @@ pub struct ReferralReport {
     pub referred_members: i64,
     /// Their paid revenue net of discounts and refunds, minor units.
     pub referred_revenue: i64,
+    /// Revenue per referred member, minor units (rounded down; 0 without
+    /// referred members).
+    pub referred_mean_revenue: i64,
     /// All other members.
     pub other_members: i64,
     /// Their paid revenue, minor units.
     pub other_revenue: i64,
+    /// Revenue per other member, minor units.
+    pub other_mean_revenue: i64,
     /// Mean 12-month CLV of referred members with a prediction (currency
     /// units; None without predictions).
     pub referred_mean_clv: Option<f64>,
@@ -206,32 +214,41 @@ pub async fn code_in(conn: &mut Conn<'_>, member: i64, now: i64) -> Result<Strin
     )))
 }
 
-/// Attribute `friend` to the owner of `code` in the caller's unit of work,
-/// once per friend: a second attribution returns the first one. The friend
-/// must be new (no identifier created and no order placed before the code
-/// was issued) and not the advocate (same member, or an identifier linked
-/// to one of the advocate's); otherwise the attribution is recorded
-/// `refused` with its reason.
-pub async fn attribute_in(
-    uow: &mut UnitOfWork,
-    friend: i64,
-    code: &str,
-    source: &str,
-) -> Result<Attribution, StoreError> {
-    let now = uow.now();
+/// How the friend came with the invite code: what "new" is measured
+/// against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Came {
+    /// With a record written in this unit of work (an `identify` call, a
+    /// packaging-code claim, an imported order), the record's time being
+    /// `at` (UTC ms). The friend is new when every identifier of theirs was
+    /// created in this unit of work and no order of theirs is older than
+    /// `at`.
+    WithRecord {
+        /// The record's time, UTC ms.
+        at: i64,
+    },
+    /// By hand (`touchpoint referrals attribute`, `POST
+    /// /api/referrals/attribute`): an operator states that the person came
+    /// with the code when they first became known. The friend is new when no
+    /// order of theirs is older than their first identifier.
+    ByHand,
+}
+
+/// The owner of an invite code (followed to the survivor of a merge) and
+/// the canonical code; `NotFound` for an unknown code, `InvalidInput` for
+/// one that is not a code.
+pub async fn code_owner(conn: &mut Conn<'_>, code: &str) -> Result<(i64, String), StoreError> {
     let code = check_invite_code(code).map_err(|e| StoreError::InvalidInput(e.to_string()))?;
-    let mut c = uow.conn();
-    live_member(&mut c, friend).await?;
-    let (advocate, issued_at) = c
+    let advocate = conn
         .fetch_opt(
-            "SELECT member_id, created_at FROM referral_codes WHERE code = $1",
+            "SELECT member_id FROM referral_codes WHERE code = $1",
             &[code.clone().into()],
-            |r| Ok((r.i64(0)?, r.i64(1)?)),
+            |r| r.i64(0),
         )
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("no invite code {code}")))?;
     // The advocate may have been merged since: follow to the survivor.
-    let advocate = c
+    let advocate = conn
         .fetch_opt(
             "SELECT COALESCE(merged_into, id) FROM members WHERE id = $1",
             &[advocate.into()],
@@ -239,6 +256,39 @@ pub async fn attribute_in(
         )
         .await?
         .unwrap_or(advocate);
+    Ok((advocate, code))
+}
+
+/// Attribute `friend` to the owner of `code` in the caller's unit of work
+/// (the one that writes the record carrying the code), once per friend: a
+/// second attribution returns the first one. The friend must not be the
+/// advocate (same member, or an identifier linked to one of the
+/// advocate's) and must be new (see [`Came`]); otherwise the attribution is
+/// recorded `refused` with its reason, and the caller's record is written
+/// all the same. An unknown code is `NotFound`, a malformed one
+/// `InvalidInput` (nothing is recorded).
+pub async fn attribute_in(
+    uow: &mut UnitOfWork,
+    friend: i64,
+    code: &str,
+    source: &str,
+    came: Came,
+) -> Result<Attribution, StoreError> {
+    let now = uow.now();
+    let new_identifiers: Vec<i64> = uow.new_identifiers.iter().copied().collect();
+    let mut c = uow.conn();
+    live_member(&mut c, friend).await?;
+    let (advocate, code) = code_owner(&mut c, code).await?;
+    if let Some(a) = c
+        .fetch_opt(
+            &format!("SELECT {ATTR_COLS} FROM referral_attributions WHERE friend_id = $1"),
+            &[friend.into()],
+            attr_of,
+        )
+        .await?
+    {
+        return Ok(a);
+    }
     let self_ref = advocate == friend
         || c.fetch_opt(
             "SELECT CAST(1 AS BIGINT) FROM identifier_links l \
@@ -259,15 +309,34 @@ pub async fn attribute_in(
         )
         .await?
         .is_some();
-    let not_new = !self_ref
-        && c.fetch_opt(
-            "SELECT CAST(1 AS BIGINT) FROM identifiers WHERE member_id = $1 AND created_at < $2 \
-             UNION ALL SELECT CAST(1 AS BIGINT) FROM orders WHERE member_id = $1 AND ordered_at < $2 LIMIT 1",
-            &[friend.into(), issued_at.into()],
-            |r| r.i64(0),
+    let identifiers: Vec<(i64, i64)> = c
+        .fetch(
+            "SELECT id, created_at FROM identifiers WHERE member_id = $1",
+            &[friend.into()],
+            |r| Ok((r.i64(0)?, r.i64(1)?)),
         )
-        .await?
-        .is_some();
+        .await?;
+    let (known_identifier, orders_before) = match came {
+        Came::WithRecord { at } => (
+            identifiers
+                .iter()
+                .any(|(id, _)| !new_identifiers.contains(id)),
+            at,
+        ),
+        Came::ByHand => (
+            false,
+            identifiers.iter().map(|(_, t)| *t).min().unwrap_or(now),
+        ),
+    };
+    let not_new = !self_ref
+        && (known_identifier
+            || c.fetch_opt(
+                "SELECT CAST(1 AS BIGINT) FROM orders WHERE member_id = $1 AND ordered_at < $2 LIMIT 1",
+                &[friend.into(), orders_before.into()],
+                |r| r.i64(0),
+            )
+            .await?
+            .is_some());
     let reason = if self_ref {
         Some(RefusalReason::SelfReferral)
     } else if not_new {
@@ -301,6 +370,39 @@ pub async fn attribute_in(
     )
     .await?
     .ok_or_else(|| StoreError::Corrupt("attribution just written is missing".into()))
+}
+
+/// A door's attribution: [`attribute_in`] for the code a record carried,
+/// where an unknown code is no error of the record (None). Used by the
+/// `identify` trait, the order import column and the code claim.
+pub async fn attribute_carried_in(
+    uow: &mut UnitOfWork,
+    friend: i64,
+    code: &str,
+    source: &str,
+    at: i64,
+) -> Result<Option<Attribution>, StoreError> {
+    match attribute_in(uow, friend, code, source, Came::WithRecord { at }).await {
+        Ok(a) => Ok(Some(a)),
+        Err(StoreError::NotFound(_) | StoreError::InvalidInput(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The in-transaction handler of order writes: an order that carries an
+/// invite code (the canonical `referral_code` column) attributes its member
+/// to it, in the unit of work that writes the order.
+pub(crate) async fn on_orders(
+    uow: &mut UnitOfWork,
+    changes: &[crate::writes::OrderChange],
+) -> Result<(), StoreError> {
+    for ch in changes {
+        if let Some(code) = &ch.record.referral_code {
+            let at = ch.record.ordered_at.timestamp_millis();
+            attribute_carried_in(uow, ch.member_id, code, "import", at).await?;
+        }
+    }
+    Ok(())
 }
 
 impl Store {
@@ -350,7 +452,19 @@ impl Store {
         Ok(code)
     }
 
-    /// Attribute `friend` to `code` (see [`attribute_in`]).
+    /// The member owning an invite code (None when no member has it;
+    /// `InvalidInput` when it is not a code).
+    pub async fn referral_code_owner(&self, code: &str) -> Result<Option<i64>, StoreError> {
+        let mut h = self.acquire().await?;
+        match code_owner(&mut h.conn(), code).await {
+            Ok((m, _)) => Ok(Some(m)),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Attribute `friend` to `code` by hand (see [`attribute_in`],
+    /// [`Came::ByHand`]).
     pub async fn referral_attribute(
         &self,
         friend: i64,
@@ -358,7 +472,7 @@ impl Store {
         source: &str,
     ) -> Result<Attribution, StoreError> {
         let mut uow = self.unit_of_work().await?;
-        let a = attribute_in(&mut uow, friend, code, source).await?;
+        let a = attribute_in(&mut uow, friend, code, source, Came::ByHand).await?;
         uow.commit().await?;
         Ok(a)
     }
@@ -408,9 +522,14 @@ impl Store {
                 },
             )
             .await?;
+        let link = match (&code, current_referral_program(&mut c).await?) {
+            (Some(code), Some(pv)) => pv.program.link(code),
+            _ => None,
+        };
         Ok(ReferralView {
             member_id: member,
             code,
+            link,
             referred_by,
             friends,
             rewards,
@@ -583,14 +702,17 @@ impl Store {
                 |x| Ok((x.i64(0)?, x.i64(1)?, x.i64(2)?, x.opt_f64(3)?)),
             )
             .await?;
+        let mean = |revenue: i64, n: i64| if n > 0 { revenue / n } else { 0 };
         for (referred, n, revenue, clv) in groups {
             if referred == 1 {
                 r.referred_members = n;
                 r.referred_revenue = revenue;
+                r.referred_mean_revenue = mean(revenue, n);
                 r.referred_mean_clv = clv;
             } else {
                 r.other_members = n;
                 r.other_revenue = revenue;
+                r.other_mean_revenue = mean(revenue, n);
                 r.other_mean_clv = clv;
             }
         }

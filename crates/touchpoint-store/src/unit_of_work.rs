@@ -35,6 +35,10 @@ pub struct UnitOfWork {
     pub(crate) identity_version: Option<i64>,
     /// The fact sequence number taken by this transaction, once taken.
     pub(crate) fact_seq: Option<i64>,
+    /// Identifiers created in this transaction (the referral rule: a friend
+    /// is new when every identifier of theirs was created in the unit of
+    /// work that carries the invite code).
+    pub(crate) new_identifiers: std::collections::HashSet<i64>,
 }
 
 /// What a committed unit of work recorded.
@@ -57,6 +61,7 @@ impl Store {
             now: now_ms(),
             identity_version: None,
             fact_seq: None,
+            new_identifiers: std::collections::HashSet::new(),
         })
     }
 }

@@ -425,6 +425,10 @@ pub(crate) fn content_hash(r: &OrderRecord) -> i64 {
     for code in &r.coupon_codes {
         h.bytes(code.as_bytes());
     }
+    if let Some(code) = &r.referral_code {
+        h.bytes(b"referral");
+        h.bytes(code.as_bytes());
+    }
     h.0 as i64
 }
 

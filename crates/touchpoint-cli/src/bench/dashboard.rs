@@ -284,6 +284,7 @@ async fn write_one_order(store: &Store) -> Result<()> {
         campaign: None,
         source_line: 0,
         coupon_codes: Vec::new(),
+        referral_code: None,
     };
     touchpoint_store::import::Writer::new(IdentityConfig::default())
         .write_orders(store, &[order])

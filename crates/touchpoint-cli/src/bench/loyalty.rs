@@ -224,6 +224,7 @@ pub(super) fn seed_order(
         refunded: Money::from_minor(0),
         campaign: None,
         coupon_codes: Vec::new(),
+        referral_code: None,
         customer: Customer {
             identifiers: vec![Identifier::from_stored(
                 IdentifierKind::MemberNo,

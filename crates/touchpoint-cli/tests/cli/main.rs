@@ -53,9 +53,36 @@ fn demo_builds_a_brand_and_members_can_be_looked_up() {
         assert!(t.contains(channel), "{channel} missing: {t}");
         assert!(dir.path().join("files").read_dir().unwrap().count() >= 5);
     }
+    // The mall, a coupon in use and a referral chain, granted.
+    assert!(
+        t.contains("mall: reward") && t.contains("granted now: 2 qualified"),
+        "{t}"
+    );
+    assert!(
+        t.contains("report referrals: 2 codes, 2 attributed, 2 qualified"),
+        "{t}"
+    );
     let out = touchpoint(&db, &["members", "show", "M-1"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("identifiers:"));
+    let m = text(&out);
+    assert!(m.contains("identifiers:"));
+    // Member 360: coupons (one used on the demo order) and the referral.
+    assert!(m.contains("redeemed (1 of 1 uses)"), "{m}");
+    assert!(
+        m.contains("referral code: ") && m.contains("friends referred: 1"),
+        "{m}"
+    );
+    let out = touchpoint(&db, &["members", "show", "M-1", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["referral"]["friends"].as_array().map(Vec::len),
+        Some(1),
+        "{v}"
+    );
+    assert!(
+        v["coupons"].as_array().is_some_and(|c| !c.is_empty()),
+        "{v}"
+    );
     let out = touchpoint(&db, &["members", "list", "--limit", "5", "-o", "json"]);
     let page: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(page["members"].as_array().unwrap().len(), 5);
@@ -1339,6 +1366,17 @@ fn referrals_from_the_command_line_code_attribute_grant_and_report() {
     assert_eq!(grant()["qualified"], 0, "a second run grants nothing");
     let out = touchpoint(&db, &["referrals", "report", "-o", "json"]);
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The issue's name: one code path, the same JSON.
+    let out = touchpoint(&db, &["report", "referrals", "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let same: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(same, r);
+    let out = touchpoint(&db, &["report", "referrals"]);
+    assert!(
+        text(&out).contains("friends qualified     1"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(
         (
             r["attributed"].as_i64(),
@@ -1376,4 +1414,104 @@ fn a_bad_as_of_is_refused_once_with_the_accepted_forms() {
         t.contains("--as-of \"2026-13-01\"") && t.contains("YYYY-MM-DD") && !t.contains("--now"),
         "{t}"
     );
+}
+
+/// `touchpoint serve` runs the referral grant (once at start, then daily):
+/// a friend whose first order is past the return window qualifies without
+/// `referrals grant`. The wait is a safety limit, not a timed assertion.
+#[test]
+fn serve_runs_the_referral_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let f = dir.path().join("o.csv");
+    std::fs::write(
+        &f,
+        "order_id,ordered_at,sku,quantity,unit_price,member_no\n\
+         A1,2025-03-01 10:00:00,S1,1,10.00,ADV\n",
+    )
+    .unwrap();
+    let import = |f: &Path| {
+        let out = touchpoint(
+            &db,
+            &[
+                "import",
+                "orders",
+                &f.display().to_string(),
+                "--format",
+                "canonical",
+                "--channel",
+                "pos",
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    import(&f);
+    let settings = dir.path().join("r.toml");
+    std::fs::write(
+        &settings,
+        "advocate_points = 500\nfriend_points = 200\nreturn_window_days = 7\n",
+    )
+    .unwrap();
+    let out = touchpoint(
+        &db,
+        &[
+            "referrals",
+            "program",
+            "set",
+            &settings.display().to_string(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let code = String::from_utf8_lossy(&touchpoint(&db, &["referrals", "code", "M-1"]).stdout)
+        .trim()
+        .to_string();
+    // A new person whose first order, 30 days ago, carries the code.
+    let day = (chrono::Utc::now() - chrono::Duration::days(30)).format("%Y-%m-%d");
+    let g = dir.path().join("f.csv");
+    std::fs::write(
+        &g,
+        format!(
+            "order_id,ordered_at,sku,quantity,unit_price,member_no,referral_code\n\
+             F1,{day} 10:00:00,S1,1,10.00,FRIEND,{code}\n"
+        ),
+    )
+    .unwrap();
+    import(&g);
+    let out = touchpoint(&db, &["referrals", "show", "M-2", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["referred_by"]["state"], "attributed", "{v}");
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_touchpoint"))
+        .arg("--database")
+        .arg(format!("sqlite://{}", db.display()))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--campaigns-interval",
+            "0",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start serve");
+    let mut state = String::new();
+    for _ in 0..120 {
+        let out = touchpoint(&db, &["referrals", "show", "M-2", "-o", "json"]);
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
+            state = v["referred_by"]["state"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if state == "qualified" {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert_eq!(state, "qualified");
+    let out = touchpoint(&db, &["loyalty", "balance", "M-1", "-o", "json"]);
+    let b: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(b["available"], 500, "{b}");
 }

@@ -29,7 +29,7 @@ pub const IDENTIFIER_COLUMNS: [&str; 5] = [
 ];
 
 /// Optional columns.
-pub const OPTIONAL_COLUMNS: [&str; 17] = [
+pub const OPTIONAL_COLUMNS: [&str; 18] = [
     "channel",
     "status",
     "paid_at",
@@ -47,6 +47,7 @@ pub const OPTIONAL_COLUMNS: [&str; 17] = [
     "region",
     "coupon",
     "campaign",
+    "referral_code",
 ];
 
 /// The accepted forms of `ordered_at` / `paid_at`.
@@ -451,6 +452,23 @@ fn build(group: Vec<CRow>, opts: &ReadOptions) -> Result<OrderRecord, Rejected> 
             );
         }
     }
+    let referral_code =
+        first
+            .get("referral_code")
+            .and_then(|v| match crate::referrals::check_invite_code(v) {
+                Ok(c) => Some(c),
+                Err(err) => {
+                    e.push(
+                        "referral_code",
+                        v,
+                        format!(
+                            "expected an invite code of {} characters such as 7K3M9Q2XH ({err})",
+                            crate::referrals::INVITE_LEN
+                        ),
+                    );
+                    None
+                }
+            });
     if usable {
         errors.append(&mut e.list);
     }
@@ -584,6 +602,7 @@ fn build(group: Vec<CRow>, opts: &ReadOptions) -> Result<OrderRecord, Rejected> 
                     .get("coupon")
                     .map(crate::coupons::parse_codes)
                     .unwrap_or_default(),
+                referral_code,
             };
             if refunded.is_none() && status == OrderStatus::Refunded {
                 order.refunded = order.gross_amount();

@@ -177,6 +177,10 @@ pub struct OrderRecord {
     /// Coupon codes the order used (canonical `coupon`, Shopify `Discount
     /// Code`, the API's and Segment's `coupon`), normalised upper case.
     pub coupon_codes: Vec<String>,
+    /// The invite code the buyer came with (canonical `referral_code`
+    /// column), canonical form: the order's member is attributed to it in
+    /// the unit of work that writes the order (docs/rewards.md, Referrals).
+    pub referral_code: Option<String>,
 }
 
 impl OrderRecord {

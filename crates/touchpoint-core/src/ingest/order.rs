@@ -461,6 +461,7 @@ pub fn normalise_order(
         campaign: None,
         source_line: 0,
         coupon_codes,
+        referral_code: None,
     })
 }
 

@@ -428,6 +428,7 @@ impl ShopifyReader<'_> {
             coupon_codes: field(first, c.discount_code)
                 .map(crate::coupons::parse_codes)
                 .unwrap_or_default(),
+            referral_code: None,
         };
         if status == OrderStatus::Refunded && order.refunded == Money::ZERO {
             order.refunded = order.gross_amount();

@@ -380,6 +380,7 @@ impl TaobaoReader<'_> {
             campaign: None,
             source_line: row.line,
             coupon_codes: Vec::new(),
+            referral_code: None,
         })
     }
 }

@@ -54,8 +54,8 @@ pub(crate) fn routes() -> Vec<Route> {
                 method: "get",
                 path: "/api/members/{id}",
                 tag: "members",
-                summary: "Member 360: identifiers, channels, orders, recent events, merge history, CLV predictions",
-                description: "A retired id (merged into another) answers the member it was merged into, with requested_id set. `predictions` lists the CLV predictions stored by `touchpoint clv predict`, one per model (empty before the first run).",
+                summary: "Member 360: identifiers, channels, orders, recent events, merge history, CLV predictions, points, coupons, referral",
+                description: "A retired id (merged into another) answers the member it was merged into, with requested_id set. `predictions` lists the CLV predictions stored by `touchpoint clv predict`, one per model (empty before the first run). `coupons` lists the member's coupons (`code, definition_id, state, uses, ...`); `referral` is the body of `GET /api/members/{id}/referral` (`code` is null until one is created).",
                 access: Access::Reader,
                 params: vec![param("id", In::Path, "string", true, "member id, M-123 or 123")],
                 body: None,
@@ -166,6 +166,9 @@ async fn member(
     let redemptions = state.store.member_redemptions(m.id.get()).await?;
     v["coupons"] = serde_json::to_value(coupons).map_err(internal)?;
     v["reward_redemptions"] = serde_json::to_value(redemptions).map_err(internal)?;
+    // Referrals: code and link, who referred them, their friends, rewards.
+    let referral = state.store.referral_view(m.id.get()).await?;
+    v["referral"] = serde_json::to_value(referral).map_err(internal)?;
     Ok(Json(v))
 }
 

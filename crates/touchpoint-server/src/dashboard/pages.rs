@@ -1350,6 +1350,67 @@ pub(crate) async fn member(
         &rows,
     ));
     b.push_str("</div>");
+    // Coupons and referral (member 360).
+    let coupons = store.member_coupons(x.id.get()).await.map_err(err)?;
+    let referral = store.referral_view(x.id.get()).await.map_err(err)?;
+    let rows: Vec<Vec<Cell>> = coupons
+        .iter()
+        .map(|c| {
+            vec![
+                t(&c.code),
+                t(format!("definition {}", c.definition_id)),
+                t(&c.state),
+                t(when(&tz, c.issued_at)),
+            ]
+        })
+        .collect();
+    b.push_str("<div class=\"cols\">");
+    b.push_str(&table(
+        "member-coupons",
+        "Coupons",
+        &["code", "definition", "state", "issued"],
+        &rows,
+    ));
+    let mut rows: Vec<Vec<Cell>> = vec![vec![
+        t("invite code"),
+        t(referral.code.clone().unwrap_or_else(|| "none yet".into())),
+        t(referral.link.clone().unwrap_or_default()),
+    ]];
+    if let Some(a) = &referral.referred_by {
+        rows.push(vec![
+            t("referred by"),
+            t(format!("M-{}", a.advocate_id)),
+            t(format!(
+                "{}{}",
+                a.state,
+                a.reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            )),
+        ]);
+    }
+    for a in &referral.friends {
+        rows.push(vec![
+            t("friend"),
+            t(format!("M-{}", a.friend_id)),
+            t(format!(
+                "{}{}",
+                a.state,
+                a.reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default()
+            )),
+        ]);
+    }
+    b.push_str(&table(
+        "member-referral",
+        "Referral",
+        &["what", "member / code", "state"],
+        &rows,
+    ));
+    b.push_str("</div>");
     // Timeline: orders and tracking events, newest first.
     let mut timeline: Vec<(i64, Vec<Cell>)> = Vec::new();
     for o in &x.orders {

@@ -15,6 +15,7 @@ mod ingest;
 mod loyalty;
 mod openapi;
 mod promotions;
+mod referrals;
 mod reports;
 mod rewards;
 mod segments;

@@ -474,6 +474,7 @@ fn order(member_no: &str, id: &str, gross_minor: i64, refunded: i64) -> OrderRec
         campaign: None,
         source_line: 1,
         coupon_codes: Vec::new(),
+        referral_code: None,
     }
 }
 

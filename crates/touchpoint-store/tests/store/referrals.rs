@@ -157,3 +157,138 @@ async fn concurrent_grants_never_pass_the_cap_and_refunds_do_not_qualify() {
         db.cleanup().await;
     }
 }
+
+/// The import door: a `referral_code` column attributes the order's member
+/// in the order's unit of work; a bad code is a row error naming the line,
+/// the field and the accepted form, and the rest of the file imports; a
+/// member known before the file is refused `not_new` and their order is
+/// imported all the same.
+#[tokio::test]
+async fn import_column_attributes_and_bad_codes_are_row_errors() {
+    for db in backends().await {
+        let s = &db.store;
+        let adv = members(&db, &[("ADV", "2024-06-01"), ("OLD", "2024-06-02")]).await;
+        let (adv, old) = (adv[0], adv[1]);
+        let code = s.referral_code(adv).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let csv = format!(
+            "channel,order_id,ordered_at,status,sku,quantity,unit_price,member_no,referral_code\n\
+             pos,f-1,2030-01-01,paid,S1,1,10.00,NEW1,{code}\n\
+             pos,f-2,2030-01-01,paid,S1,1,10.00,NEW2,NOTACODE\n\
+             pos,f-3,2030-01-02,paid,S1,1,10.00,OLD,{code}\n\
+             pos,f-4,2030-01-02,paid,S1,1,10.00,ADV,{code}\n"
+        );
+        let r = import(
+            s,
+            &write(dir.path(), "ref.csv", csv),
+            InputFormat::Canonical,
+            "pos",
+        )
+        .await;
+        assert_eq!(r.orders.rejected, 1, "{}", db.name);
+        let e = &r.files[0].rejected[0].errors[0];
+        assert_eq!(e.line, 3);
+        assert_eq!(e.column.as_deref(), Some("referral_code"));
+        assert!(e.message.contains("invite code"), "{}", e.message);
+        let new1 = member_of(&db, "NEW1").await;
+        let v = s.referral_view(new1).await.unwrap();
+        let a = v.referred_by.expect("attributed");
+        assert_eq!(
+            (a.advocate_id, a.state.as_str(), a.source.as_str()),
+            (adv, "attributed", "import")
+        );
+        let o = s.referral_view(old).await.unwrap().referred_by.unwrap();
+        assert_eq!(
+            (o.state.as_str(), o.reason.as_deref()),
+            ("refused", Some("not_new"))
+        );
+        assert_eq!(
+            db.scalar("SELECT COUNT(*) FROM orders WHERE order_id IN ('f-3', 'f-4')")
+                .await,
+            2,
+            "a refused attribution never fails the order"
+        );
+        let me = s.referral_view(adv).await.unwrap().referred_by.unwrap();
+        assert_eq!(me.reason.as_deref(), Some("self_referral"));
+        // Re-import: nothing changes.
+        db.cleanup().await;
+    }
+}
+
+/// Regression: "not new" compared identifiers' `created_at` with the code's
+/// issue time, so a member created after the code was issued, but before
+/// coming with it, counted as new. The rule is now measured against the
+/// unit of work that carries the code.
+#[tokio::test]
+async fn member_created_after_the_code_but_before_coming_with_it_is_not_new() {
+    use touchpoint_core::identity::{IdentityConfig, RecordRef};
+    use touchpoint_core::Identifier;
+    use touchpoint_store::import::{Identify, Writer};
+    for db in backends().await {
+        let s = &db.store;
+        let adv = members(&db, &[("ADV", "2024-06-01")]).await[0];
+        let code = s.referral_code(adv).await.unwrap();
+        let mut w = Writer::new(IdentityConfig::default());
+        let rec = |id: &str, no: &str, referral: Option<String>| Identify {
+            record: RecordRef {
+                channel: "web".into(),
+                record_id: id.into(),
+            },
+            identifiers: vec![Identifier::member_no(no).unwrap()],
+            profile: None,
+            referral: referral.map(|c| (c, ms(2030, 1, 1))),
+        };
+        // LATE is created after the code was issued, without it.
+        let mut uow = s.unit_of_work().await.unwrap();
+        let late = w
+            .identify_in(&mut uow, &[rec("e1", "LATE", None)])
+            .await
+            .unwrap()[0]
+            .unwrap()
+            .get();
+        uow.commit().await.unwrap();
+        // Then comes back with the code: not new.
+        let mut uow = s.unit_of_work().await.unwrap();
+        w.identify_in(&mut uow, &[rec("e2", "LATE", Some(code.clone()))])
+            .await
+            .unwrap();
+        uow.commit().await.unwrap();
+        let a = s.referral_view(late).await.unwrap().referred_by.unwrap();
+        assert_eq!(
+            (a.state.as_str(), a.reason.as_deref(), a.source.as_str()),
+            ("refused", Some("not_new"), "identify")
+        );
+        // A person first seen in the identify call that carries the code is new.
+        let mut uow = s.unit_of_work().await.unwrap();
+        let fresh = w
+            .identify_in(&mut uow, &[rec("e3", "FRESH", Some(code.clone()))])
+            .await
+            .unwrap()[0]
+            .unwrap()
+            .get();
+        uow.commit().await.unwrap();
+        let a = s.referral_view(fresh).await.unwrap().referred_by.unwrap();
+        assert_eq!((a.state.as_str(), a.advocate_id), ("attributed", adv));
+        // An unknown code does not fail the identify call.
+        let mut uow = s.unit_of_work().await.unwrap();
+        let bad = touchpoint_core::referrals::invite_code_from_bytes([9, 9, 9, 9, 9]);
+        let m = w
+            .identify_in(&mut uow, &[rec("e4", "OTHER", Some(bad))])
+            .await
+            .unwrap()[0];
+        uow.commit().await.unwrap();
+        assert!(s
+            .referral_view(m.unwrap().get())
+            .await
+            .unwrap()
+            .referred_by
+            .is_none());
+        // The link: link_base followed by the code.
+        s.referral_set_program("link_base = \"https://brand.example/r/\"\n")
+            .await
+            .unwrap();
+        let v = s.referral_view(adv).await.unwrap();
+        assert_eq!(v.link, Some(format!("https://brand.example/r/{code}")));
+        db.cleanup().await;
+    }
+}

@@ -617,6 +617,7 @@ async fn identify_traits_fill_the_profile_in_the_identity_unit_of_work() {
             },
             identifiers: vec![Identifier::member_no(no).unwrap()],
             profile: Some(change.clone()),
+            referral: None,
         };
         // Rolled back: neither the member nor its profile is kept.
         let mut uow = s.unit_of_work().await.unwrap();

@@ -57,6 +57,7 @@ fn order(channel: &str, id: &str, phone: &str, day: i64, price: i64, brand: &str
         campaign: None,
         source_line: 0,
         coupon_codes: Vec::new(),
+        referral_code: None,
     }
 }
 
